@@ -1,0 +1,14 @@
+"""maskvision: self-supervised pretraining of vision transformers by masked image modeling, on transformers.
+
+Importing maskvision registers its configs and models with the transformers Auto classes.
+"""
+
+__version__ = "0.1.0"
+
+from transformers import AutoConfig, AutoModel
+
+# Public names and Auto-class registration, one block per model:
+#     from .configuration.configuration_x import XConfig
+#     from .modeling.modeling_x import XForPreTraining
+#     AutoConfig.register(XConfig.model_type, XConfig)
+#     AutoModel.register(XConfig, XForPreTraining)

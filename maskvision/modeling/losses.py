@@ -1,0 +1,51 @@
+"""Joint-embedding losses. Features are normalised in fp32 with an eps: fp16/bf16 normalisation is a known
+source of NaNs in users' reports.
+
+- `byol_loss`: BYOL (Grill et al. 2020), ``2 - 2 cos(p, z)`` with the target detached.
+- `info_nce_loss`: InfoNCE (van den Oord et al. 2018) as used by MoCo (He et al. 2020; negatives from a
+  queue) and MoCo v3 (Chen et al. 2021; negatives from the batch, keys gathered over all ranks).
+"""
+
+import torch
+import torch.nn.functional as F
+
+from .distributed import all_gather_no_grad, rank_and_world_size
+
+
+def _normalize(features: torch.Tensor) -> torch.Tensor:
+    return F.normalize(features.float(), dim=-1, eps=1e-6)
+
+
+def byol_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``2 - 2 * cos(prediction, target)``; (B, D), (B, D) → scalar in [0, 4]."""
+    cosine = (_normalize(prediction) * _normalize(target.detach())).sum(dim=-1)
+    return (2 - 2 * cosine).mean()
+
+
+def info_nce_loss(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    temperature: float = 0.2,
+    negatives: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of picking each query's own key; query and key (B, D), the key detached.
+
+    With ``negatives`` (K, D) — a MoCo queue — the logits are ``[q·k⁺, q·negatives]`` (B, 1 + K) and the
+    positive is column 0. Without, the other keys of the global batch are the negatives (MoCo v3): keys are
+    gathered from every rank and the positive of query i on rank r is key ``r * B + i``. The loss is not
+    multiplied by ``2 * temperature`` as in MoCo v3's code: scale it where a recipe asks for it.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}.")
+    query, key = _normalize(query), _normalize(key.detach())
+    if negatives is not None:
+        positive = (query * key).sum(dim=-1, keepdim=True)  # (B, 1)
+        negative = query @ _normalize(negatives.detach()).T  # (B, K)
+        logits = torch.cat([positive, negative], dim=1) / temperature
+        labels = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
+    else:
+        keys = all_gather_no_grad(key)  # (world * B, D)
+        rank, _ = rank_and_world_size()
+        logits = query @ keys.T / temperature  # (B, world * B)
+        labels = torch.arange(query.shape[0], device=query.device) + rank * query.shape[0]
+    return F.cross_entropy(logits, labels)

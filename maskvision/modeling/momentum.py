@@ -1,0 +1,74 @@
+"""Momentum (EMA) teachers: the one update rule used by ExtreMA and MoBY.
+
+A teacher is an exponential moving average of a student (MoCo, He et al. 2020; BYOL, Grill et al. 2020):
+``teacher = m * teacher + (1 - m) * student``, applied once per optimizer step, with ``m`` following BYOL's
+cosine schedule from a base value to 1. Models with a teacher subclass `MomentumTeacherMixin` and list their
+(student, teacher) module pairs; `maskvision.training.callbacks.MomentumTeacherCallback` calls
+`update_teacher` after each optimizer step, so gradient accumulation never updates the teacher on a micro-step.
+
+The update walks the two modules' parameters in the same order, so it also holds shard by shard when both are
+wrapped alike (FSDP with ``use_orig_params``): each rank updates the shard it owns.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+
+def cosine_schedule(step: int, total_steps: int, start: float, end: float) -> float:
+    """BYOL's schedule: ``end - (end - start) * (cos(pi * step / total_steps) + 1) / 2``; `start` at step 0."""
+    if total_steps <= 0:
+        return end
+    progress = min(max(step / total_steps, 0.0), 1.0)
+    return end - (end - start) * (math.cos(math.pi * progress) + 1) / 2
+
+
+def _floating_tensors(module: nn.Module) -> list[torch.Tensor]:
+    tensors = [p.data for p in module.parameters()]
+    tensors += [b for b in module.buffers() if b.is_floating_point()]
+    return tensors
+
+
+@torch.no_grad()
+def update_momentum_(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
+    """In place: ``teacher = momentum * teacher + (1 - momentum) * student`` over parameters and float buffers."""
+    teacher_tensors = _floating_tensors(teacher)
+    student_tensors = _floating_tensors(student)
+    if len(teacher_tensors) != len(student_tensors):
+        raise ValueError(
+            f"Teacher has {len(teacher_tensors)} tensors but student has {len(student_tensors)}: "
+            "a momentum teacher must have the student's structure."
+        )
+    torch._foreach_mul_(teacher_tensors, momentum)
+    torch._foreach_add_(teacher_tensors, student_tensors, alpha=1.0 - momentum)
+
+
+@torch.no_grad()
+def copy_student_to_teacher_(teacher: nn.Module, student: nn.Module) -> None:
+    """Start the teacher equal to the student and freeze it (no gradient ever reaches a teacher)."""
+    update_momentum_(teacher, student, 0.0)
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+
+
+class MomentumTeacherMixin:
+    """For models holding EMA teachers: implement `momentum_pairs` as ``[(student_module, teacher_module), ...]``."""
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        raise NotImplementedError
+
+    def init_teachers(self) -> None:
+        for student, teacher in self.momentum_pairs():
+            copy_student_to_teacher_(teacher, student)
+
+    def update_teacher(self, momentum: float) -> None:
+        for student, teacher in self.momentum_pairs():
+            update_momentum_(teacher, student, momentum)
+
+    def train(self, mode: bool = True):
+        # Teachers stay in eval mode (no drop path, no dropout) whatever mode the student is in.
+        super().train(mode)
+        for _, teacher in self.momentum_pairs():
+            teacher.train(False)
+        return self

@@ -1,0 +1,37 @@
+"""The `maskvision` command. Each subcommand lives in its own module with a ``main(argv) -> int``; modules are
+imported only when their command runs, so ``maskvision --help`` stays fast."""
+
+import importlib
+import sys
+
+# name → (module, one-line help). Order is the order of `maskvision --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("maskvision.training.cli.demo", "run the whole pipeline on the embedded demo data"),
+    "pretrain": ("maskvision.training.cli.pretrain", "pretrain an encoder with a method: beit | extrema | moby"),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = [
+        "usage: maskvision <command> [options]   (maskvision <command> --help for a command's options)",
+        "",
+        "Self-supervised pretraining of vision transformers by masked image modeling.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name.ljust(width)}  {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"maskvision: unknown command {name!r}.\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)

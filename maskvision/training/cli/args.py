@@ -1,0 +1,39 @@
+"""Argument parsing for every command: `HfArgumentParser` over dataclasses, from flags, from a YAML/JSON file,
+or from a file followed by flags that override it (``maskvision pretrain beit run.yaml --max_steps 100``)."""
+
+import json
+import os
+
+import yaml
+from transformers import HfArgumentParser
+
+_CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _read_config_file(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Config file {path!r} does not exist.")
+    with open(path, encoding="utf-8") as handle:
+        values = json.load(handle) if path.endswith(".json") else yaml.safe_load(handle)
+    if not isinstance(values, dict):
+        raise ValueError(f"Config file {path!r} must hold a mapping of argument names to values.")
+    return values
+
+
+def parse_arguments(dataclass_types: tuple, argv: list[str], prog: str, description: str | None = None) -> tuple:
+    """Parse ``argv`` into one instance per dataclass; unknown arguments are an error naming them."""
+    parser = HfArgumentParser(dataclass_types, prog=prog, description=description)
+    if argv and argv[0].endswith(_CONFIG_SUFFIXES):
+        values = _read_config_file(argv[0])
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown argument(s) {unknown} in {argv[0]!r}; run `{prog} --help` for the list.")
+        # File values become defaults, then flags on the command line override them. Values that argparse
+        # would have parsed from text (lists, enums) are given as strings so their field types apply.
+        parser.set_defaults(**values)
+        for action in parser._actions:
+            if action.dest in values:
+                action.required = False
+        argv = argv[1:]
+    return parser.parse_args_into_dataclasses(args=argv)

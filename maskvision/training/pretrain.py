@@ -1,0 +1,117 @@
+"""The pretraining run shared by every method: data → collator → `MaskVisionTrainer` → checkpoint → encoder.
+
+A method plugs in through a `PretrainingRecipe` (``maskvision/training/recipes/<method>.py``): its argument
+dataclasses (model/masking arguments, and a `PretrainingArguments` subclass carrying the method's official
+optimisation defaults) and three builders. `run_pretraining` does the rest, the same way for every method:
+
+    dataset rows (PIL images) → recipe collator (views + masks) → model(**batch).loss → Trainer
+    → callbacks (teachers, schedules) → output_dir (checkpoint) → output_dir/encoder (stock transformers)
+"""
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from transformers import TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from .trainer import MaskVisionTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(
+        default="demo",
+        metadata={"help": "Images to pretrain on: 'demo', an image folder, a parquet file or glob, or a Hub dataset."},
+    )
+    split: str = field(default="train", metadata={"help": "Dataset split."})
+    on_bad_image: str = field(
+        default="skip", metadata={"help": "'skip' drops corrupt images with a warning, 'raise' stops on the first."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N images."})
+
+
+@dataclass
+class PretrainingArguments(TrainingArguments):
+    """`TrainingArguments` whose learning rate follows the linear scaling rule unless given explicitly:
+    ``learning_rate = base_learning_rate * effective_batch / lr_reference_batch``."""
+
+    output_dir: str | None = field(default=None, metadata={"help": "Where checkpoints and the encoder go."})
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak learning rate; default: base_learning_rate scaled by batch size."}
+    )
+    base_learning_rate: float = field(default=1.5e-4, metadata={"help": "Learning rate at lr_reference_batch."})
+    lr_reference_batch: int = field(default=256, metadata={"help": "Batch size base_learning_rate is given for."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Collators need the image column."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
+    warmup_steps: float = field(default=0.05, metadata={"help": "Warm-up steps, or a fraction of training if < 1."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "Experiment trackers."})
+
+    def effective_batch_size(self) -> int:
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps * self.world_size
+
+    def resolve_learning_rate(self) -> float:
+        if self.learning_rate is None:
+            self.learning_rate = self.base_learning_rate * self.effective_batch_size() / self.lr_reference_batch
+        return self.learning_rate
+
+
+class PretrainingRecipe:
+    """One method's plug into `run_pretraining`. Subclasses set the three argument types and the builders."""
+
+    name: str
+    model_arguments: type
+    training_arguments: type = PretrainingArguments
+
+    def build_model(self, model_args):
+        raise NotImplementedError
+
+    def build_collator(self, model, model_args):
+        raise NotImplementedError
+
+    def build_callbacks(self, model, model_args) -> list[TrainerCallback]:
+        return []
+
+
+def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> str | None:
+    """A checkpoint path, or 'last' for the newest complete checkpoint in ``output_dir``."""
+    if resume_from_checkpoint in (None, ""):
+        return None
+    if resume_from_checkpoint == "last":
+        checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if checkpoint is None:
+            logger.warning("No checkpoint in %s to resume from: starting from scratch.", output_dir)
+        return checkpoint
+    if not os.path.isdir(resume_from_checkpoint):
+        raise FileNotFoundError(f"--resume_from_checkpoint {resume_from_checkpoint!r} is not a directory.")
+    return resume_from_checkpoint
+
+
+def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_args, training_args):
+    """Train, save the checkpoint to ``output_dir`` and the stock encoder to ``output_dir/encoder``."""
+    from ..data import load_image_dataset
+
+    if not training_args.output_dir:
+        raise ValueError("--output_dir is required.")
+    dataset = load_image_dataset(data_args.dataset, split=data_args.split, on_bad_image=data_args.on_bad_image)
+    if data_args.max_train_samples is not None:
+        dataset = dataset.select(range(min(data_args.max_train_samples, len(dataset))))
+
+    model = recipe.build_model(model_args)
+    trainer = MaskVisionTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=recipe.build_collator(model, model_args),
+        callbacks=recipe.build_callbacks(model, model_args),
+    )
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()
+    if trainer.is_world_process_zero():
+        model.export_encoder(os.path.join(training_args.output_dir, "encoder"))
+    return trainer
