@@ -5,6 +5,7 @@ JSON and writes them to ``benchmarks/results/<benchmark>-<device>.json``. Ratios
 one process: the candidates' repeats are interleaved, so drift of the machine hits all of them alike.
 """
 
+import ctypes
 import json
 import os
 import platform
@@ -60,9 +61,19 @@ def _proc_status_mb(field: str) -> float:
         return next(int(line.split()[1]) / 1024 for line in handle if line.startswith(field))
 
 
+def _release_free_heap() -> None:
+    # Memory freed by earlier calls stays in glibc's heap (and in the resident set) and is reused without raising
+    # the high-water mark: give it back to the OS first, or a warmed-up function measures ~0 MB.
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_memory_mb(function: Callable[[], object]) -> float:
     """Peak memory one call adds: the CUDA allocator's peak on a GPU; on CPU (Linux) the resident-set
-    high-water mark, reset before the call through /proc/self/clear_refs, minus the resident set before it."""
+    high-water mark, reset before the call through /proc/self/clear_refs (after returning freed heap memory to the
+    OS), minus the resident set before it."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
@@ -70,6 +81,7 @@ def peak_memory_mb(function: Callable[[], object]) -> float:
         function()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
+    _release_free_heap()
     with open("/proc/self/clear_refs", "w", encoding="utf-8") as handle:
         handle.write("5")  # resets VmHWM to the current VmRSS
     base = _proc_status_mb("VmRSS")

@@ -12,3 +12,9 @@ from transformers import AutoConfig, AutoModel
 #     from .modeling.modeling_x import XForPreTraining
 #     AutoConfig.register(XConfig.model_type, XConfig)
 #     AutoModel.register(XConfig, XForPreTraining)
+
+from .configuration.configuration_beit_mim import BeitMimConfig
+from .modeling.modeling_beit_mim import BeitMimForPreTraining
+
+AutoConfig.register(BeitMimConfig.model_type, BeitMimConfig)
+AutoModel.register(BeitMimConfig, BeitMimForPreTraining)
