@@ -440,6 +440,10 @@ def test_several_image_columns(load, tmp_path):
     features = Features({"mask": ImageFeature(), "image": ImageFeature()})
     path = write_parquet(tmp_path / "two.parquet", {"mask": image_rows([mask]), "image": image_rows([image])}, features)
     assert load(path)[0]["image"].mode == "RGB"  # the one named image
+    undecoded = Features({"mask": ImageFeature(decode=False), "image": ImageFeature(decode=False)})
+    path = write_parquet(tmp_path / "undecoded.parquet", {"mask": image_rows([mask]), "image": image_rows([image])},
+                         undecoded)
+    assert isinstance(load(path)[0]["image"], Image.Image)  # always PIL on access
     assert load(path, image_column="mask")[0]["image"].mode == "L"
 
     features = Features({"left": ImageFeature(), "right": ImageFeature()})

@@ -43,7 +43,8 @@ def standardize_columns(
         )
 
     dataset = dataset.select_columns([column for column in (image_column, label_column) if column is not None])
-    if not isinstance(dataset.features[image_column], ImageFeature):
+    feature = dataset.features[image_column]
+    if not isinstance(feature, ImageFeature) or not feature.decode:  # PIL images on access
         dataset = dataset.cast_column(image_column, ImageFeature())
     if label_column is not None and _dtype(dataset.features[label_column]) in STRING_DTYPES:
         dataset = dataset.class_encode_column(label_column)
