@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, field
 
 # (name, "module:function") in pipeline order.
-STAGES: list[tuple[str, str]] = []
+STAGES: list[tuple[str, str]] = [
+    ("evaluate", "maskvision.training.cli.evaluate:demo_stage"),  # keep last: k-NN of every exported encoder
+]
 
 
 @dataclass

@@ -1,0 +1,73 @@
+"""Raw-pixel k-NN on CIFAR-10: the floor every pretrained encoder must beat, and the k-NN classifier's speed.
+
+Features are the 32x32x3 pixels flattened (3072 values), through `maskvision.evaluation.knn_evaluate` exactly as
+encoder features go (cosine, k 20 and 200, T 0.07): 50 000 training images as the memory bank, the 10 000 test
+images evaluated; ``quick`` uses 5 000 / 1 000. Cosine similarity depends on where pixel space is centred, so
+three preprocessings are measured (`VARIANTS`).
+
+    python benchmarks/knn_raw_pixels.py [--quick] [--data-dir /work/shared/data/cifar10]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import write_results  # noqa: E402
+from maskvision.evaluation import knn_evaluate  # noqa: E402
+
+DEFAULT_DATA_DIR = os.environ.get("CIFAR10_DIR", "/work/shared/data/cifar10")
+
+
+def _pixels(path: str, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    import datasets
+
+    dataset = datasets.Dataset.from_parquet(path)
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    images = np.stack([np.asarray(image.convert("RGB"), dtype=np.uint8) for image in dataset["image"]])
+    features = torch.from_numpy(images).reshape(len(images), -1).float() / 255.0
+    return features, torch.tensor(dataset["label"], dtype=torch.long)
+
+
+# Pixel preprocessings: as stored ([0, 1]); normalised like an encoder input with mean = std = 0.5 ([-1, 1]);
+# centred by the training set's mean image.
+VARIANTS = ("unit_range", "normalized", "centered")
+
+
+def _variant(name: str, train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if name == "unit_range":
+        return train, test
+    if name == "normalized":
+        return (train - 0.5) / 0.5, (test - 0.5) / 0.5
+    mean = train.mean(dim=0, keepdim=True)
+    return train - mean, test - mean
+
+
+def run(quick: bool = False, data_dir: str = DEFAULT_DATA_DIR) -> dict:
+    train_limit, test_limit = (5000, 1000) if quick else (None, None)
+    train_pixels, train_labels = _pixels(os.path.join(data_dir, "train.parquet"), train_limit)
+    test_pixels, test_labels = _pixels(os.path.join(data_dir, "test.parquet"), test_limit)
+    results = {"train_images": len(train_labels), "test_images": len(test_labels), "feature_dim": train_pixels.shape[1]}
+    for name in VARIANTS:
+        train_features, test_features = _variant(name, train_pixels, test_pixels)
+        start = time.perf_counter()
+        accuracies = knn_evaluate(train_features, train_labels, test_features, test_labels, num_classes=10)
+        seconds = time.perf_counter() - start
+        for k, metrics in accuracies.items():
+            results |= {f"{name}_k{k}_{metric}": round(value, 4) for metric, value in metrics.items()}
+        results[f"{name}_knn_test_images_per_second"] = round(len(test_labels) / seconds, 1)
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    arguments = parser.parse_args()
+    write_results("knn_raw_pixels", run(quick=arguments.quick, data_dir=arguments.data_dir))
