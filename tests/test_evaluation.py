@@ -216,6 +216,8 @@ def test_class_attention_pooling_goes_through_get_image_features():
     torch.testing.assert_close(features[("class_attention", 2)], 2 * features[("mean", 2)])
     with pytest.raises(ValueError, match="last layer only"):
         encoder.check_request(["mean"], [1])
+    with pytest.raises(ValueError, match=r"\[CLS\].*mean or class_attention"):
+        encoder.check_request(["cls"], [-1])
 
 
 def test_feature_cache_hit_and_invalidation(tiny_beit_dir, tmp_path):

@@ -124,9 +124,10 @@ class Encoder:
                     f"has get_image_features(pixel_values, pooling=...)); {self.name} is a "
                     f"{type(self.model).__name__}. Use 'cls' or 'mean'."
                 )
-            if pooling == "cls" and self.is_hierarchical and not self.has_pooling_api:
+            if pooling == "cls" and (self.is_hierarchical or self.has_pooling_api):
                 raise ValueError(
-                    f"pooling='cls' needs an encoder with a [CLS] token; {type(self.model).__name__} has none. Use 'mean'."
+                    f"pooling='cls' needs an encoder with a [CLS] token; {type(self.model).__name__} has none. "
+                    f"Use {'mean or class_attention' if self.has_pooling_api else 'mean'}."
                 )
             for layer in layers:
                 layer = self.resolve_layer(layer)

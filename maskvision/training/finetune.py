@@ -76,6 +76,8 @@ class FinetuneDataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training images."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation images."})
     on_bad_image: str = field(default="skip", metadata={"help": "'skip' or 'raise' on a corrupt image."})
+    image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column (default: found by type)."})
 
 
 @dataclass
@@ -276,13 +278,20 @@ class FinetuneTrainer(MaskVisionTrainer):
         return loss / (num_items_in_batch if num_items_in_batch is not None else labels.shape[0])
 
 
-def _load_splits(data_args: FinetuneDataArguments) -> dict:
+def _load_splits(data_args: FinetuneDataArguments, training_args: FinetuneArguments) -> dict:
     splits = {}
     for role, source, split, limit in (
         ("train", data_args.dataset, data_args.split, data_args.max_train_samples),
         ("eval", data_args.eval_dataset or data_args.dataset, data_args.eval_split, data_args.max_eval_samples),
     ):
-        dataset = load_image_dataset(source, split=split, on_bad_image=data_args.on_bad_image)
+        with training_args.main_process_first(desc=f"loading and checking the {role} images"):
+            dataset = load_image_dataset(
+                source,
+                split=split,
+                on_bad_image=data_args.on_bad_image,
+                image_column=data_args.image_column,
+                label_column=data_args.label_column,
+            )
         splits[role] = dataset.select(range(min(limit, len(dataset)))) if limit is not None else dataset
     return splits
 
@@ -310,7 +319,7 @@ def run_finetuning(
     in ``output_dir/eval_results.json``. Returns the trainer and the final evaluation's metrics."""
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
-    splits = _load_splits(data_args)
+    splits = _load_splits(data_args, training_args)
     names = class_names(splits["train"], splits["eval"], "fine-tuning")
     model, image_processor = load_classifier(
         model_args.model,

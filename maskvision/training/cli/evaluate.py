@@ -48,6 +48,8 @@ class FeatureArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training images."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation images."})
     on_bad_image: str = field(default="skip", metadata={"help": "'skip' or 'raise' on a corrupt image."})
+    image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column (default: found by type)."})
     cache_dir: str | None = field(
         default=None, metadata={"help": "Feature cache directory (default ~/.cache/maskvision/features)."}
     )
@@ -94,10 +96,16 @@ def _parse_layers(values: list[str], num_layers: int) -> list[int]:
     return layers
 
 
-def _load_split(source: str, split: str, max_samples: int | None, on_bad_image: str):
+def _load_split(args: FeatureArguments, source: str, split: str, max_samples: int | None):
     from ...data import load_image_dataset
 
-    dataset = load_image_dataset(source, split=split, on_bad_image=on_bad_image)
+    dataset = load_image_dataset(
+        source,
+        split=split,
+        on_bad_image=args.on_bad_image,
+        image_column=args.image_column,
+        label_column=args.label_column,
+    )
     if max_samples is not None:
         dataset = dataset.select(range(min(max_samples, len(dataset))))
     return dataset
@@ -117,8 +125,8 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
     layers = _parse_layers(args.layers, encoder.num_layers)
     keys = encoder.check_request(poolings, layers)  # fail before loading any data
     eval_source = args.eval_dataset or args.dataset
-    train = _load_split(args.dataset, args.split, args.max_train_samples, args.on_bad_image)
-    test = _load_split(eval_source, args.eval_split, args.max_eval_samples, args.on_bad_image)
+    train = _load_split(args, args.dataset, args.split, args.max_train_samples)
+    test = _load_split(args, eval_source, args.eval_split, args.max_eval_samples)
     num_classes = len(class_names(train, test, protocol))
 
     cache_dir = None if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR)

@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
         (FinetuneModelArguments, FinetuneDataArguments, FinetuneArguments),
         argv,
         prog="maskvision finetune",
-        description=__doc__.splitlines()[0],
+        description=__doc__.split("\n\n")[0],
     )
     _, metrics = run_finetuning(model_args, data_args, training_args, command=command_line("maskvision finetune", argv))
     print({key: value for key, value in metrics.items() if "accuracy" in key})
