@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
 from ..data import load_image_dataset, to_rgb
-from ..evaluation.features import class_names, processor_settings, resolve_image_processor
+from ..evaluation.features import class_names, processor_settings, random_subset, resolve_image_processor
 from ..evaluation.metrics import accuracy_from_scores
 from ..evaluation.results import RESULTS_FILE, EvalResult, write_results
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel
@@ -73,8 +73,12 @@ class FinetuneDataArguments:
     split: str = field(default="train", metadata={"help": "Training split."})
     eval_dataset: str | None = field(default=None, metadata={"help": "Evaluation images (default: --dataset)."})
     eval_split: str = field(default="test", metadata={"help": "Evaluation split."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training images."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation images."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use N training images drawn at random (fixed by --seed)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use N evaluation images drawn at random (fixed by --seed)."}
+    )
     on_bad_image: str = field(default="skip", metadata={"help": "'skip' or 'raise' on a corrupt image."})
     image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
     label_column: str | None = field(default=None, metadata={"help": "Label column (default: found by type)."})
@@ -292,7 +296,7 @@ def _load_splits(data_args: FinetuneDataArguments, training_args: FinetuneArgume
                 image_column=data_args.image_column,
                 label_column=data_args.label_column,
             )
-        splits[role] = dataset.select(range(min(limit, len(dataset)))) if limit is not None else dataset
+        splits[role] = random_subset(dataset, limit, training_args.seed)
     return splits
 
 

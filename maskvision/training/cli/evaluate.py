@@ -45,8 +45,12 @@ class FeatureArguments:
     image_size: int | None = field(default=None, metadata={"help": "Override the checkpoint's input size."})
     image_mean: list[float] | None = field(default=None, metadata={"help": "Override the normalisation mean (3 values)."})
     image_std: list[float] | None = field(default=None, metadata={"help": "Override the normalisation std (3 values)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training images."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation images."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use N training images drawn at random (fixed by --seed)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use N evaluation images drawn at random (fixed by --seed)."}
+    )
     on_bad_image: str = field(default="skip", metadata={"help": "'skip' or 'raise' on a corrupt image."})
     image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
     label_column: str | None = field(default=None, metadata={"help": "Label column (default: found by type)."})
@@ -60,7 +64,7 @@ class FeatureArguments:
         metadata={"help": "JSON file the results are merged into (default: <model>/eval_results.json for a local "
                   "model, else ./eval_results.json)."},
     )
-    seed: int = field(default=0, metadata={"help": "Seed of the linear probe's initialisation and batches."})
+    seed: int = field(default=0, metadata={"help": "Seed of the sample subsets and of the linear probe."})
 
 
 @dataclass
@@ -81,7 +85,7 @@ class LinearArguments:
     validation_fraction: float = field(default=0.1, metadata={"help": "Share of training images held out for the sweep."})
 
 
-def _parse_layers(values: list[str], num_layers: int) -> list[int]:
+def parse_layers(values: list[str], num_layers: int) -> list[int]:
     layers = []
     for value in values:
         if value == "all":
@@ -98,6 +102,7 @@ def _parse_layers(values: list[str], num_layers: int) -> list[int]:
 
 def _load_split(args: FeatureArguments, source: str, split: str, max_samples: int | None):
     from ...data import load_image_dataset
+    from ...evaluation.features import random_subset
 
     dataset = load_image_dataset(
         source,
@@ -106,9 +111,7 @@ def _load_split(args: FeatureArguments, source: str, split: str, max_samples: in
         image_column=args.image_column,
         label_column=args.label_column,
     )
-    if max_samples is not None:
-        dataset = dataset.select(range(min(max_samples, len(dataset))))
-    return dataset
+    return random_subset(dataset, max_samples, args.seed)
 
 
 def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, command: str = "", progress: bool = True):
@@ -122,7 +125,7 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
         args.model, image_size=args.image_size, image_mean=args.image_mean, image_std=args.image_std, device=args.device
     )
     poolings = args.pooling or [encoder.default_pooling]
-    layers = _parse_layers(args.layers, encoder.num_layers)
+    layers = parse_layers(args.layers, encoder.num_layers)
     keys = encoder.check_request(poolings, layers)  # fail before loading any data
     eval_source = args.eval_dataset or args.dataset
     train = _load_split(args, args.dataset, args.split, args.max_train_samples)
