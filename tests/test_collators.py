@@ -74,7 +74,8 @@ def test_real_size_batches(demo):
 
 def test_extrema_and_moby_batches(demo):
     rows = [demo[index] for index in range(8)]
-    extrema = MultiMaskCollator(image_size=32, patch_size=4, **STATS, mask_generator=RandomMaskGenerator(8, 0.75, 4))(rows)
+    masks = RandomMaskGenerator(8, 0.75, 4)
+    extrema = MultiMaskCollator(image_size=32, patch_size=4, **STATS, mask_generator=masks)(rows)
     assert extrema["bool_masked_pos"].shape == (8, 4, 64) and (extrema["bool_masked_pos"].sum(-1) == 48).all()
     assert not torch.equal(extrema["pixel_values"], extrema["teacher_pixel_values"])  # colour drawn per branch
     moby = TwoViewCollator(image_size=32, **STATS)(rows)
@@ -135,8 +136,22 @@ def test_odd_images_become_rgb_views():
     assert batch["pixel_values"][4].std() > 0.1
 
 
+def test_large_photo():
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).resize(
+        (3000, 2000), Image.Resampling.BILINEAR
+    ).save(buffer, format="JPEG")
+    photo = Image.open(io.BytesIO(buffer.getvalue()))  # not decoded yet: to_rgb may decode it at a reduced size
+    collator = beit_collator(
+        image_size=224, patch_size=16, tokenizer_image_size=112, mask_generator=BlockwiseMaskGenerator(14, 75)
+    )
+    batch = collator([{"image": photo}])
+    assert batch["pixel_values"].shape == (1, 3, 224, 224) and batch["tokenizer_pixel_values"].shape == (1, 3, 112, 112)
+
+
 def test_exif_orientation_is_applied():
-    upright = Image.fromarray(np.kron(np.arange(12, dtype=np.uint8).reshape(4, 3) * 20, np.ones((10, 10))).astype(np.uint8)).convert("RGB")
+    cells = np.kron(np.arange(12).reshape(4, 3) * 20, np.ones((10, 10)))  # 40 x 30, no symmetry
+    upright = Image.fromarray(cells.astype(np.uint8)).convert("RGB")
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # what the camera wrote; EXIF 6 rotates it back
     exif = stored.getexif()
     exif[0x0112] = 6
@@ -180,7 +195,8 @@ def test_trainer_runs_on_the_collator(demo, tmp_path):
         output_dir=str(tmp_path), remove_unused_columns=False, per_device_train_batch_size=8, max_steps=3,
         report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, dataloader_num_workers=0,
     )
-    trainer = Trainer(model=ToyMaskedModel(PreTrainedConfig()), args=args, train_dataset=demo, data_collator=beit_collator())
+    model = ToyMaskedModel(PreTrainedConfig())
+    trainer = Trainer(model=model, args=args, train_dataset=demo, data_collator=beit_collator())
     result = trainer.train()
     assert result.global_step == 3 and np.isfinite(result.training_loss)
 
@@ -226,7 +242,8 @@ def test_multi_mask_collator_checks_its_grid():
 def test_preview_stage_writes_the_picture(tmp_path):
     results = demo_stage(DemoContext(output_dir=str(tmp_path), quick=True))
     assert results["images"] == 4
-    assert abs(results["beit_masked"] - 75 / 196) < 0.03 and results["extrema_masked"] == pytest.approx(157 / 196, abs=1e-3)
+    assert abs(results["beit_masked"] - 75 / 196) < 0.03
+    assert results["extrema_masked"] == pytest.approx(157 / 196, abs=1e-3)
     with Image.open(tmp_path / "preview.png") as picture:
         assert picture.size == (8 * 112, 18 + 4 * 112)
         assert np.asarray(picture.convert("L")).std() > 20  # images, not a blank canvas

@@ -1,4 +1,5 @@
-"""Masking: blockwise (BEiT) against its per-image reference algorithm, random multi-masks (ExtreMA), seeding, errors."""
+"""Masking: blockwise (BEiT) against its per-image reference algorithm, random multi-masks (ExtreMA), seeding,
+errors."""
 
 import random
 

@@ -128,6 +128,14 @@ def test_beit_views_without_tokenizer():
     assert encoder.shape == (2, 3, 32, 32) and tokenizer is None
 
 
+def test_shrink_to_keeps_the_smallest_crop_at_full_resolution():
+    # an image shrunk to `shrink_to` on its shorter side still gives its smallest, most elongated crop 224 px
+    side = BeitViews(224, 112, **IDENTITY).shrink_to
+    short_side_of_smallest_crop = lambda image_side: math.sqrt(0.08 * image_side**2 / (4 / 3))  # noqa: E731
+    assert short_side_of_smallest_crop(side) >= 224 > short_side_of_smallest_crop(side - 2)
+    assert SharedCropViews(32, **IDENTITY).shrink_to == math.ceil(32 * math.sqrt((4 / 3) / 0.2))
+
+
 def test_beit_crop_and_augment_stages():
     views = BeitViews(24, 12, **IDENTITY)
     encoder_crops, tokenizer_crops = views.crop(photos(3), torch.Generator().manual_seed(0))

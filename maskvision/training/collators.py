@@ -88,14 +88,8 @@ class _PretrainingCollator:
                     f"Row {index}: {self.image_column!r} must be a PIL image, got {type(image).__name__} "
                     "(keep the datasets Image feature; do not set a torch/numpy format on the dataset)."
                 )
-            images.append(to_rgb(image, shrink_to=self.shrink_to))
+            images.append(to_rgb(image, shrink_to=self.views.shrink_to))
         return images
-
-    @property
-    def shrink_to(self) -> int:
-        """Shorter side a big image may be shrunk to before cropping: enough for the smallest crop's full detail."""
-        views = self.views
-        return int(np.ceil(views.image_size / np.sqrt(views.cropper.scale[0])))
 
 
 class MaskedImageModelingCollator(_PretrainingCollator):

@@ -6,17 +6,22 @@
   permutation (Wu et al., "Extreme Masking for Learning Instance and Distributed Visual Representations",
   arXiv:2206.04667, multi-masking).
 
-Both return boolean tensors, True where a patch is masked, and draw every random number from the optional
-``torch.Generator`` they are given (the global torch RNG otherwise), on that generator's device: one seed gives
-the same masks, on CPU or on an accelerator. Collators give each data-loader worker and each distributed rank its
-own generator (`maskvision.training.collators.stream_generator`).
+Both return boolean tensors, True where a patch is masked, on the device of the optional ``torch.Generator`` they
+are given, and take all their randomness from it (the global torch RNG when None): one seed, the same masks. Random
+masks are drawn by torch on that device; block masks on the CPU by numpy, seeded by one draw of the generator.
+Collators give each data-loader worker and each distributed rank its own generator
+(`maskvision.training.collators.stream_generator`).
 """
 
 import math
 import random
+import threading
 
 import numpy as np
 import torch
+
+
+_THREAD_LOCAL = threading.local()  # each thread's PCG64 bit generator for `_numpy_rng`
 
 
 def _grid_size(input_size) -> tuple[int, int]:
@@ -63,7 +68,6 @@ class BlockwiseMaskGenerator:
     """
 
     num_attempts = 10  # candidate blocks per round, as in BEiT
-    _first_wave = 2  # candidates evaluated for every image before the rest of the 10 (for images still without one)
 
     def __init__(
         self,
@@ -128,52 +132,47 @@ class BlockwiseMaskGenerator:
     def _paint_blocks(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """BEiT v1's rounds for every image at once; returns bool (batch, N) masks and their masked counts.
 
-        Masks are bitsets, (words, batch) uint64 with bit ``row * width + col`` set where masked. A round draws the
-        10 attempts of every active image in two waves, the first 2 for all and the other 8 only for images whose
-        first two failed (the attempts are i.i.d. given the mask, so the first valid one is BEiT's choice).
+        Masks are bitsets, (words, images) uint64 with bit ``row * width + col`` set where masked. Each pass of the
+        loop is one round of every image still growing: its 10 attempts are drawn at once, the new patches of each
+        candidate block counted by a popcount against the mask, and the first valid attempt taken (the attempts are
+        i.i.d. given the mask, so this is BEiT's choice). An image leaves when it reaches the target or a round adds
+        nothing.
         """
         tables = self._block_tables()
+        done_bits = np.zeros((tables.words, batch_size), dtype=np.uint64)
+        ids = np.arange(batch_size)  # the images still growing, and their state:
         bits = np.zeros((tables.words, batch_size), dtype=np.uint64)
-        count = np.zeros(batch_size, dtype=np.intp)
-        active = np.arange(batch_size)  # images whose last round added a block and that are below the target
-        while active.size:
-            remaining = np.minimum(self.num_masking_patches - count[active], self.max_num_patches)  # (b,)
-            free = ~bits[:, active]
-            accepted, block, new = self._first_valid(rng, self._first_wave, remaining, free)
-            retry = np.flatnonzero(~accepted)
-            if retry.size and self._first_wave < self.num_attempts:
-                late = self._first_valid(rng, self.num_attempts - self._first_wave, remaining[retry], free[:, retry])
-                accepted[retry], block[:, retry], new[retry] = late
-            bits[:, active] |= block
-            count[active] += new
-            active = active[accepted & (count[active] < self.num_masking_patches)]
-        words = np.ascontiguousarray(bits.T).astype("<u8").view(np.uint8)  # (batch, 8 * words), bit i = patch i
-        return np.unpackbits(words, axis=1, count=self.num_patches, bitorder="little").astype(bool), count
-
-    def _first_valid(self, rng, num_attempts: int, remaining: np.ndarray, free: np.ndarray):
-        """Draw ``num_attempts`` candidate blocks per image and keep each image's first valid one.
-
-        ``remaining`` (b,): most patches a block may add; ``free`` (words, b): bitsets of the unmasked patches.
-        Returns ``accepted`` (b,) bool, ``block`` (words, b) bitsets and ``new`` (b,) patches added, both zero where
-        no attempt was valid. An attempt is valid when it fits strictly inside the grid and adds between 1 and
-        ``remaining`` new patches.
-        """
-        tables = self._block_tables()
-        u_area, u_aspect, *u_start = rng.random((4, len(remaining), num_attempts), dtype=np.float32)
-        area = self.min_num_patches + (remaining - self.min_num_patches).astype(np.float32)[:, None] * u_area
-        root_area = np.sqrt(area)
-        root_aspect = np.exp(tables.half_log_aspect[0] + tables.half_log_aspect[1] * u_aspect)
-        # (2, b, attempts) heights and widths, rounded half to even like round(); a side equal to the grid's does
-        # not fit, and its band in the tables is empty
-        size = np.minimum(np.rint(np.stack([root_area * root_aspect, root_area / root_aspect])), tables.sides)
-        start = (np.stack(u_start) * (tables.sides + 1 - size)).astype(np.intp)  # top, left
-        index = start * tables.strides + size.astype(np.intp)
-        blocks = tables.rows.take(tables.row_offsets + index[0]) & tables.cols.take(tables.col_offsets + index[1])
-        new = np.bitwise_count(blocks & free[:, :, None]).sum(0, dtype=np.intp)  # (b, attempts)
-        valid = (new > 0) & (new <= remaining[:, None])
-        pick = valid.argmax(1) + np.arange(0, valid.size, num_attempts)  # flat index of the first valid attempt
-        accepted = valid.ravel()[pick]
-        return accepted, blocks.reshape(len(blocks), -1)[:, pick] * accepted, new.ravel()[pick] * accepted
+        missing = np.full(batch_size, self.num_masking_patches)  # patches still to mask
+        attempts = self.num_attempts
+        while ids.size:
+            cap = np.minimum(missing, self.max_num_patches)  # the most one block may add, (b,)
+            draws = rng.random((4, ids.size, attempts), dtype=np.float32)  # area, aspect, top, left
+            spread = (cap - self.min_num_patches).astype(np.float32)[:, None]  # area ~ U(min_num_patches, cap)
+            root_area = np.sqrt(self.min_num_patches + spread * draws[0])
+            root_aspect = np.exp(tables.half_log_aspect[0] + tables.half_log_aspect[1] * draws[1])
+            # (2, b, attempts) heights and widths, rounded half to even like round(); a side as long as the grid's
+            # does not fit, and its band in the tables is empty
+            size = np.empty_like(draws[2:])
+            np.rint(np.multiply(root_area, root_aspect, out=size[0]), out=size[0])
+            np.rint(np.divide(root_area, root_aspect, out=size[1]), out=size[1])
+            np.minimum(size, tables.sides, out=size)
+            start = (draws[2:] * (tables.sides + 1 - size)).astype(np.intp)  # top, left
+            index = start * tables.strides + size.astype(np.intp)
+            blocks = tables.rows.take(tables.row_offsets + index[0]) & tables.cols.take(tables.col_offsets + index[1])
+            new = np.bitwise_count(blocks & ~bits[:, :, None]).sum(0, dtype=np.intp)  # (b, attempts)
+            valid = (new > 0) & (new <= cap[:, None])
+            pick = valid.argmax(1) + np.arange(0, valid.size, attempts)  # flat index of each first valid attempt
+            accepted = valid.ravel()[pick]
+            bits |= blocks.reshape(tables.words, -1)[:, pick] * accepted
+            missing -= new.ravel()[pick] * accepted
+            done = ~accepted | (missing == 0)
+            if done.any():
+                done_bits[:, ids[done]] = bits[:, done]
+                keep = ~done
+                ids, bits, missing = ids[keep], bits[:, keep], missing[keep]
+        words = np.ascontiguousarray(done_bits.T).astype("<u8").view(np.uint8)  # (batch, 8 * words), bit i = patch i
+        mask = np.unpackbits(words, axis=1, count=self.num_patches, bitorder="little").view(bool)
+        return mask, np.bitwise_count(done_bits).sum(0, dtype=np.intp)
 
     def _block_tables(self) -> "_BlockTables":
         if self._tables is None:
@@ -243,10 +242,21 @@ class BlockwiseMaskGenerator:
 
 
 def _numpy_rng(generator: torch.Generator | None) -> np.random.Generator:
-    """A numpy generator seeded by one draw from ``generator`` (the global torch RNG when None): masks follow the
-    torch seed, and numpy's generator is several times faster than torch's at the many small draws of block masks."""
-    seed = torch.randint(2**62, (), generator=generator, device=_device(generator))
-    return np.random.default_rng(int(seed))
+    """A numpy generator seeded by one draw from ``generator`` (the global torch RNG when None).
+
+    Masks follow the torch seed; numpy's generator is about twice as fast as torch's at the many small draws of
+    block masks. The PCG64 bit generator is reused (one per thread) and re-seeded by setting its 128-bit state,
+    which costs a few microseconds where building a new one costs tens.
+    """
+    high, low = torch.randint(2**62, (2,), generator=generator, device=_device(generator)).tolist()
+    bit_generator = getattr(_THREAD_LOCAL, "bit_generator", None)
+    if bit_generator is None:
+        bit_generator = _THREAD_LOCAL.bit_generator = np.random.PCG64()
+    state = bit_generator.state
+    state["state"] = {"state": high << 64 | low, "inc": state["state"]["inc"]}
+    state["has_uint32"] = state["uinteger"] = 0
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
 
 
 class _BlockTables:

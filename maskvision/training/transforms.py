@@ -6,7 +6,7 @@ directly. Flips, colour jitter, grayscale, blur, solarize and normalisation then
 tensor in and tensor out, on the CPU or on any device the tensors are moved to.
 
 Each recipe has two stages so that the second can move to the accelerator: ``crop(images, generator)`` (RGB PIL
-images → uint8 tensors) and ``augment(crops, generator)`` (uint8 tensors → float views); calling the recipe runs both.
+images → uint8 tensors) and ``augment(crops, generator)`` (uint8 tensors → float views); calling it runs both.
 
 - `BeitViews`: one crop (scale 0.08-1) + flip, resized for the encoder (bicubic) and for the visual tokenizer
   (lanczos) — Bao et al., "BEiT: BERT Pre-Training of Image Transformers", arXiv:2106.08254.
@@ -148,7 +148,7 @@ def resized_crops(images: Sequence[Image.Image], boxes: torch.Tensor, size: int,
         np.asarray(image.resize((size, size), resample, box=tuple(box)))
         for image, box in zip(images, boxes.tolist())
     ]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
 def flip_horizontally(images: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
@@ -160,15 +160,15 @@ def flip_horizontally(images: torch.Tensor, flags: torch.Tensor) -> torch.Tensor
 
 
 def to_float(crops: torch.Tensor) -> torch.Tensor:
-    """uint8 crops → float32 in [0, 1], contiguous."""
-    return crops.to(torch.float32).div_(255).contiguous()
+    """uint8 crops → float32 in [0, 1]."""
+    return crops.to(torch.float32).div_(255)
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """(x - mean) / std per RGB channel."""
     mean = mean.to(images.device, images.dtype)[:, None, None]
     std = std.to(images.device, images.dtype)[:, None, None]
-    return (images - mean) / std
+    return images.sub(mean).div_(std)
 
 
 @dataclass
@@ -230,11 +230,12 @@ class ColorAugmentation:
         def factor(strength: float, u: torch.Tensor) -> torch.Tensor:
             return max(0.0, 1 - strength) + (1 + strength - max(0.0, 1 - strength)) * u
 
+        enhance = kornia.enhance  # torchvision's definitions: multiply, blend with the mean / the gray, HSV hue shift
         operations = [
-            (self.brightness, kornia.enhance.adjust_brightness_accumulative, factor(self.brightness, draws[1])),
-            (self.contrast, kornia.enhance.adjust_contrast_with_mean_subtraction, factor(self.contrast, draws[2])),
-            (self.saturation, kornia.enhance.adjust_saturation_with_gray_subtraction, factor(self.saturation, draws[3])),
-            (self.hue, kornia.enhance.adjust_hue, (2 * draws[4] - 1) * self.hue * 2 * math.pi),  # radians
+            (self.brightness, enhance.adjust_brightness_accumulative, factor(self.brightness, draws[1])),
+            (self.contrast, enhance.adjust_contrast_with_mean_subtraction, factor(self.contrast, draws[2])),
+            (self.saturation, enhance.adjust_saturation_with_gray_subtraction, factor(self.saturation, draws[3])),
+            (self.hue, enhance.adjust_hue, (2 * draws[4] - 1) * self.hue * 2 * math.pi),  # radians
         ]
         for step in range(4):
             for index, (strength, operation, factors) in enumerate(operations):
@@ -264,13 +265,23 @@ class _CropRecipe:
         if not (self.image_std > 0).all():
             raise ValueError(f"image_std must be positive, got {image_std!r}.")
         if not isinstance(min_scale, (int, float)) or isinstance(min_scale, bool) or not 0 < min_scale <= 1:
-            raise ValueError(f"min_scale (the smallest crop's share of the image) must be in (0, 1], got {min_scale!r}.")
+            raise ValueError(f"min_scale (the smallest crop's share of the image) must be in (0, 1], got {min_scale}.")
         self.cropper = RandomResizedCrop((min_scale, 1.0), ratio)
         self.resample = _check_resample("interpolation", interpolation)
 
     def __call__(self, images: Sequence[Image.Image], generator: torch.Generator | None = None):
         """Both stages: RGB PIL images → float views."""
         return self.augment(self.crop(images, generator), generator)
+
+    def output_sizes(self) -> list[int]:
+        return [self.image_size]
+
+    @property
+    def shrink_to(self) -> int:
+        """The shorter side a large image may be shrunk to before `crop` (`maskvision.data.to_rgb`'s ``shrink_to``)
+        without losing detail: even the smallest, most elongated crop keeps the largest output size in pixels."""
+        elongation = max(self.cropper.ratio[1], 1 / self.cropper.ratio[0])
+        return math.ceil(max(self.output_sizes()) * math.sqrt(elongation / self.cropper.scale[0]))
 
     def _crops(self, images, generator, sizes: list[tuple[int, Image.Resampling]]) -> list[torch.Tensor]:
         """One random-resized crop + flip per image, resized to each (size, resampling) of ``sizes``."""
@@ -303,6 +314,9 @@ class BeitViews(_CropRecipe):
         super().__init__(image_size, image_mean, image_std, min_scale, ratio, interpolation)
         self.tokenizer_size = None if tokenizer_size is None else _check_size("tokenizer_size", tokenizer_size)
         self.tokenizer_resample = _check_resample("tokenizer_interpolation", tokenizer_interpolation)
+
+    def output_sizes(self) -> list[int]:
+        return [self.image_size] + ([] if self.tokenizer_size is None else [self.tokenizer_size])
 
     def crop(self, images, generator=None) -> tuple[torch.Tensor, torch.Tensor | None]:
         sizes = [(self.image_size, self.resample)]
@@ -368,7 +382,9 @@ class TwoCropViews(_CropRecipe):
     ):
         super().__init__(image_size, image_mean, image_std, min_scale, ratio, interpolation)
         self.first_color = ColorAugmentation(blur_prob=1.0) if first_color is None else first_color
-        self.second_color = ColorAugmentation(blur_prob=0.1, solarize_prob=0.2) if second_color is None else second_color
+        if second_color is None:
+            second_color = ColorAugmentation(blur_prob=0.1, solarize_prob=0.2)
+        self.second_color = second_color
 
     def crop(self, images, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
         sizes = [(self.image_size, self.resample)]

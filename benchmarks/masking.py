@@ -1,0 +1,96 @@
+"""Masking and collator throughput: vectorised block masking against BEiT's per-image algorithm, side by side.
+
+- ``mask_*``: 256 blockwise masks on BEiT's setting (14x14 patches, 75 masked) by `BlockwiseMaskGenerator.gen`
+  and by 256 calls of the per-image reference algorithm (`BlockwiseMaskGenerator.reference`, BEiT v1's code);
+  ``mask_speedup`` is their ratio (goal: >= 20).
+- ``random_mask_ms``: 256 x 5 ExtreMA masks (80%) by `RandomMaskGenerator.gen`.
+- ``data_images_per_s``: images per second through `MaskedImageModelingCollator` (BEiT, 224 px + 112 px views,
+  masks) in one process, on CIFAR-10 (``MASKVISION_BENCH_PARQUET``, default the shared CIFAR-10 train parquet, else
+  the demo set); ``extrema_images_per_s`` / ``moby_images_per_s`` likewise for the other two collators.
+
+    python benchmarks/masking.py [--quick]
+"""
+
+import argparse
+import os
+import random
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import time_side_by_side, write_results  # noqa: E402
+from maskvision.data import load_image_dataset  # noqa: E402
+from maskvision.training.collators import (  # noqa: E402
+    MaskedImageModelingCollator,
+    MultiMaskCollator,
+    TwoViewCollator,
+)
+from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator  # noqa: E402
+from maskvision.training.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # noqa: E402
+
+CIFAR_TRAIN = "/work/shared/data/cifar10/train.parquet"
+BATCH = 256
+
+
+def masking(repeats: int) -> dict:
+    generator = BlockwiseMaskGenerator(14, 75)
+    torch_generator, rng = torch.Generator().manual_seed(0), random.Random(0)
+    timings = time_side_by_side(
+        {
+            "vectorised": lambda: generator.gen(BATCH, torch_generator),
+            "per_image": lambda: [generator.reference(rng) for _ in range(BATCH)],
+        },
+        repeats=repeats,
+    )
+    random_masks = RandomMaskGenerator(14, 0.8, num_masks=5)
+    random_time = time_side_by_side({"random": lambda: random_masks.gen(BATCH, torch_generator)}, repeats=repeats)
+    return {
+        "mask_vectorised_ms": round(1e3 * timings["vectorised"], 3),
+        "mask_per_image_ms": round(1e3 * timings["per_image"], 3),
+        "mask_speedup": round(timings["per_image"] / timings["vectorised"], 1),
+        "random_mask_ms": round(1e3 * random_time["random"], 3),
+    }
+
+
+def collators(batches: int, batch_size: int = 64) -> dict:
+    source = os.environ.get("MASKVISION_BENCH_PARQUET", CIFAR_TRAIN if os.path.exists(CIFAR_TRAIN) else "demo")
+    dataset = load_image_dataset(source)
+    stats = {"image_size": 224, "image_mean": IMAGENET_DEFAULT_MEAN, "image_std": IMAGENET_DEFAULT_STD}
+    candidates = {
+        "data": MaskedImageModelingCollator(
+            **stats, patch_size=16, tokenizer_image_size=112, mask_generator=BlockwiseMaskGenerator(14, 75)
+        ),
+        "extrema": MultiMaskCollator(**stats, patch_size=16, mask_generator=RandomMaskGenerator(14, 0.8, 5)),
+        "moby": TwoViewCollator(**stats),
+    }
+    results = {"data_source": os.path.basename(source), "data_batch_size": batch_size}
+    for name, collator in candidates.items():
+        collator([dataset[index] for index in range(batch_size)])  # warm-up
+        start = time.perf_counter()
+        for batch in range(batches):
+            rows = dataset[batch * batch_size : (batch + 1) * batch_size]
+            collator([{"image": image} for image in rows["image"]])
+        results[f"{name}_images_per_s"] = round(batches * batch_size / (time.perf_counter() - start), 1)
+    return results
+
+
+def run(quick: bool = False) -> dict:
+    results = {"torch_threads": torch.get_num_threads()}
+    results.update(masking(repeats=5 if quick else 20))
+    results.update(collators(batches=2 if quick else 8))
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and batches")
+    args = parser.parse_args(argv)
+    write_results("masking", run(quick=args.quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
