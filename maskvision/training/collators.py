@@ -26,15 +26,16 @@ from PIL import Image
 
 from ..configuration.backbones import check_patch_grid
 from ..data.images import to_rgb
+from ..modeling.distributed import rank_and_world_size
 from .masking import BlockwiseMaskGenerator, RandomMaskGenerator
 from .transforms import BeitViews, ColorAugmentation, SharedCropViews, TwoCropViews
 
 
-def distributed_rank() -> int:
-    """This process's global rank: torch.distributed's when initialised, else torchrun's ``RANK``, else 0."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return int(os.environ.get("RANK", 0))
+def _process_rank() -> int:
+    """The global rank: torch.distributed's when initialised, else the launcher's ``RANK`` (a data-loader worker
+    started by spawn has no process group), else 0."""
+    rank, world_size = rank_and_world_size()
+    return rank if world_size > 1 else int(os.environ.get("RANK", 0))
 
 
 def stream_generator(seed: int) -> torch.Generator:
@@ -44,7 +45,7 @@ def stream_generator(seed: int) -> torch.Generator:
     epoch's workers) enters too, so workers, ranks and epochs all get different streams.
     """
     worker = torch.utils.data.get_worker_info()
-    entropy = [seed, distributed_rank()] + ([worker.seed] if worker is not None else [])
+    entropy = [seed, _process_rank()] + ([worker.seed] if worker is not None else [])
     state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state))
 
@@ -64,7 +65,7 @@ class _PretrainingCollator:
     def generator(self) -> torch.Generator:
         """This process's generator (see `stream_generator`), created on first use in each process and worker."""
         worker = torch.utils.data.get_worker_info()
-        key = (os.getpid(), distributed_rank(), None if worker is None else worker.seed)
+        key = (os.getpid(), _process_rank(), None if worker is None else worker.seed)
         if self._stream is None or self._stream[0] != key:
             self._stream = (key, stream_generator(self.seed))
         return self._stream[1]

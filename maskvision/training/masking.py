@@ -144,32 +144,32 @@ class BlockwiseMaskGenerator:
         bits = np.zeros((tables.words, batch_size), dtype=np.uint64)
         missing = np.full(batch_size, self.num_masking_patches)  # patches still to mask
         attempts = self.num_attempts
+        first_attempts = np.arange(0, batch_size * attempts, attempts)  # flat index of each image's attempt 0
         while ids.size:
             cap = np.minimum(missing, self.max_num_patches)  # the most one block may add, (b,)
             draws = rng.random((4, ids.size, attempts), dtype=np.float32)  # area, aspect, top, left
             spread = (cap - self.min_num_patches).astype(np.float32)[:, None]  # area ~ U(min_num_patches, cap)
             root_area = np.sqrt(self.min_num_patches + spread * draws[0])
-            root_aspect = np.exp(tables.half_log_aspect[0] + tables.half_log_aspect[1] * draws[1])
-            # (2, b, attempts) heights and widths, rounded half to even like round(); a side as long as the grid's
-            # does not fit, and its band in the tables is empty
-            size = np.empty_like(draws[2:])
-            np.rint(np.multiply(root_area, root_aspect, out=size[0]), out=size[0])
-            np.rint(np.divide(root_area, root_aspect, out=size[1]), out=size[1])
+            half_log_aspect = tables.half_log_aspect[0] + tables.half_log_aspect[1] * draws[1]
+            # (2, b, attempts) heights and widths, sqrt(area * aspect) and sqrt(area / aspect) rounded half to even
+            # like round(); a side as long as the grid's does not fit, and its band in the tables is empty
+            size = np.rint(root_area * np.exp(tables.signs * half_log_aspect))
             np.minimum(size, tables.sides, out=size)
-            start = (draws[2:] * (tables.sides + 1 - size)).astype(np.intp)  # top, left
-            index = start * tables.strides + size.astype(np.intp)
-            blocks = tables.rows.take(tables.row_offsets + index[0]) & tables.cols.take(tables.col_offsets + index[1])
+            index = (draws[2:] * (tables.positions - size)).astype(np.intp)  # top, left
+            index *= tables.strides
+            index += size.astype(np.intp)  # (2, b, attempts): the row band's and the column band's entries
+            bands = tables.bands.take(tables.offsets + index[:, None])  # (2, words, b, attempts)
+            blocks = bands[0] & bands[1]
             new = np.bitwise_count(blocks & ~bits[:, :, None]).sum(0, dtype=np.intp)  # (b, attempts)
             valid = (new > 0) & (new <= cap[:, None])
-            pick = valid.argmax(1) + np.arange(0, valid.size, attempts)  # flat index of each first valid attempt
+            pick = valid.argmax(1) + first_attempts[: ids.size]  # flat index of each first valid attempt
             accepted = valid.ravel()[pick]
             bits |= blocks.reshape(tables.words, -1)[:, pick] * accepted
             missing -= new.ravel()[pick] * accepted
-            done = ~accepted | (missing == 0)
-            if done.any():
-                done_bits[:, ids[done]] = bits[:, done]
-                keep = ~done
-                ids, bits, missing = ids[keep], bits[:, keep], missing[keep]
+            growing = accepted & (missing > 0)
+            done = ~growing
+            done_bits[:, ids[done]] = bits[:, done]
+            ids, bits, missing = ids[growing], bits[:, growing], missing[growing]
         words = np.ascontiguousarray(done_bits.T).astype("<u8").view(np.uint8)  # (batch, 8 * words), bit i = patch i
         mask = np.unpackbits(words, axis=1, count=self.num_patches, bitorder="little").view(bool)
         return mask, np.bitwise_count(done_bits).sum(0, dtype=np.intp)
@@ -260,27 +260,32 @@ def _numpy_rng(generator: torch.Generator | None) -> np.random.Generator:
 
 
 class _BlockTables:
-    """Every block of a grid as the AND of a row band and a column band, stored as bitsets.
+    """Every block of a grid as the AND of a row band and a column band, stored as bitsets, and the constants of the
+    candidate sampling.
 
-    ``rows`` holds the bitset of the rows ``[top, top + h)`` (all columns) at ``word * (H + 1) ** 2 + top * (H + 1)
-    + h``, ``cols`` the columns ``[left, left + w)`` likewise; a band as long as the grid's side is left empty (such
-    a block does not fit, the rule being strictly smaller than the grid). Words are uint64 over the row-major patch
-    index, so a block's new patches are ``popcount(block & ~mask)`` summed over words.
+    ``bands`` holds the bitsets of the row bands ``[top, top + h)`` (all columns), entry ``top * (H + 1) + h``, then
+    those of the column bands ``[left, left + w)``, entry ``left * (W + 1) + w``, one block of entries per uint64
+    word: ``bands.take(offsets + index)`` with ``index`` (2, ...) = (row band, column band) entries gives both
+    bitsets, word by word. A band as long as the grid's side is left empty: such a block does not fit (BEiT's
+    blocks are strictly smaller than the grid). Bit i of the words is patch i in row-major order, so the patches a
+    block would add to a mask are ``popcount(block & ~mask)`` summed over the words.
     """
 
     def __init__(self, height: int, width: int, log_aspect_ratio: tuple[float, float]):
         low, high = log_aspect_ratio
         self.half_log_aspect = (np.float32(low / 2), np.float32((high - low) / 2))  # sqrt(aspect) = exp(a + b * u)
+        self.signs = np.array([1, -1], dtype=np.float32)[:, None, None]  # height, width: sqrt(area * aspect^+-1)
         self.sides = np.array([height, width], dtype=np.float32)[:, None, None]
+        self.positions = self.sides + 1  # positions of a side-0 band along each axis
         self.strides = np.array([height + 1, width + 1])[:, None, None]
         rows = self._bands(height)[:, :, None].repeat(width, axis=2)  # ((H+1)^2, H, W)
         cols = self._bands(width)[:, None, :].repeat(height, axis=1)  # ((W+1)^2, H, W)
         row_bits = self._pack(rows.reshape(len(rows), -1))  # (words, (H+1)^2)
-        col_bits = self._pack(cols.reshape(len(cols), -1))
+        col_bits = self._pack(cols.reshape(len(cols), -1))  # (words, (W+1)^2)
         self.words = len(row_bits)
-        self.rows, self.cols = row_bits.ravel(), col_bits.ravel()
-        self.row_offsets = (np.arange(self.words) * row_bits.shape[1])[:, None, None]
-        self.col_offsets = (np.arange(self.words) * col_bits.shape[1])[:, None, None]
+        self.bands = np.concatenate([row_bits.ravel(), col_bits.ravel()])
+        word = np.arange(self.words)[:, None, None]
+        self.offsets = np.stack([word * row_bits.shape[1], row_bits.size + word * col_bits.shape[1]])  # (2, words, 1, 1)
 
     @staticmethod
     def _bands(side: int) -> np.ndarray:
