@@ -150,11 +150,13 @@ class BlockwiseMaskGenerator:
             draws = rng.random((4, ids.size, attempts), dtype=np.float32)  # area, aspect, top, left
             spread = (cap - self.min_num_patches).astype(np.float32)[:, None]  # area ~ U(min_num_patches, cap)
             root_area = np.sqrt(self.min_num_patches + spread * draws[0])
-            half_log_aspect = tables.half_log_aspect[0] + tables.half_log_aspect[1] * draws[1]
+            root_aspect = np.exp(tables.half_log_aspect[0] + tables.half_log_aspect[1] * draws[1])
             # (2, b, attempts) heights and widths, sqrt(area * aspect) and sqrt(area / aspect) rounded half to even
             # like round(); a side as long as the grid's does not fit, and its band in the tables is empty
-            size = np.rint(root_area * np.exp(tables.signs * half_log_aspect))
-            np.minimum(size, tables.sides, out=size)
+            size = np.empty_like(draws[2:])
+            np.multiply(root_area, root_aspect, out=size[0])
+            np.divide(root_area, root_aspect, out=size[1])
+            np.minimum(np.rint(size, out=size), tables.sides, out=size)
             index = (draws[2:] * (tables.positions - size)).astype(np.intp)  # top, left
             index *= tables.strides
             index += size.astype(np.intp)  # (2, b, attempts): the row band's and the column band's entries
@@ -167,9 +169,10 @@ class BlockwiseMaskGenerator:
             bits |= blocks.reshape(tables.words, -1)[:, pick] * accepted
             missing -= new.ravel()[pick] * accepted
             growing = accepted & (missing > 0)
-            done = ~growing
-            done_bits[:, ids[done]] = bits[:, done]
-            ids, bits, missing = ids[growing], bits[:, growing], missing[growing]
+            if not growing.all():
+                done = ~growing
+                done_bits[:, ids[done]] = bits[:, done]
+                ids, bits, missing = ids[growing], bits[:, growing], missing[growing]
         words = np.ascontiguousarray(done_bits.T).astype("<u8").view(np.uint8)  # (batch, 8 * words), bit i = patch i
         mask = np.unpackbits(words, axis=1, count=self.num_patches, bitorder="little").view(bool)
         return mask, np.bitwise_count(done_bits).sum(0, dtype=np.intp)
@@ -274,7 +277,6 @@ class _BlockTables:
     def __init__(self, height: int, width: int, log_aspect_ratio: tuple[float, float]):
         low, high = log_aspect_ratio
         self.half_log_aspect = (np.float32(low / 2), np.float32((high - low) / 2))  # sqrt(aspect) = exp(a + b * u)
-        self.signs = np.array([1, -1], dtype=np.float32)[:, None, None]  # height, width: sqrt(area * aspect^+-1)
         self.sides = np.array([height, width], dtype=np.float32)[:, None, None]
         self.positions = self.sides + 1  # positions of a side-0 band along each axis
         self.strides = np.array([height + 1, width + 1])[:, None, None]
