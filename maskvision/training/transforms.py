@@ -179,7 +179,7 @@ class ColorAugmentation:
     (factors ~ U[max(0, 1 - s), 1 + s], hue shift ~ U[-hue, hue] of a full turn); with ``grayscale_prob``, grayscale
     (kept as 3 channels); with ``blur_prob``, a Gaussian blur of sigma ~ U(blur_sigma) (pixels at 224 px, scaled
     with the image size); with ``solarize_prob``, solarize (values >= 128/255 inverted). Defaults: the BYOL / MoBY /
-    BYOL / ExtreMA jitter (0.4, 0.4, 0.2, 0.1, p=0.8) and grayscale p=0.2, no blur, no solarize.
+    ExtreMA jitter (0.4, 0.4, 0.2, 0.1, p=0.8) and grayscale p=0.2, no blur, no solarize.
     """
 
     brightness: float = 0.4
