@@ -279,6 +279,23 @@ def test_load_classifier_from_stock_checkpoints(tmp_path):
     assert list(processor.image_mean) == [0.4] * 3 and dict(processor.size)["height"] == 32
 
 
+def test_classification_transforms_train_crops_and_eval_processor():
+    from maskvision.training.finetune import ClassificationTransform
+
+    processor = build_image_processor(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    rng = np.random.default_rng(0)
+    batch = {"image": [Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)), Image.new("L", (20, 30))],
+             "label": [2, 0]}
+    train = ClassificationTransform(processor, train=True)(batch)
+    assert [tuple(x.shape) for x in train["pixel_values"]] == [(3, 32, 32)] * 2 and train["labels"] == [2, 0]
+    assert all(-1.0 <= x.min() and x.max() <= 1.0 for x in train["pixel_values"])
+    evaluation = ClassificationTransform(processor, train=False)(batch)
+    expected = processor(images=[image.convert("RGB") for image in batch["image"]], return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(torch.stack(evaluation["pixel_values"]), expected)  # what the pipeline does
+    with pytest.raises(ValueError, match="min_scale"):
+        ClassificationTransform(processor, train=True, crop_min_scale=0.0)
+
+
 def test_class_names_need_labels_that_agree():
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
     image = Image.new("RGB", (8, 8))

@@ -31,6 +31,7 @@ from ..modeling.resolution import resize_state_dict
 from .callbacks import _unwrap
 from .mixup import MixupCutmix
 from .pretrain import PretrainingArguments, resolve_checkpoint
+from .transforms import BeitViews
 from .trainer import MaskVisionTrainer
 
 logger = logging.getLogger(__name__)
@@ -156,61 +157,25 @@ def load_classifier(
 class ClassificationTransform:
     """Dataset transform (``Dataset.with_transform``) for rows with ``image`` and ``label``.
 
-    Training: random-resized crop (bicubic) + horizontal flip, normalised like the image processor; evaluation:
-    the image processor itself, exactly what ``pipeline("image-classification")`` does at inference.
+    Training: BEiT's random-resized crop (scale ``crop_min_scale``-1, bicubic) + horizontal flip, normalised like
+    the image processor (the encoder view of `BeitViews`, without a tokenizer view); evaluation: the image
+    processor itself, exactly what ``pipeline("image-classification")`` does at inference.
     """
 
     def __init__(self, image_processor, train: bool, crop_min_scale: float = 0.08):
-        if not 0 < crop_min_scale <= 1:
-            raise ValueError(f"crop_min_scale must be in (0, 1], got {crop_min_scale}.")
         self.image_processor = image_processor
-        self.train = train
-        self.size, mean, std = processor_settings(image_processor)
-        self.crop = _random_resized_crop_flip(self.size, (crop_min_scale, 1.0), mean, std) if train else None
+        self.views = None
+        if train:
+            size, mean, std = processor_settings(image_processor)
+            self.views = BeitViews(size, None, mean, std, min_scale=crop_min_scale, interpolation="bicubic")
 
     def __call__(self, batch: dict) -> dict:
         images = [to_rgb(image) for image in batch["image"]]
-        if self.train:
-            pixel_values = self.crop(images)
+        if self.views is not None:
+            pixel_values, _ = self.views(images)
         else:
             pixel_values = self.image_processor(images=images, return_tensors="pt")["pixel_values"]
         return {"pixel_values": list(pixel_values), "labels": list(batch["label"])}
-
-
-def _random_resized_crop_flip(size: int, scale: tuple[float, float], mean, std):
-    """Random-resized crop (torchvision's sampling, bicubic) + horizontal flip of PIL images, to normalised
-    tensors (B, 3, size, size)."""
-    import math
-    import random
-
-    import numpy as np
-    from PIL import Image
-
-    mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-
-    def box(width, height):
-        area = width * height
-        for _ in range(10):
-            target = area * random.uniform(*scale)
-            aspect = math.exp(random.uniform(math.log(3 / 4), math.log(4 / 3)))
-            w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-            if 0 < w <= width and 0 < h <= height:
-                left, top = random.randint(0, width - w), random.randint(0, height - h)
-                return (left, top, left + w, top + h)
-        side = min(width, height)
-        return ((width - side) // 2, (height - side) // 2, (width + side) // 2, (height + side) // 2)
-
-    def crop(images):
-        arrays = []
-        for image in images:
-            view = image.resize((size, size), Image.BICUBIC, box=box(*image.size))
-            if random.random() < 0.5:
-                view = view.transpose(Image.FLIP_LEFT_RIGHT)
-            arrays.append(np.asarray(view, dtype=np.uint8))
-        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
-        return (pixels - mean_t) / std_t
-
-    return crop
 
 
 def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
