@@ -1,4 +1,4 @@
-"""Evaluation: weighted k-NN, linear probe, metric modules, feature extraction (pooling, cache) and `maskvision eval`."""
+"""Evaluation: weighted k-NN, linear probe, metric modules, feature extraction (pooling, cache), `maskvision eval`."""
 
 import json
 import math
@@ -27,7 +27,10 @@ from maskvision.configuration.backbones import vit_backbone_config
 from maskvision.training.cli import main as cli_main
 from maskvision.training.cli.evaluate import parse_layers
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)
+TINY = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+)
+TINY_SWIN = dict(embed_dim=16, depths=[1, 1], num_heads=[2, 2], image_size=32, patch_size=4, window_size=4)
 
 
 def _processor():
@@ -92,7 +95,8 @@ def test_knn_votes_are_exp_similarity_over_temperature():
 def test_knn_top5_at_least_top1_and_errors():
     generator = torch.Generator().manual_seed(0)
     train, test = torch.randn(200, 8, generator=generator), torch.randn(50, 8, generator=generator)
-    train_labels, test_labels = torch.randint(0, 10, (200,), generator=generator), torch.randint(0, 10, (50,), generator=generator)
+    train_labels = torch.randint(0, 10, (200,), generator=generator)
+    test_labels = torch.randint(0, 10, (50,), generator=generator)
     for metrics in knn_evaluate(train, train_labels, test, test_labels, num_classes=10).values():
         assert 0 <= metrics["top1_accuracy"] <= metrics["top5_accuracy"] <= 1
     with pytest.raises(ValueError, match="temperature"):
@@ -124,7 +128,8 @@ def test_linear_probe_beats_chance_and_folds_the_standardisation():
     labels = torch.randint(0, 5, (400,), generator=generator)
     features = centers[labels] + torch.randn(400, 12, generator=generator)
     result = linear_probe(
-        features[:300], labels[:300], features[300:], labels[300:], learning_rates=(1e-3, 1e-2), epochs=30, batch_size=64
+        features[:300], labels[:300], features[300:], labels[300:],
+        learning_rates=(1e-3, 1e-2), epochs=30, batch_size=64,
     )
     assert result.top1_accuracy > 0.9  # chance is 0.2
     assert result.top5_accuracy >= result.top1_accuracy
@@ -159,7 +164,7 @@ def test_pooling_modes_match_the_model_outputs():
         last = vit(pixel_values=pixels).last_hidden_state
     torch.testing.assert_close(vit_encoder.features(pixels, [("mean", 2)])[("mean", 2)], last[:, 1:].mean(1))
 
-    swin = SwinModel(SwinConfig(embed_dim=16, depths=[1, 1], num_heads=[2, 2], image_size=32, patch_size=4, window_size=4))
+    swin = SwinModel(SwinConfig(**TINY_SWIN))
     swin_encoder = load_encoder(swin, image_processor=_processor(), device="cpu")
     assert swin_encoder.num_layers == 2 and swin_encoder.default_pooling == "mean"
     assert swin_encoder.features(pixels, [("mean", 2)])[("mean", 2)].shape == (3, 32)
@@ -307,7 +312,8 @@ def test_eval_cli_errors(tiny_beit_dir, tmp_path):
 @pytest.mark.slow
 def test_vit_tiny_224_blockwise_features_slow():
     config = vit_backbone_config("tiny", image_size=224, patch_size=16, use_mean_pooling=True)  # 192 wide, 12 blocks
-    encoder = load_encoder(BeitModel(config), image_processor=build_image_processor(224, [0.5] * 3, [0.5] * 3), device="cpu")
+    processor = build_image_processor(224, [0.5] * 3, [0.5] * 3)
+    encoder = load_encoder(BeitModel(config), image_processor=processor, device="cpu")
     layers = parse_layers(["all"], encoder.num_layers)
     features = encoder.features(torch.randn(2, 3, 224, 224), encoder.check_request(["cls", "mean"], layers))
     assert len(features) == 2 * 12

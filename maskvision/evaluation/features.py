@@ -26,12 +26,16 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+import datasets
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
+from transformers import AutoImageProcessor, AutoModel
+from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from ..data import to_rgb
+from ..modeling.modeling_utils import MaskVisionPreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +68,6 @@ class Encoder:
     @property
     def has_pooling_api(self) -> bool:
         """True for maskvision pretraining models with ``get_image_features(pixel_values, pooling=...)``."""
-        from ..modeling.modeling_utils import MaskVisionPreTrainedModel
-
         return isinstance(self.model, MaskVisionPreTrainedModel) and hasattr(self.model, "get_image_features")
 
     @property
@@ -108,7 +110,8 @@ class Encoder:
         depth = self.num_layers
         if not (1 <= layer <= depth or -depth <= layer <= -1):
             raise ValueError(
-                f"layer must be in 1..{depth} (or -{depth}..-1 from the end) for this {depth}-layer encoder, got {layer}."
+                f"layer must be in 1..{depth} (or -{depth}..-1 from the end) for this {depth}-layer encoder, "
+                f"got {layer}."
             )
         return layer if layer > 0 else depth + 1 + layer
 
@@ -120,8 +123,8 @@ class Encoder:
                 raise ValueError(f"Unknown pooling {pooling!r}: choose one of {list(POOLINGS)}.")
             if pooling == "class_attention" and not self.has_pooling_api:
                 raise ValueError(
-                    f"pooling='class_attention' needs an ExtreMA pretraining checkpoint (the run directory, whose model "
-                    f"has get_image_features(pixel_values, pooling=...)); {self.name} is a "
+                    "pooling='class_attention' needs an ExtreMA pretraining checkpoint (the run directory, whose "
+                    f"model has get_image_features(pixel_values, pooling=...)); {self.name} is a "
                     f"{type(self.model).__name__}. Use 'cls' or 'mean'."
                 )
             if pooling == "cls" and (self.is_hierarchical or self.has_pooling_api):
@@ -190,8 +193,6 @@ def _processor_json(image_processor) -> str:
 
 def build_image_processor(image_size: int, image_mean, image_std):
     """Resize to ``image_size`` square, rescale to [0, 1], normalise with ``image_mean`` / ``image_std``."""
-    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-
     for name, values in (("image_mean", image_mean), ("image_std", image_std)):
         if values is None or len(values) != 3:
             raise ValueError(f"{name} must hold 3 values (one per RGB channel), got {values!r}.")
@@ -252,10 +253,6 @@ def load_encoder(
     ``image_size`` / ``image_mean`` / ``image_std`` override the checkpoint's preprocessing; a checkpoint without an
     image processor needs ``image_mean`` and ``image_std`` (the size defaults to the config's ``image_size``).
     """
-    from transformers import AutoImageProcessor, AutoModel
-
-    from ..modeling.modeling_utils import MaskVisionPreTrainedModel
-
     name = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):
         if image_processor is None:
@@ -287,7 +284,8 @@ class FeatureSet:
         if self.labels is None:
             raise ValueError(
                 f"The {protocol} protocol needs labels, and this dataset has no label column. "
-                "Use a labelled dataset (an image folder with one sub-folder per class, or a dataset with a ClassLabel column)."
+                "Use a labelled dataset (an image folder with one sub-folder per class, or a dataset with a "
+                "ClassLabel column)."
             )
         return self.labels
 
@@ -315,14 +313,12 @@ def random_subset(dataset, num_rows: int | None, seed: int = 0):
 def class_names(train, evaluation, protocol: str) -> list[str]:
     """The class names shared by a training and an evaluation dataset (ClassLabel names, else the label ids);
     raises when either has no ``label`` column or when they name their classes differently."""
-    import datasets
-
     names = []
     for dataset, role in ((train, "training"), (evaluation, "evaluation")):
         if "label" not in dataset.column_names:
             raise ValueError(
-                f"The {protocol} protocol needs labels, and the {role} dataset has no label column: use labelled images "
-                "(an image folder with one sub-folder per class, or a dataset with a ClassLabel column)."
+                f"The {protocol} protocol needs labels, and the {role} dataset has no label column: use labelled "
+                "images (an image folder with one sub-folder per class, or a dataset with a ClassLabel column)."
             )
         feature = dataset.features["label"]
         if isinstance(feature, datasets.ClassLabel):
@@ -332,7 +328,9 @@ def class_names(train, evaluation, protocol: str) -> list[str]:
     if names[0] != names[1]:
         if all(name.isdigit() for name in names[0] + names[1]):  # integer labels: the union of the ids
             return max(names, key=len)
-        raise ValueError(f"The training and evaluation datasets name their classes differently: {names[0]} vs {names[1]}.")
+        raise ValueError(
+            f"The training and evaluation datasets name their classes differently: {names[0]} vs {names[1]}."
+        )
     return names[0]
 
 

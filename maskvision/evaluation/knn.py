@@ -58,7 +58,9 @@ def knn_scores(
     if not ks or any(k <= 0 for k in ks):
         raise ValueError(f"ks must be positive numbers of neighbours, got {list(ks)}.")
     if train_labels.min() < 0 or train_labels.max() >= num_classes:
-        raise ValueError(f"train_labels must lie in [0, {num_classes}), got [{train_labels.min()}, {train_labels.max()}].")
+        raise ValueError(
+            f"train_labels must lie in [0, {num_classes}), got [{train_labels.min()}, {train_labels.max()}]."
+        )
     num_train = train_features.shape[0]
     used = sorted({min(k, num_train) for k in ks})
     if used[-1] < max(ks):

@@ -73,7 +73,8 @@ def linear_probe(
     """Train a linear classifier on ``train_features`` and report its accuracy on the test features."""
     if train_features.ndim != 2 or test_features.ndim != 2 or train_features.shape[1] != test_features.shape[1]:
         raise ValueError(
-            f"Need 2-D features of one width; got train {tuple(train_features.shape)}, test {tuple(test_features.shape)}."
+            f"Need 2-D features of one width; got train {tuple(train_features.shape)}, "
+            f"test {tuple(test_features.shape)}."
         )
     if train_labels.shape != (train_features.shape[0],) or test_labels.shape != (test_features.shape[0],):
         raise ValueError("Need one label per feature, for the training and the test features.")

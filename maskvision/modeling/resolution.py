@@ -39,7 +39,9 @@ def resize_position_embeddings(embeddings: torch.Tensor, old_grid: int, new_grid
     """(1, prefix + old_grid², D) → (1, prefix + new_grid², D): the patch grid resampled, prefix tokens kept."""
     prefix = embeddings.shape[1] - old_grid * old_grid
     if prefix < 0:
-        raise ValueError(f"Position embeddings of {embeddings.shape[1]} tokens cannot hold a {old_grid}x{old_grid} grid.")
+        raise ValueError(
+            f"Position embeddings of {embeddings.shape[1]} tokens cannot hold a {old_grid}x{old_grid} grid."
+        )
     patches = _resample_grid(embeddings[0, prefix:], old_grid, new_grid)
     return torch.cat([embeddings[0, :prefix], patches]).unsqueeze(0)
 
@@ -49,7 +51,8 @@ def resize_relative_position_bias_table(table: torch.Tensor, old_grid: int, new_
     old_span, new_span = 2 * old_grid - 1, 2 * new_grid - 1
     if table.shape[0] != old_span * old_span + 3:
         raise ValueError(
-            f"A relative position bias table for a {old_grid}x{old_grid} grid has {old_span**2 + 3} rows, got {table.shape[0]}."
+            f"A relative position bias table for a {old_grid}x{old_grid} grid has {old_span**2 + 3} rows, "
+            f"got {table.shape[0]}."
         )
     offsets = _resample_grid(table[: old_span * old_span], old_span, new_span)
     return torch.cat([offsets, table[old_span * old_span :]])

@@ -50,10 +50,15 @@ class FinetuneModelArguments:
                   "classifier, a maskvision <run>/encoder, or a maskvision pretraining run)."}
     )
     image_size: int | None = field(
-        default=None, metadata={"help": "Fine-tuning resolution (default: the checkpoint's); position tables are resampled."}
+        default=None,
+        metadata={"help": "Fine-tuning resolution (default: the checkpoint's); position tables are resampled."},
     )
-    image_mean: list[float] | None = field(default=None, metadata={"help": "Normalisation mean (default: the checkpoint's)."})
-    image_std: list[float] | None = field(default=None, metadata={"help": "Normalisation std (default: the checkpoint's)."})
+    image_mean: list[float] | None = field(
+        default=None, metadata={"help": "Normalisation mean (default: the checkpoint's)."}
+    )
+    image_std: list[float] | None = field(
+        default=None, metadata={"help": "Normalisation std (default: the checkpoint's)."}
+    )
     layer_decay: float | None = field(
         default=None,
         metadata={"help": "Layer-wise lr decay; default by architecture: beit 0.65, vit 0.75, swin 0.9. 1 disables."},
@@ -69,7 +74,9 @@ class FinetuneModelArguments:
 @dataclass
 class FinetuneDataArguments:
     dataset: str = field(
-        metadata={"help": "Labelled training images: 'demo', an image folder, a parquet file or glob, or a Hub dataset."}
+        metadata={
+            "help": "Labelled training images: 'demo', an image folder, a parquet file or glob, or a Hub dataset."
+        }
     )
     split: str = field(default="train", metadata={"help": "Training split."})
     eval_dataset: str | None = field(default=None, metadata={"help": "Evaluation images (default: --dataset)."})
@@ -98,7 +105,9 @@ class FinetuneArguments(PretrainingArguments):
     eval_strategy: str = field(default="epoch", metadata={"help": "Evaluate every epoch."})
     save_strategy: str = field(default="epoch", metadata={"help": "Save every epoch."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "Keep the best checkpoint as the result."})
-    metric_for_best_model: str | None = field(default="top1_accuracy", metadata={"help": "Selects the best checkpoint."})
+    metric_for_best_model: str | None = field(
+        default="top1_accuracy", metadata={"help": "Selects the best checkpoint."}
+    )
     greater_is_better: bool | None = field(default=True, metadata={"help": "Higher top-1 is better."})
 
 
@@ -130,7 +139,9 @@ def load_classifier(
         if hasattr(config, "drop_path_rate"):
             overrides["drop_path_rate"] = drop_path_rate
         elif drop_path_rate > 0:
-            logger.warning("%s (%s) has no stochastic depth: drop_path_rate is not used.", model_name_or_path, config.model_type)
+            logger.warning(
+                "%s (%s) has no stochastic depth: drop_path_rate is not used.", model_name_or_path, config.model_type
+            )
     model = AutoModelForImageClassification.from_pretrained(
         model_name_or_path,
         num_labels=len(id2label),
@@ -187,7 +198,8 @@ def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------------------------------------- trainer
 def compute_metrics(eval_prediction) -> dict[str, float]:
-    logits = eval_prediction.predictions[0] if isinstance(eval_prediction.predictions, tuple) else eval_prediction.predictions
+    logits = eval_prediction.predictions
+    logits = logits[0] if isinstance(logits, tuple) else logits
     return accuracy_from_scores(torch.as_tensor(logits), torch.as_tensor(eval_prediction.label_ids))
 
 
@@ -314,7 +326,8 @@ def run_finetuning(
         layer_decay=None if layer_decay == 1 else layer_decay,
         mixup=_mixup(model_args, len(names), training_args.label_smoothing_factor),
     )
-    trainer.train(resume_from_checkpoint=resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir))
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()  # the best checkpoint (load_best_model_at_end)
     metrics = trainer.evaluate()
     trainer.save_metrics("eval", metrics)

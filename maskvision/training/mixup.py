@@ -15,7 +15,8 @@ import torch
 
 
 def smooth_one_hot(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
-    """(B,) class ids → (B, num_classes) targets: ``1 − smoothing + smoothing / C`` on the class, the rest spread."""
+    """(B,) class ids → (B, num_classes) targets: ``1 − smoothing + smoothing / C`` on the class, ``smoothing / C``
+    elsewhere."""
     off = smoothing / num_classes
     targets = torch.full((labels.shape[0], num_classes), off, dtype=torch.float32, device=labels.device)
     return targets.scatter_(1, labels.long().unsqueeze(1), 1.0 - smoothing + off)
@@ -36,7 +37,9 @@ class MixupCutmix:
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
         if mixup_alpha < 0 or cutmix_alpha < 0:
-            raise ValueError(f"mixup_alpha ({mixup_alpha}) and cutmix_alpha ({cutmix_alpha}) must be >= 0 (0 disables).")
+            raise ValueError(
+                f"mixup_alpha ({mixup_alpha}) and cutmix_alpha ({cutmix_alpha}) must be >= 0 (0 disables)."
+            )
         if mixup_alpha == 0 and cutmix_alpha == 0:
             raise ValueError("MixupCutmix needs mixup_alpha > 0 or cutmix_alpha > 0.")
         for name, value in (("prob", prob), ("switch_prob", switch_prob), ("label_smoothing", label_smoothing)):
@@ -74,7 +77,8 @@ class MixupCutmix:
     def __call__(self, pixel_values: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
         if pixel_values.ndim != 4 or labels.shape != (pixel_values.shape[0],):
             raise ValueError(
-                f"Need pixel_values (B, C, H, W) and labels (B,); got {tuple(pixel_values.shape)} and {tuple(labels.shape)}."
+                f"Need pixel_values (B, C, H, W) and labels (B,); got {tuple(pixel_values.shape)} and "
+                f"{tuple(labels.shape)}."
             )
         targets = smooth_one_hot(labels, self.num_classes, self.label_smoothing)
         lam, use_cutmix = self._sample(generator)

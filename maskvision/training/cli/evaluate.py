@@ -13,8 +13,16 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+import torch
+from transformers import AutoConfig, AutoImageProcessor, AutoModel
+
+from ...configuration.backbones import vit_backbone_config
+from ...data import load_image_dataset
+from ...evaluation import EvalResult, extract_features, knn_evaluate, linear_probe, load_encoder
+from ...evaluation.features import DEFAULT_CACHE_DIR, build_image_processor, class_names, random_subset
 from ...evaluation.knn import DEFAULT_KS, DEFAULT_TEMPERATURE
 from ...evaluation.linear import DEFAULT_LEARNING_RATES
+from ...evaluation.results import RESULTS_FILE, command_line, print_table, write_results
 from .args import parse_arguments
 
 PROTOCOLS = ("knn", "linear")
@@ -33,7 +41,8 @@ class FeatureArguments:
     pooling: list[str] | None = field(
         default=None,
         metadata={"help": "One or more of cls, mean, class_attention (ExtreMA pretraining checkpoints). Default: the "
-                  "model's own pooling (mean for Beit with mean pooling and Swin, class_attention for ExtreMA, else cls)."},
+                  "model's own pooling (mean for Beit with mean pooling and Swin, class_attention for ExtreMA, "
+                  "else cls)."},
     )
     layers: list[str] = field(
         default_factory=lambda: ["last"],
@@ -43,7 +52,9 @@ class FeatureArguments:
     batch_size: int = field(default=128, metadata={"help": "Images per forward pass of the encoder."})
     num_workers: int = field(default=0, metadata={"help": "Data-loader worker processes for image decoding."})
     image_size: int | None = field(default=None, metadata={"help": "Override the checkpoint's input size."})
-    image_mean: list[float] | None = field(default=None, metadata={"help": "Override the normalisation mean (3 values)."})
+    image_mean: list[float] | None = field(
+        default=None, metadata={"help": "Override the normalisation mean (3 values)."}
+    )
     image_std: list[float] | None = field(default=None, metadata={"help": "Override the normalisation std (3 values)."})
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use N training images drawn at random (fixed by --seed)."}
@@ -70,7 +81,9 @@ class FeatureArguments:
 @dataclass
 class KnnArguments:
     k: list[int] = field(default_factory=lambda: list(DEFAULT_KS), metadata={"help": "Numbers of neighbours."})
-    temperature: float = field(default=DEFAULT_TEMPERATURE, metadata={"help": "Temperature of the exp(similarity / T) vote weights."})
+    temperature: float = field(
+        default=DEFAULT_TEMPERATURE, metadata={"help": "Temperature of the exp(similarity / T) vote weights."}
+    )
 
 
 @dataclass
@@ -82,7 +95,9 @@ class LinearArguments:
     epochs: int = field(default=100, metadata={"help": "Epochs over the cached training features."})
     probe_batch_size: int = field(default=1024, metadata={"help": "Mini-batch size of the probe."})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay of the probe."})
-    validation_fraction: float = field(default=0.1, metadata={"help": "Share of training images held out for the sweep."})
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "Share of training images held out for the sweep."}
+    )
 
 
 def parse_layers(values: list[str], num_layers: int) -> list[int]:
@@ -101,9 +116,6 @@ def parse_layers(values: list[str], num_layers: int) -> list[int]:
 
 
 def _load_split(args: FeatureArguments, source: str, split: str, max_samples: int | None):
-    from ...data import load_image_dataset
-    from ...evaluation.features import random_subset
-
     dataset = load_image_dataset(
         source,
         split=split,
@@ -116,9 +128,6 @@ def _load_split(args: FeatureArguments, source: str, split: str, max_samples: in
 
 def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, command: str = "", progress: bool = True):
     """Run one protocol on one encoder; returns the `EvalResult` records (one per metric and setting)."""
-    from ...evaluation import EvalResult, extract_features, knn_evaluate, linear_probe, load_encoder
-    from ...evaluation.features import DEFAULT_CACHE_DIR, class_names
-
     if protocol not in PROTOCOLS:
         raise ValueError(f"Unknown evaluation protocol {protocol!r}: choose one of {list(PROTOCOLS)}.")
     encoder = load_encoder(
@@ -187,7 +196,7 @@ def results_table(results) -> tuple[list[dict], list[str]]:
     """One row per setting, with top-1 and top-5 side by side."""
     rows: dict[str, dict] = {}
     for result in results:
-        settings = {key: value for key, value in result.settings.items() if key not in ("train_samples", "eval_samples")}
+        settings = {key: value for key, value in result.settings.items() if not key.endswith("_samples")}
         row = rows.setdefault(str(sorted(settings.items())), {"protocol": result.protocol, **settings})
         row[result.metric] = result.value
     columns = list(dict.fromkeys(key for row in rows.values() for key in row if not key.endswith("_accuracy")))
@@ -195,8 +204,6 @@ def results_table(results) -> tuple[list[dict], list[str]]:
 
 
 def default_output_file(model: str) -> str:
-    from ...evaluation.results import RESULTS_FILE
-
     return os.path.join(model, RESULTS_FILE) if os.path.isdir(model) else RESULTS_FILE
 
 
@@ -205,12 +212,6 @@ DEMO_METHODS = ("beit", "extrema", "moby")
 
 def _random_init_encoder(context, reference: str | None) -> str:
     """A randomly initialised encoder of the reference encoder's architecture (the floor every method must beat)."""
-    import torch
-    from transformers import AutoConfig, AutoImageProcessor, AutoModel
-
-    from ...configuration.backbones import vit_backbone_config
-    from ...evaluation.features import build_image_processor
-
     path = context.path("random_init", "encoder")
     if reference is not None:
         config, processor = AutoConfig.from_pretrained(reference), AutoImageProcessor.from_pretrained(reference)
@@ -226,8 +227,6 @@ def _random_init_encoder(context, reference: str | None) -> str:
 def demo_stage(context) -> dict:
     """The demo's last stage: k-NN top-1 (k = 20) on the demo test split, the train split as memory bank, for
     each method's exported encoder and a random-init encoder of BEiT's architecture for reference."""
-    from ...evaluation.results import command_line, write_results
-
     encoders = {method: context.path(method, "encoder") for method in DEMO_METHODS}
     encoders = {method: path for method, path in encoders.items() if os.path.isdir(path)}
     reference = encoders.get("beit") or next(iter(encoders.values()), None)
@@ -249,8 +248,6 @@ def demo_stage(context) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from ...evaluation.results import command_line, print_table, write_results
-
     if not argv or argv[0] in ("-h", "--help"):
         print(f"usage: maskvision eval {{{','.join(PROTOCOLS)}}} --model PATH_OR_REPO --dataset SOURCE [options]\n")
         print(__doc__)
@@ -260,7 +257,9 @@ def main(argv: list[str]) -> int:
         print(f"maskvision eval: unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}.", file=sys.stderr)
         return 2
     protocol_type = KnnArguments if protocol == "knn" else LinearArguments
-    args, protocol_args = parse_arguments((FeatureArguments, protocol_type), argv[1:], prog=f"maskvision eval {protocol}")
+    args, protocol_args = parse_arguments(
+        (FeatureArguments, protocol_type), argv[1:], prog=f"maskvision eval {protocol}"
+    )
     results = evaluate_encoder(protocol, args, protocol_args, command=command_line("maskvision eval", argv))
     print_table(*results_table(results))
     path = write_results(args.output_file or default_output_file(args.model), results)

@@ -9,13 +9,12 @@ The result loads in ``pipeline("image-classification", model=DIR)``; its top-1 /
 ``DIR/eval_results.json``. Flags or a YAML/JSON file followed by overriding flags, like `maskvision pretrain`.
 """
 
+from ...evaluation.results import command_line
 from ..finetune import FinetuneArguments, FinetuneDataArguments, FinetuneModelArguments, run_finetuning
 from .args import parse_arguments
 
 
 def main(argv: list[str]) -> int:
-    from ...evaluation.results import command_line
-
     model_args, data_args, training_args = parse_arguments(
         (FinetuneModelArguments, FinetuneDataArguments, FinetuneArguments),
         argv,
