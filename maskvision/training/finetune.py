@@ -94,7 +94,8 @@ class FinetuneDataArguments:
 
 @dataclass
 class FinetuneArguments(PretrainingArguments):
-    """BEiT-B's fine-tuning defaults (lr 4e-3 at batch 1024, i.e. 1e-3 at 256; 100 epochs, 20 of warm-up)."""
+    """BEiT-B's fine-tuning defaults (lr 4e-3 at batch 1024, i.e. 1e-3 at 256; 100 epochs, 20 of warm-up; weight
+    decay 0.05; no gradient clipping)."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Where checkpoints and the classifier go."})
     base_learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate at lr_reference_batch."})
@@ -102,6 +103,7 @@ class FinetuneArguments(PretrainingArguments):
     num_train_epochs: float = field(default=100.0, metadata={"help": "Epochs."})
     warmup_steps: float = field(default=0.2, metadata={"help": "Warm-up steps, or a fraction of training if < 1."})
     label_smoothing_factor: float = field(default=0.1, metadata={"help": "Label smoothing of the targets."})
+    max_grad_norm: float = field(default=0.0, metadata={"help": "Gradient clipping norm; 0 disables (as BEiT)."})
     eval_strategy: str = field(default="epoch", metadata={"help": "Evaluate every epoch."})
     save_strategy: str = field(default="epoch", metadata={"help": "Save every epoch."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "Keep the best checkpoint as the result."})
