@@ -13,7 +13,10 @@ import time
 from dataclasses import dataclass, field
 
 # (name, "module:function") in pipeline order.
-STAGES: list[tuple[str, str]] = []
+STAGES: list[tuple[str, str]] = [
+    ("preview", "maskvision.training.preview:demo_stage"),
+    ("evaluate", "maskvision.training.cli.evaluate:demo_stage"),  # keep last: k-NN of every exported encoder
+]
 
 
 @dataclass
