@@ -108,7 +108,7 @@ def run(quick: bool = False) -> dict:
     results = {"tiny_swin_32px": _measure("tiny", tiny, batch_size=32, repeats=3 if quick else 10)}
     if not quick:
         results["swin_t_224px"] = _measure("swin_t", MobyConfig(), batch_size=8 if torch.cuda.is_available() else 4,
-                                           repeats=3)  # fmt: skip
+                                           repeats=5)  # fmt: skip
     return results
 
 

@@ -1,18 +1,26 @@
 """MoBY: config, queues, loss, momentum target, checkpoints, export, real sizes."""
 
 import math
+import os
 
 import pytest
 import torch
+import yaml
 import torch.nn.functional as F
 from transformers import AutoModel, AutoModelForImageClassification, BeitConfig, SwinModel, ViTConfig
 
 from maskvision import MobyConfig, MobyForPreTraining
 from maskvision.configuration.backbones import swin_backbone_config
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
+from maskvision.data import load_image_dataset
 from maskvision.training.callbacks import MomentumTeacherCallback
+from maskvision.training.cli import main as cli_main
+from maskvision.training.cli.demo import DemoContext
+from maskvision.training.collators import TwoViewCollator
 from maskvision.training.pretrain import PretrainingArguments
+from maskvision.training.recipes.moby import RECIPE, MobyModelArguments, MobyTrainingArguments, demo_stage
 from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.transforms import ColorAugmentation
 
 
 def tiny_swin(**overrides):
@@ -279,3 +287,75 @@ def test_slow_deit_s_224_forward_backward():
     torch.manual_seed(0)
     parameters = _forward_backward_real_size(MobyConfig(backbone_config=moby_vit_backbone_config("small")))
     assert 21e6 < parameters < 23e6  # DeiT-S: 22M
+
+
+# ------------------------------------------------------------------------------------------ recipe, CLI, demo
+def test_recipe_defaults_are_the_papers(tmp_path):
+    model_args = MobyModelArguments()
+    assert model_args.config().to_dict() == MobyConfig().to_dict()  # Swin-T, the paper's heads, queues, momentum
+    deit = MobyModelArguments(backbone="vit").config().backbone_config
+    assert (deit.hidden_size, deit.num_hidden_layers, deit.patch_size, deit.drop_path_rate) == (384, 12, 16, 0.2)
+    args = MobyTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=64, gradient_accumulation_steps=2)
+    assert args.resolve_learning_rate() == pytest.approx(1e-3 * 128 / 512)
+    assert (args.weight_decay, args.max_grad_norm, args.num_train_epochs, args.lr_scheduler_type) == (
+        0.05, 2.5, 300, "cosine",
+    )  # fmt: skip
+    assert args.dataloader_drop_last and args.ddp_broadcast_buffers is False
+    callbacks = RECIPE.build_callbacks(MobyForPreTraining(tiny_config()), model_args)
+    assert [type(c) for c in callbacks] == [MomentumTeacherCallback] and callbacks[0].base_momentum == 0.99
+    with pytest.raises(ValueError, match="window_size"):
+        MobyModelArguments(backbone="vit", window_size=7).config()
+    with pytest.raises(ValueError, match="backbone"):
+        MobyModelArguments(backbone="resnet").config()
+
+
+def test_loss_falls_on_the_demo_data(tmp_path):
+    # The real collator on the demo images, with milder views than the paper's (crops >= 50%, no colour changes)
+    # so that a few dozen steps show learning: the full recipe needs epochs (see the demo stage).
+    model = MobyForPreTraining(tiny_config(queue_size=256, projection_dim=64, projector_hidden_size=256,
+                                           predictor_hidden_size=256))  # fmt: skip
+    plain = ColorAugmentation(jitter_prob=0.0, grayscale_prob=0.0)
+    collator = TwoViewCollator(image_size=32, image_mean=model.config.image_mean, image_std=model.config.image_std,
+                               min_crop_scale=0.5, first_color=plain, second_color=plain)  # fmt: skip
+    args = MobyTrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=32, learning_rate=1e-3, warmup_steps=0.1, max_steps=30,
+        logging_steps=1, save_strategy="no", dataloader_num_workers=0, disable_tqdm=True, seed=0, use_cpu=True,
+    )  # fmt: skip
+    trainer = MaskVisionTrainer(model=model, args=args, train_dataset=load_image_dataset("demo"), data_collator=collator,
+                                callbacks=[MomentumTeacherCallback(0.99)])  # fmt: skip
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    loss = torch.tensor([entry["loss"] for entry in logs])
+    accuracy = torch.tensor([entry["contrastive_accuracy"] for entry in logs])
+    assert loss[0] == pytest.approx(math.log(257), abs=0.4)
+    # After 8 steps the queue holds only real keys: from there on the loss must still fall.
+    assert loss[-5:].mean() < loss[8:13].mean() - 0.2 and loss[-5:].mean() < loss[0] - 1.0
+    assert accuracy[-5:].mean() > accuracy[:3].mean() + 0.05
+
+
+def test_pretrain_command_from_a_yaml_file_writes_checkpoint_and_stock_encoder(tmp_path):
+    options = {
+        "dataset": "demo", "max_train_samples": 64, "image_size": 32, "patch_size": 4, "window_size": 4,
+        "embed_dim": 32, "depths": [2, 2], "num_heads": [2, 4], "projector_hidden_size": 64, "predictor_hidden_size": 64,
+        "projection_dim": 32, "queue_size": 40, "per_device_train_batch_size": 8, "learning_rate": 1e-3,
+        "max_steps": 2, "save_strategy": "no", "dataloader_num_workers": 0, "disable_tqdm": True, "use_cpu": True,
+    }  # fmt: skip
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(options))
+    output_dir = tmp_path / "out"
+    assert cli_main(["pretrain", "moby", str(tmp_path / "run.yaml"), "--output_dir", str(output_dir),
+                     "--max_steps", "3"]) == 0  # fmt: skip
+    model = AutoModel.from_pretrained(output_dir)
+    assert isinstance(model, MobyForPreTraining) and int(model.queue_ptr) == (3 * 8) % 40
+    assert tuple(model.config.backbone_config.depths) == (2, 2) and model.config.queue_size == 40
+    classifier, info = AutoModelForImageClassification.from_pretrained(output_dir / "encoder", num_labels=3,
+                                                                       output_loading_info=True)  # fmt: skip
+    assert type(classifier).__name__ == "SwinForImageClassification"
+    assert all(key.startswith("classifier.") for key in info["missing_keys"])
+
+
+def test_demo_stage_quick(tmp_path):
+    results = demo_stage(DemoContext(output_dir=str(tmp_path), quick=True))
+    assert math.isfinite(results["loss"]) and 0 <= results["contrastive_accuracy"] <= 1
+    encoder = SwinModel.from_pretrained(results["encoder"])
+    assert encoder.config.image_size == 32 and os.path.isfile(os.path.join(results["encoder"],
+                                                                         "preprocessor_config.json"))  # fmt: skip

@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, field
 
 # (name, "module:function") in pipeline order.
-STAGES: list[tuple[str, str]] = []
+STAGES: list[tuple[str, str]] = [
+    ("moby", "maskvision.training.recipes.moby:demo_stage"),  # after "extrema"
+]
 
 
 @dataclass
