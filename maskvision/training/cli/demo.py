@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 # (name, "module:function") in pipeline order.
 STAGES: list[tuple[str, str]] = [
+    ("preview", "maskvision.training.preview:demo_stage"),
     ("moby", "maskvision.training.recipes.moby:demo_stage"),  # after "extrema"
 ]
 
