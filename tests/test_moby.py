@@ -1,12 +1,14 @@
-"""MoBY: config, queues, loss, momentum target, checkpoints, export, real sizes."""
+"""MoBY: config, queues, loss, momentum target, checkpoints, export, real sizes, recipe, command and demo stage.
+
+The DDP behaviour (keys gathered from every rank, identical queues and targets) is in tests/distributed/."""
 
 import math
 import os
 
 import pytest
 import torch
-import yaml
 import torch.nn.functional as F
+import yaml
 from transformers import AutoModel, AutoModelForImageClassification, BeitConfig, SwinModel, ViTConfig
 
 from maskvision import MobyConfig, MobyForPreTraining
@@ -38,7 +40,7 @@ def tiny_config(**overrides) -> MobyConfig:
 
 def views(batch=8, size=32, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, 3, size, size, generator=generator), torch.randn(batch, 3, size, size, generator=generator)
+    return tuple(torch.randn(batch, 3, size, size, generator=generator) for _ in range(2))
 
 
 # ------------------------------------------------------------------------------------------------------ config
@@ -188,7 +190,8 @@ def test_no_weight_decay_on_norms_biases_and_position_tables():
     names = MobyForPreTraining(tiny_config()).no_weight_decay()
     assert "encoder.embeddings.norm.weight" in names and "projector.layers.1.weight" in names  # LayerNorm, BatchNorm
     assert any(name.endswith("relative_position_bias_table") for name in names)
-    assert "projector.layers.0.weight" not in names and "encoder.embeddings.patch_embeddings.projection.weight" not in names
+    assert "projector.layers.0.weight" not in names
+    assert "encoder.embeddings.patch_embeddings.projection.weight" not in names
 
 
 # ------------------------------------------------------------------------------------------- checkpoints, export
@@ -252,8 +255,11 @@ def test_export_gives_a_stock_classifier_with_every_encoder_weight(tmp_path, bac
         intermediate_size=128))  # fmt: skip
     model = _trained_model(config, steps=1).eval()
     model.export_encoder(tmp_path)
-    classifier, info = AutoModelForImageClassification.from_pretrained(tmp_path, num_labels=10, output_loading_info=True)
-    assert type(classifier).__name__ == ("SwinForImageClassification" if backbone == "swin" else "BeitForImageClassification")
+    classifier, info = AutoModelForImageClassification.from_pretrained(
+        tmp_path, num_labels=10, output_loading_info=True
+    )
+    expected = "SwinForImageClassification" if backbone == "swin" else "BeitForImageClassification"
+    assert type(classifier).__name__ == expected
     assert all(key.startswith("classifier.") for key in info["missing_keys"]) and not info["unexpected_keys"]
     image = views(batch=2)[0]
     prefix = classifier.base_model_prefix
@@ -295,7 +301,9 @@ def test_recipe_defaults_are_the_papers(tmp_path):
     assert model_args.config().to_dict() == MobyConfig().to_dict()  # Swin-T, the paper's heads, queues, momentum
     deit = MobyModelArguments(backbone="vit").config().backbone_config
     assert (deit.hidden_size, deit.num_hidden_layers, deit.patch_size, deit.drop_path_rate) == (384, 12, 16, 0.2)
-    args = MobyTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=64, gradient_accumulation_steps=2)
+    args = MobyTrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=64, gradient_accumulation_steps=2
+    )
     assert args.resolve_learning_rate() == pytest.approx(1e-3 * 128 / 512)
     assert (args.weight_decay, args.max_grad_norm, args.num_train_epochs, args.lr_scheduler_type) == (
         0.05, 2.5, 300, "cosine",
@@ -321,8 +329,10 @@ def test_loss_falls_on_the_demo_data(tmp_path):
         output_dir=str(tmp_path), per_device_train_batch_size=32, learning_rate=1e-3, warmup_steps=0.1, max_steps=30,
         logging_steps=1, save_strategy="no", dataloader_num_workers=0, disable_tqdm=True, seed=0, use_cpu=True,
     )  # fmt: skip
-    trainer = MaskVisionTrainer(model=model, args=args, train_dataset=load_image_dataset("demo"), data_collator=collator,
-                                callbacks=[MomentumTeacherCallback(0.99)])  # fmt: skip
+    trainer = MaskVisionTrainer(
+        model=model, args=args, train_dataset=load_image_dataset("demo"), data_collator=collator,
+        callbacks=[MomentumTeacherCallback(0.99)],
+    )  # fmt: skip
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     loss = torch.tensor([entry["loss"] for entry in logs])
@@ -336,7 +346,8 @@ def test_loss_falls_on_the_demo_data(tmp_path):
 def test_pretrain_command_from_a_yaml_file_writes_checkpoint_and_stock_encoder(tmp_path):
     options = {
         "dataset": "demo", "max_train_samples": 64, "image_size": 32, "patch_size": 4, "window_size": 4,
-        "embed_dim": 32, "depths": [2, 2], "num_heads": [2, 4], "projector_hidden_size": 64, "predictor_hidden_size": 64,
+        "embed_dim": 32, "depths": [2, 2], "num_heads": [2, 4], "projector_hidden_size": 64,
+        "predictor_hidden_size": 64,
         "projection_dim": 32, "queue_size": 40, "per_device_train_batch_size": 8, "learning_rate": 1e-3,
         "max_steps": 2, "save_strategy": "no", "dataloader_num_workers": 0, "disable_tqdm": True, "use_cpu": True,
     }  # fmt: skip

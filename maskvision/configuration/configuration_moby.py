@@ -75,7 +75,9 @@ class MobyConfig(PreTrainedConfig):
 
     model_type = "maskvision_moby"
     sub_configs_defaults = {
-        "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="swin", init_kwargs={"drop_path_rate": 0.2}),
+        "backbone_config": SubConfigSpec(
+            config_class=AutoConfig, model_type="swin", init_kwargs={"drop_path_rate": 0.2}
+        ),
     }
 
     backbone_config: dict | PreTrainedConfig | None = None

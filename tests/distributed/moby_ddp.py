@@ -84,7 +84,8 @@ def main(summary_path: str) -> None:
     )  # fmt: skip
     trainer.train()
 
-    target = torch.cat([p.reshape(-1) for p in (*model.target_encoder.parameters(), *model.target_projector.parameters())])
+    target_parameters = (*model.target_encoder.parameters(), *model.target_projector.parameters())
+    target = torch.cat([p.reshape(-1) for p in target_parameters])
     online = torch.cat([p.reshape(-1) for p in model.encoder.parameters()])
     summary = {
         "world_size": dist.get_world_size(),
