@@ -12,3 +12,9 @@ from transformers import AutoConfig, AutoModel
 #     from .modeling.modeling_x import XForPreTraining
 #     AutoConfig.register(XConfig.model_type, XConfig)
 #     AutoModel.register(XConfig, XForPreTraining)
+
+from .configuration.configuration_moby import MobyConfig
+from .modeling.modeling_moby import MobyForPreTraining
+
+AutoConfig.register(MobyConfig.model_type, MobyConfig)
+AutoModel.register(MobyConfig, MobyForPreTraining)

@@ -5,7 +5,7 @@
   transformers models, those names by pattern (timm's and BEiT's rule).
 - Checkpoints (resume, best model) are reloaded through ``from_pretrained`` and then strictly: transformers 5
   saves some models under their original key names (Beit: ``beit.encoder.layer.N.`` for ``beit.layers.N.``), which
-  Trainer's raw non-strict ``load_state_dict`` would silently skip.
+  Trainer's raw non-strict ``load_state_dict`` would silently skip (transformers #43701, #48805).
 - Optional layer-wise learning-rate decay (``layer_decay``), as BEiT fine-tuning does.
 - Every scalar field of the model's output besides ``loss`` (token accuracy, perplexity, ...) is averaged
   over the logging interval and all processes and logged with the loss, together with the images per second
@@ -16,7 +16,7 @@ import re
 import time
 
 import torch
-from transformers import Trainer
+from transformers import PreTrainedModel, Trainer
 
 from .callbacks import _unwrap
 from .optim import param_groups
@@ -75,18 +75,27 @@ class MaskVisionTrainer(Trainer):
 
     # ----------------------------------------------------------------------------------------------- checkpoints
     def _load_best_model(self) -> None:
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:  # sharded checkpoints: Trainer's own loader
+        if not self._loads_through_from_pretrained(self.model):
             return super()._load_best_model()
         self._load_checkpoint_weights(self.state.best_model_checkpoint)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+        if not self._loads_through_from_pretrained(self.model if model is None else model):
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
         self._load_checkpoint_weights(resume_from_checkpoint, model)
 
+    def _loads_through_from_pretrained(self, model) -> bool:
+        # Sharded (FSDP, DeepSpeed) checkpoints and plain modules: Trainer's own loader.
+        return isinstance(_unwrap(model), PreTrainedModel) and not (self.is_fsdp_enabled or self.is_deepspeed_enabled)
+
     def _load_checkpoint_weights(self, checkpoint: str, model=None) -> None:
         target = _unwrap(model if model is not None else self.model)
-        loaded = type(target).from_pretrained(checkpoint, config=target.config)
+        loaded, info = type(target).from_pretrained(checkpoint, config=target.config, output_loading_info=True)
+        if info["missing_keys"] or info["mismatched_keys"]:
+            raise ValueError(
+                f"Checkpoint {checkpoint!r} does not match the model: missing {sorted(info['missing_keys'])}, "
+                f"mismatched {sorted(key for key, *_ in info['mismatched_keys'])}."
+            )
         target.load_state_dict(loaded.state_dict())  # strict: every weight restored
 
     # ------------------------------------------------------------------------------------------------- logging
