@@ -6,17 +6,21 @@
 - Checkpoints (resume, best model) are reloaded through ``from_pretrained`` and then strictly: transformers 5
   saves some models under their original key names (Beit: ``beit.encoder.layer.N.`` for ``beit.layers.N.``), which
   Trainer's raw non-strict ``load_state_dict`` would silently skip (transformers #43701, #48805).
+- The training arguments are saved beside the weights as ``training_args.json``, not as Trainer's pickled
+  ``training_args.bin``: nothing in a checkpoint needs unpickling arbitrary objects.
 - Optional layer-wise learning-rate decay (``layer_decay``), as BEiT fine-tuning does.
 - Every scalar field of the model's output besides ``loss`` (token accuracy, perplexity, ...) is averaged
   over the logging interval and all processes and logged with the loss, together with the images per second
   and the values of callbacks that define ``log_values()`` (momentum, temperature, ...).
 """
 
+import os
 import re
 import time
 
 import torch
 from transformers import PreTrainedModel, Trainer
+from transformers.trainer import TRAINING_ARGS_NAME
 
 from .callbacks import _unwrap
 from .optim import param_groups
@@ -74,6 +78,16 @@ class MaskVisionTrainer(Trainer):
         return self.optimizer
 
     # ----------------------------------------------------------------------------------------------- checkpoints
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        super()._save(output_dir, state_dict)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if self.args.should_save:
+            pickled = os.path.join(output_dir, TRAINING_ARGS_NAME)
+            if os.path.exists(pickled):
+                os.remove(pickled)
+            with open(os.path.join(output_dir, "training_args.json"), "w", encoding="utf-8") as handle:
+                handle.write(self.args.to_json_string())
+
     def _load_best_model(self) -> None:
         if not self._loads_through_from_pretrained(self.model):
             return super()._load_best_model()
