@@ -18,3 +18,9 @@ from .modeling.modeling_beit_mim import BeitMimForPreTraining
 
 AutoConfig.register(BeitMimConfig.model_type, BeitMimConfig)
 AutoModel.register(BeitMimConfig, BeitMimForPreTraining)
+
+from .configuration.configuration_moby import MobyConfig
+from .modeling.modeling_moby import MobyForPreTraining
+
+AutoConfig.register(MobyConfig.model_type, MobyConfig)
+AutoModel.register(MobyConfig, MobyForPreTraining)

@@ -14,7 +14,6 @@ position bias tables resampled once, see `maskvision.modeling.resolution`).
 
 import logging
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 
@@ -28,7 +27,6 @@ from ..evaluation.metrics import accuracy_from_scores
 from ..evaluation.results import RESULTS_FILE, EvalResult, write_results
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel
 from ..modeling.resolution import resize_state_dict
-from .callbacks import _unwrap
 from .mixup import MixupCutmix
 from .pretrain import PretrainingArguments, resolve_checkpoint
 from .transforms import BeitViews
@@ -39,7 +37,6 @@ logger = logging.getLogger(__name__)
 # Layer-wise lr decay by architecture: BEiT's 0.65 (ViT-B), MAE's 0.75 (ViT-B), SimMIM's 0.9 (Swin-B).
 DEFAULT_LAYER_DECAY = {"beit": 0.65, "data2vec-vision": 0.65, "vit": 0.75, "swin": 0.9}
 # Parameters kept out of weight decay besides the 1-D ones (timm / BEiT `no_weight_decay`).
-_NO_WEIGHT_DECAY = re.compile(r"(position_embeddings|cls_token|mask_token|relative_position_bias_table)$")
 
 
 # ------------------------------------------------------------------------------------------------- arguments
@@ -207,38 +204,11 @@ def compute_metrics(eval_prediction) -> dict[str, float]:
 
 class FinetuneTrainer(MaskVisionTrainer):
     """`MaskVisionTrainer` for classification: Mixup / CutMix on training batches (on the device, as DeiT and BEiT
-    do), soft-target cross-entropy with label smoothing, no weight decay on position / [CLS] / bias tables."""
+    do), soft-target cross-entropy with label smoothing."""
 
     def __init__(self, *args, mixup: MixupCutmix | None = None, **kwargs):
         super().__init__(*args, compute_loss_func=self.classification_loss, **kwargs)
         self.mixup = mixup
-
-    # Trainer (transformers 5.23) reloads a checkpoint with a raw `load_state_dict`, but `save_pretrained` writes
-    # some models' weights under their original names (Beit: `beit.encoder.layer.N.` for `beit.layers.N.`): the
-    # best checkpoint would silently not be restored, nor a resumed run. `from_pretrained` maps the names back.
-    def _load_best_model(self) -> None:
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:  # sharded checkpoints: Trainer's own loader
-            return super()._load_best_model()
-        self._load_checkpoint_weights(self.state.best_model_checkpoint)
-
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
-            return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        self._load_checkpoint_weights(resume_from_checkpoint, model)
-
-    def _load_checkpoint_weights(self, checkpoint: str, model=None) -> None:
-        target = _unwrap(model if model is not None else self.model)
-        loaded = type(target).from_pretrained(checkpoint, config=target.config)
-        target.load_state_dict(loaded.state_dict())  # strict: every weight restored
-
-    def get_decay_parameter_names(self, model) -> list[str]:
-        # As BEiT / timm: no decay on any 1-D parameter (norms, biases, layer-scale gammas) nor on the embeddings.
-        one_dimensional = {name for name, parameter in model.named_parameters() if parameter.ndim <= 1}
-        return [
-            name
-            for name in super().get_decay_parameter_names(model)
-            if name not in one_dimensional and not _NO_WEIGHT_DECAY.search(name)
-        ]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.mixup is not None and model.training:
