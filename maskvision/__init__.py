@@ -12,3 +12,9 @@ from transformers import AutoConfig, AutoModel
 #     from .modeling.modeling_x import XForPreTraining
 #     AutoConfig.register(XConfig.model_type, XConfig)
 #     AutoModel.register(XConfig, XForPreTraining)
+
+from .configuration.configuration_extrema import ExtremaConfig
+from .modeling.modeling_extrema import ExtremaForPreTraining
+
+AutoConfig.register(ExtremaConfig.model_type, ExtremaConfig)
+AutoModel.register(ExtremaConfig, ExtremaForPreTraining)

@@ -61,14 +61,17 @@ class MomentumTeacherMixin:
     def init_teachers(self) -> None:
         for student, teacher in self.momentum_pairs():
             copy_student_to_teacher_(teacher, student)
+            teacher.train(False)
 
     def update_teacher(self, momentum: float) -> None:
         for student, teacher in self.momentum_pairs():
             update_momentum_(teacher, student, momentum)
 
     def train(self, mode: bool = True):
-        # Teachers stay in eval mode (no drop path, no dropout) whatever mode the student is in.
+        # Teachers stay in eval mode (no drop path, no dropout) and frozen whatever mode the student is in. Loading
+        # hands back fresh parameters that require grad; `from_pretrained` ends with `eval()`, which re-freezes them.
         super().train(mode)
         for _, teacher in self.momentum_pairs():
             teacher.train(False)
+            teacher.requires_grad_(False)
         return self
