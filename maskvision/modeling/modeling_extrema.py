@@ -216,14 +216,15 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
                 f"{tuple(bool_masked_pos.shape)}."
             )
         visible = ~bool_masked_pos.bool()
-        fewest, most = (int(count) for count in torch.aminmax(visible.sum(dim=-1)))
+        fewest, most = torch.stack(torch.aminmax(visible.sum(dim=-1))).tolist()  # the one host sync of a step
         if fewest != most or fewest == 0:
             raise ValueError(
                 "Every mask in bool_masked_pos must leave the same, non-zero number of patches visible; got between "
                 f"{fewest} and {most}. Use maskvision.training.masking.RandomMaskGenerator."
             )
         num_masks = visible.shape[1]
-        index = visible.nonzero()[:, -1].view(batch, num_masks, most)  # (B, M, V), ascending patch order
+        # Visible patches first, in ascending patch order (stable sort), then keep V of them: (B, M, V).
+        index = visible.to(torch.uint8).argsort(dim=-1, descending=True, stable=True)[..., :most]
         selected = torch.gather(
             tokens.unsqueeze(1).expand(batch, num_masks, num_patches, width),
             dim=2,
@@ -363,13 +364,14 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         slot.requires_grad_(True)
         optimizer = torch.optim.Adam([slot], lr=learning_rate)
         best_error, best_slot = float("inf"), slot.detach().clone()
-        for _ in range(steps):
-            error = relative_error()
-            if error.item() < best_error:
-                best_error, best_slot = error.item(), slot.detach().clone()
-            optimizer.zero_grad(set_to_none=True)
-            error.backward()
-            optimizer.step()
+        with torch.enable_grad():
+            for _ in range(steps):
+                error = relative_error()
+                if error.item() < best_error:
+                    best_error, best_slot = error.item(), slot.detach().clone()
+                optimizer.zero_grad(set_to_none=True)
+                error.backward()
+                optimizer.step()
         with torch.no_grad():
             final_error = relative_error().item()
             if final_error < best_error:

@@ -6,12 +6,15 @@
 - Every scalar field of the model's output besides ``loss`` (token accuracy, perplexity, ...) is averaged
   over the logging interval and all processes and logged with the loss, together with the images per second
   and the values of callbacks that define ``log_values()`` (momentum, temperature, ...).
+- Resuming loads the checkpoint the way ``from_pretrained`` does, with transformers' key renaming: the stock
+  `Trainer` loads it with a raw ``load_state_dict`` and silently misses every weight saved under a legacy name
+  (Swin's ``attention.self.query``, ...; transformers #43701, #48805).
 """
 
 import time
 
 import torch
-from transformers import Trainer
+from transformers import PreTrainedModel, Trainer
 
 from .callbacks import _unwrap
 from .optim import param_groups
@@ -55,6 +58,21 @@ class MaskVisionTrainer(Trainer):
         optimizer_kwargs.pop("lr", None)  # each group carries its own
         self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    # -------------------------------------------------------------------------------------------------- resume
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        unwrapped = _unwrap(self.model if model is None else model)
+        if not isinstance(unwrapped, PreTrainedModel) or self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        loaded, info = type(unwrapped).from_pretrained(
+            resume_from_checkpoint, config=unwrapped.config, output_loading_info=True
+        )
+        if info["missing_keys"] or info["mismatched_keys"]:
+            raise ValueError(
+                f"Checkpoint {resume_from_checkpoint!r} does not match the model: missing "
+                f"{sorted(info['missing_keys'])}, mismatched {sorted(key for key, *_ in info['mismatched_keys'])}."
+            )
+        unwrapped.load_state_dict(loaded.state_dict())
 
     # ------------------------------------------------------------------------------------------------- logging
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
