@@ -46,7 +46,7 @@ def extrema_backbone_config(size: str = "base", **overrides) -> BeitConfig:
 
 def num_visible_patches(num_patches: int, mask_ratio: float) -> int:
     """Patches each mask leaves visible: ``N - round(mask_ratio * N)`` (39 of 196 at 80%, 20 at 90%)."""
-    return num_patches - int(round(mask_ratio * num_patches))
+    return num_patches - round(mask_ratio * num_patches)
 
 
 @strict
@@ -124,7 +124,9 @@ class ExtremaConfig(PreTrainedConfig):
     def _validate_backbone(self) -> None:
         backbone = self.backbone_config
         if not isinstance(backbone, BeitConfig):
-            raise ValueError(f"backbone_config must be a BeitConfig (model_type 'beit'), got {type(backbone).__name__}.")
+            raise ValueError(
+                f"backbone_config must be a BeitConfig (model_type 'beit'), got {type(backbone).__name__}."
+            )
         for switch in _REQUIRED_BACKBONE_SWITCHES:
             if getattr(backbone, switch) != EXTREMA_BACKBONE_DEFAULTS[switch]:
                 raise ValueError(
@@ -192,4 +194,4 @@ class ExtremaConfig(PreTrainedConfig):
             )
 
 
-__all__ = ["ExtremaConfig", "extrema_backbone_config", "EXTREMA_BACKBONE_DEFAULTS"]
+__all__ = ["EXTREMA_BACKBONE_DEFAULTS", "ExtremaConfig", "extrema_backbone_config"]

@@ -7,10 +7,10 @@ map it to the space where it must predict the momentum teacher's projection of t
 MoCo v3's InfoNCE). The teacher is an EMA copy of student backbone, pooling and projector, updated once per
 optimizer step by `training.callbacks.MomentumTeacherCallback`, never inside `forward`.
 
-    pixel_values (B, 3, S, S) ──embed──► (B, N, D) ──select_visible──► (B·M, V, D) ──forward_encoder──► (B·M, V, D)
-        ──forward_head──► predictions (B, M, P)
-    teacher_pixel_values (B, 3, S, S) ──forward_teacher──► targets (B, P)           (no gradient, no drop path)
-    forward_loss(predictions, targets) ──► loss
+    pixel_values (B, 3, S, S) ─embed─► (B, N, D) ─select_visible─► (B·M, V, D) ─forward_encoder─► (B·M, V, D)
+        ─forward_head─► predictions (B, M, P)
+    teacher_pixel_values (B, 3, S, S) ─forward_teacher─► targets (B, P)        (no gradient, no drop path)
+    forward_loss(predictions, targets) ─► loss
 
 There is no [CLS] token inside the encoder and positions are a fixed 2-D sin-cos table, kept in the stock absolute
 position embedding slot (frozen). `export_encoder` writes the teacher's encoder as a stock `BeitModel` checkpoint.
@@ -87,10 +87,15 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
             norm="layer",
             activation="gelu",
         )
-        # Teacher: EMA copy of encoder, pooling and projector; no drop path, no gradient, always in eval mode.
-        self.teacher_backbone = BeitModel(teacher_backbone_config, add_pooling_layer=False)
-        self.teacher_pooler = self._build_pooler()
-        self.teacher_projector = self._build_projector()
+        # Teacher: EMA copy of encoder, pooling and projector; no drop path, no gradient, always in eval mode. It is
+        # built uninitialised and marked as initialised, since `init_teachers` copies the student into it.
+        with init.no_init_weights():
+            self.teacher_backbone = BeitModel(teacher_backbone_config, add_pooling_layer=False)
+            self.teacher_pooler = self._build_pooler()
+            self.teacher_projector = self._build_projector()
+        for teacher in (self.teacher_backbone, self.teacher_pooler, self.teacher_projector):
+            for module in teacher.modules():
+                module._is_hf_initialized = True
         # The [CLS] slot of the exported stock encoder (see `calibrate_export`); all zeros until calibrated.
         self.register_buffer("export_cls_token", torch.zeros(1, 1, backbone_config.hidden_size))
         self.post_init()

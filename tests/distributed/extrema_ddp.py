@@ -17,6 +17,7 @@ from maskvision import ExtremaConfig, ExtremaForPreTraining
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
 from maskvision.modeling.distributed import all_gather_no_grad
 from maskvision.training.callbacks import MomentumTeacherCallback, _unwrap
+from maskvision.training.masking import RandomMaskGenerator
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
 
@@ -28,12 +29,9 @@ class RandomViews(torch.utils.data.Dataset):
 
     def __init__(self, config: ExtremaConfig, length: int):
         generator = torch.Generator().manual_seed(0)
-        size, patches = config.backbone_config.image_size, config.num_patches
-        visible, masks = config.num_visible_patches, config.num_masks
-        order = torch.rand(length, patches, generator=generator).argsort(dim=1)[:, : masks * visible]
-        self.masks = torch.ones(length, masks, patches, dtype=torch.bool).scatter_(
-            2, order.view(length, masks, visible), False
-        )
+        size = config.backbone_config.image_size
+        masking = RandomMaskGenerator(size // config.backbone_config.patch_size, config.mask_ratio, config.num_masks)
+        self.masks = masking.gen(length, generator=generator)
         self.views = torch.randn(length, 2, 3, size, size, generator=generator)
 
     def __len__(self):

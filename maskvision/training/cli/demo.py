@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 # (name, "module:function") in pipeline order.
 STAGES: list[tuple[str, str]] = [
     ("preview", "maskvision.training.preview:demo_stage"),
+    ("extrema", "maskvision.training.recipes.extrema:demo_stage"),
 ]
 
 
