@@ -305,6 +305,19 @@ def test_checkpoint_holds_the_teacher_and_reloads_frozen(tmp_path):
     assert not loaded.backbone.embeddings.position_embeddings.requires_grad
 
 
+def test_checkpoint_without_teacher_weights_loads_an_initialised_teacher(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    ExtremaForPreTraining(tiny_config()).save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("teacher_")}, tmp_path / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
+    loaded = AutoModel.from_pretrained(tmp_path)  # the teacher was built without initialisation: not left empty
+    teacher = [p for _, module in loaded.momentum_pairs() for p in module.parameters()]
+    assert all(torch.isfinite(p).all() and p.abs().max() <= 1.0 for p in teacher)
+    assert loaded.teacher_projector.layers[0].weight.std() > 0.01
+
+
 def test_resume_restores_the_teacher(tmp_path):
     config = tiny_config(backbone={"drop_path_rate": 0.0})
     dataset = BatchDataset(config)

@@ -87,19 +87,20 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
             norm="layer",
             activation="gelu",
         )
-        # Teacher: EMA copy of encoder, pooling and projector; no drop path, no gradient, always in eval mode. It is
-        # built uninitialised and marked as initialised, since `init_teachers` copies the student into it.
+        # Teacher: EMA copy of encoder, pooling and projector; no drop path, no gradient, always in eval mode.
         with init.no_init_weights():
             self.teacher_backbone = BeitModel(teacher_backbone_config, add_pooling_layer=False)
             self.teacher_pooler = self._build_pooler()
             self.teacher_projector = self._build_projector()
-        for teacher in (self.teacher_backbone, self.teacher_pooler, self.teacher_projector):
-            for module in teacher.modules():
-                module._is_hf_initialized = True
         # The [CLS] slot of the exported stock encoder (see `calibrate_export`); all zeros until calibrated.
         self.register_buffer("export_cls_token", torch.zeros(1, 1, backbone_config.hidden_size))
+
+        # `post_init` skips the teacher, which `init_teachers` then copies from the student. Unmarked afterwards, so
+        # that loading a checkpoint without teacher weights initialises them instead of leaving them empty.
+        self._mark_teachers_initialized(True)
         self.post_init()
         self.init_teachers()
+        self._mark_teachers_initialized(False)
         self._freeze_fixed_embeddings()
 
     def _build_pooler(self) -> ClassAttentionPooling:
@@ -165,6 +166,11 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         grid = backbone_config.image_size // backbone_config.patch_size
         table = sincos_2d_position_embedding(grid, grid, backbone_config.hidden_size)
         return torch.cat([table.new_zeros(1, table.shape[1]), table]).unsqueeze(0)
+
+    def _mark_teachers_initialized(self, value: bool) -> None:
+        for _, teacher in self.momentum_pairs():
+            for module in teacher.modules():
+                module._is_hf_initialized = value
 
     def _freeze_fixed_embeddings(self) -> None:
         # The fixed sin-cos table and the stock [CLS] token, which ExtreMA's encoder never uses, are not trained.
