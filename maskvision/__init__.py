@@ -18,3 +18,9 @@ from .modeling.modeling_extrema import ExtremaForPreTraining
 
 AutoConfig.register(ExtremaConfig.model_type, ExtremaConfig)
 AutoModel.register(ExtremaConfig, ExtremaForPreTraining)
+
+from .configuration.configuration_moby import MobyConfig
+from .modeling.modeling_moby import MobyForPreTraining
+
+AutoConfig.register(MobyConfig.model_type, MobyConfig)
+AutoModel.register(MobyConfig, MobyForPreTraining)

@@ -246,12 +246,17 @@ def test_get_image_features_come_from_the_teacher():
         model.get_image_features(pixel_values, pooling="cls")
 
 
-def test_no_weight_decay_on_one_dimensional_parameters_and_tokens():
+def test_weight_decay_only_on_matrices_of_the_student(tmp_path):
     model = ExtremaForPreTraining(tiny_config())
-    excluded = model.no_weight_decay()
-    assert {"pooler.cls_token", "pooler.blocks.0.gamma1", "backbone.embeddings.position_embeddings"} <= excluded
-    assert "backbone.layers.0.attention.q_proj.weight" not in excluded
-    assert "projector.layers.0.weight" not in excluded
+    assert {"pooler.cls_token", "backbone.embeddings.position_embeddings"} <= model.no_weight_decay()
+    trainer = MaskVisionTrainer(model=model, args=trainer_args(tmp_path, weight_decay=0.1),
+                                train_dataset=BatchDataset(model.config))
+    decayed = set(trainer.get_decay_parameter_names(model))
+    assert {"backbone.layers.0.attention.q_proj.weight", "projector.layers.0.weight"} <= decayed
+    assert not decayed & {"pooler.cls_token", "pooler.blocks.0.gamma1", "backbone.layers.0.layernorm_before.weight"}
+    optimizer = trainer.create_optimizer()
+    optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert not any(id(p) in optimised for _, teacher in model.momentum_pairs() for p in teacher.parameters())
 
 
 # ------------------------------------------------------------------------------------------------------ losses

@@ -191,13 +191,9 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         ]
 
     def no_weight_decay(self) -> set[str]:
-        # As the official code (timm's rule): no decay on 1-D parameters (norms, biases, layer scales), the class
-        # token of the pooling, and the position / [CLS] embeddings of the backbone.
-        return {
-            name
-            for name, parameter in self.named_parameters()
-            if parameter.ndim <= 1 or name.endswith(("cls_token", "position_embeddings"))
-        }
+        # The class token of the pooling and the backbone's position / [CLS] embeddings (the Trainer leaves out the
+        # 1-D parameters, norms, biases and layer scales, itself: timm's rule, as the official code).
+        return {name for name, _ in self.named_parameters() if name.endswith(("cls_token", "position_embeddings"))}
 
     # ---------------------------------------------------------------------------------------------- stages
     def embed(self, backbone: BeitModel, pixel_values: torch.Tensor) -> torch.Tensor:
