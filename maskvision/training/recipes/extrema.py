@@ -54,7 +54,9 @@ class ExtremaModelArguments:
     calibration_images: int = field(
         default=64, metadata={"help": "Full views that calibrate the exported encoder's [CLS] slot (0: skip)."}
     )
-    calibration_steps: int = field(default=100, metadata={"help": "Optimisation steps of that calibration."})
+    calibration_steps: int = field(
+        default=100, metadata={"help": "Steps of that calibration, each a forward/backward of the encoder on them."}
+    )
 
 
 @dataclass
@@ -179,5 +181,6 @@ def demo_stage(context) -> dict:
         "loss_first": round(losses[0], 4),
         "loss_last": round(losses[-1], 4),
         "export_error": round(calibration.errors.get("export_error", float("nan")), 5),
+        "export_error_uncalibrated": round(calibration.errors.get("export_error_uncalibrated", float("nan")), 5),
         "encoder": os.path.join(output_dir, "encoder"),
     }
