@@ -19,6 +19,12 @@ from .modeling.modeling_beit_mim import BeitMimForPreTraining
 AutoConfig.register(BeitMimConfig.model_type, BeitMimConfig)
 AutoModel.register(BeitMimConfig, BeitMimForPreTraining)
 
+from .configuration.configuration_extrema import ExtremaConfig
+from .modeling.modeling_extrema import ExtremaForPreTraining
+
+AutoConfig.register(ExtremaConfig.model_type, ExtremaConfig)
+AutoModel.register(ExtremaConfig, ExtremaForPreTraining)
+
 from .configuration.configuration_moby import MobyConfig
 from .modeling.modeling_moby import MobyForPreTraining
 
