@@ -40,8 +40,16 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def time_side_by_side(candidates: dict[str, Callable[[], object]], repeats: int = 10, warmup: int = 2) -> dict:
-    """Median seconds per call of each candidate, repeats interleaved (A B A B ...)."""
+def time_side_by_side(
+    candidates: dict[str, Callable[[], object]],
+    repeats: int = 10,
+    warmup: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict:
+    """Median seconds per call of each candidate, repeats interleaved (A B A B ...).
+
+    ``clock=time.process_time`` measures the process's CPU seconds instead of wall-clock ones: on a shared CPU
+    machine, other processes then inflate neither candidate."""
     for function in candidates.values():
         for _ in range(warmup):
             function()
@@ -49,10 +57,10 @@ def time_side_by_side(candidates: dict[str, Callable[[], object]], repeats: int 
     for _ in range(repeats):
         for name, function in candidates.items():
             synchronize()
-            start = time.perf_counter()
+            start = clock()
             function()
             synchronize()
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(clock() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -165,7 +165,9 @@ class BeitMimConfig(PreTrainedConfig):
                 f"({self.min_num_patches})."
             )
         if not 0 < self.min_aspect <= 1:
-            raise ValueError(f"min_aspect must be in (0, 1] (the largest aspect is 1 / min_aspect), got {self.min_aspect}.")
+            raise ValueError(
+                f"min_aspect must be in (0, 1] (the largest aspect is 1 / min_aspect), got {self.min_aspect}."
+            )
         for name in ("image_mean", "image_std"):
             values = getattr(self, name)
             if len(values) != backbone.num_channels:

@@ -33,7 +33,9 @@ from .modeling_utils import MaskVisionPreTrainedModel
 
 # Parameters kept out of weight decay besides norms and biases (the official code skips every 1-D parameter, which
 # covers layer scale; [MASK], [CLS], position embeddings and relative position bias tables are embeddings).
-_NO_WEIGHT_DECAY = ("cls_token", "mask_token", "position_embeddings", "relative_position_bias_table", "lambda_1", "lambda_2")
+_NO_WEIGHT_DECAY = (
+    "cls_token", "mask_token", "position_embeddings", "relative_position_bias_table", "lambda_1", "lambda_2"
+)  # fmt: skip
 
 
 def _trunc_normal_(tensor: torch.Tensor, std: float) -> None:
@@ -67,7 +69,7 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
 
     The visual tokenizer is attached with `set_tokenizer` (a path or a model) or loaded from
     ``config.tokenizer_name_or_path`` when targets are first needed. It stays frozen and in eval mode, runs under
-    inference mode in float32 without autocast, follows the model's device, and is not a submodule: it is not in
+    inference mode in its own dtype with autocast off, follows the model's device, and is not a submodule: it is not in
     the state dict, the checkpoints or the optimizer, and building, saving, loading or exporting the model never
     needs it.
     """
@@ -143,7 +145,9 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
         recorded in ``config.tokenizer_name_or_path`` so that a saved checkpoint can re-attach it.
         """
         if self.config.target != "tokens":
-            raise ValueError(f"A visual tokenizer is used with target='tokens' only; this model has target={self.config.target!r}.")
+            raise ValueError(
+                f"A visual tokenizer is used with target='tokens' only; this model has target={self.config.target!r}."
+            )
         if isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = AutoModel.from_pretrained(os.fspath(tokenizer))
         if not callable(getattr(tokenizer, "get_codebook_indices", None)):
@@ -194,8 +198,8 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
         if tuple(ids.shape[1:]) != (grid, grid):
             raise ValueError(
                 f"The tokenizer gave a {tuple(ids.shape[1:])} grid of tokens for tokenizer_pixel_values of shape "
-                f"{tuple(tokenizer_pixel_values.shape)}; the encoder has a {grid}x{grid} patch grid. Give the tokenizer "
-                f"images of {grid} x its downsample factor pixels per side."
+                f"{tuple(tokenizer_pixel_values.shape)}; the encoder has a {grid}x{grid} patch grid. Give the "
+                f"tokenizer images of {grid} x its downsample factor pixels per side."
             )
         return ids.flatten(1)
 
@@ -203,8 +207,9 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
         """(B, C, H, W) → (B, N, P²·C), patches row-major like the encoder's, each flattened as (P, P, C)."""
         batch, channels, height, width = pixel_values.shape
         size = self.config.backbone_config.patch_size
-        patches = pixel_values.reshape(batch, channels, height // size, size, width // size, size)
-        return patches.permute(0, 2, 4, 3, 5, 1).reshape(batch, (height // size) * (width // size), size * size * channels)
+        rows, columns = height // size, width // size
+        patches = pixel_values.reshape(batch, channels, rows, size, columns, size)
+        return patches.permute(0, 2, 4, 3, 5, 1).reshape(batch, rows * columns, size * size * channels)
 
     def targets(
         self,
@@ -250,7 +255,9 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
         """(..., D) → (..., vocab_size) logits, or (..., P²·C) pixels."""
         return self.lm_head(self.layernorm(tokens))
 
-    def forward_loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward_loss(
+        self, predictions: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(M, vocab) logits and (M,) ids → cross-entropy and accuracy; (M, P²·C) pixels → MSE and None."""
         if self.config.target == "pixels":
             return F.mse_loss(predictions.float(), targets.float()), None
