@@ -99,7 +99,7 @@ def test_config_round_trips_through_auto_config(tmp_path):
     [
         ({"target": "logits"}, "target must be one of"),
         ({"num_masking_patches": 0}, "num_masking_patches must be in"),
-        ({"num_masking_patches": 65}, "num_masking_patches must be in"),
+        ({"num_masking_patches": 64}, "num_masking_patches must be in \\[1, 63\\]"),
         ({"min_num_patches": 30, "num_masking_patches": 20}, "min_num_patches must be in"),
         ({"max_num_patches": 2, "min_num_patches": 4}, "max_num_patches"),
         ({"min_aspect": 1.5}, "min_aspect must be in"),

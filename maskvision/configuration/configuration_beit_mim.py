@@ -70,6 +70,8 @@ class BeitMimConfig(PreTrainedConfig):
         Largest block; `None` lets one block cover the whole masking budget (official).
     min_aspect (`float`, *optional*, defaults to 0.3):
         Smallest aspect ratio of a block; the largest is `1 / min_aspect`.
+    exact_masking (`bool`, *optional*, defaults to `False`):
+        Mask exactly `num_masking_patches` per image, as BEiT v2 does (v1's blocks sometimes stop a few short).
     image_mean, image_std (`list[float]`, *optional*, defaults to 0.5):
         Normalisation of the encoder's input view (the official BEiT pretraining uses 0.5 / 0.5).
     initializer_range (`float`, *optional*, defaults to 0.02):
@@ -88,6 +90,7 @@ class BeitMimConfig(PreTrainedConfig):
     min_num_patches: int | None = None
     max_num_patches: int | None = None
     min_aspect: float = 0.3
+    exact_masking: bool = False
     image_mean: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5)
     initializer_range: float = 0.02
@@ -149,9 +152,9 @@ class BeitMimConfig(PreTrainedConfig):
         if self.vocab_size < 2:
             raise ValueError(f"vocab_size must be at least 2, got {self.vocab_size}.")
         num_patches = self.num_patches
-        if not 1 <= self.num_masking_patches <= num_patches:
+        if not 1 <= self.num_masking_patches < num_patches:
             raise ValueError(
-                f"num_masking_patches must be in [1, {num_patches}] (the patches of a "
+                f"num_masking_patches must be in [1, {num_patches - 1}] (fewer than the patches of a "
                 f"{self.grid_size}x{self.grid_size} grid), got {self.num_masking_patches}."
             )
         if not 1 <= self.min_num_patches <= self.num_masking_patches:

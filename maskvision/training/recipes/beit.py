@@ -52,6 +52,9 @@ class BeitModelArguments:
     )
     max_num_patches: int | None = field(default=None, metadata={"help": "Largest masking block (default: no limit)."})
     min_aspect: float = field(default=0.3, metadata={"help": "Smallest aspect ratio of a masking block."})
+    exact_masking: bool = field(
+        default=False, metadata={"help": "Mask exactly num_masking_patches per image (BEiT v2, e.g. with VQ-KD)."}
+    )
     min_crop_scale: float = field(default=0.08, metadata={"help": "Smallest area fraction of the random crop."})
 
     def config(self, vocab_size: int | None = None) -> BeitMimConfig:
@@ -77,6 +80,7 @@ class BeitModelArguments:
             drop_path_rate=self.drop_path_rate,
             target=self.target,
             min_aspect=self.min_aspect,
+            exact_masking=self.exact_masking,
             **backbone,
             **own,
         )
@@ -126,6 +130,7 @@ class BeitRecipe(PretrainingRecipe):
             min_num_patches=config.min_num_patches,
             max_num_patches=config.max_num_patches,
             min_aspect=config.min_aspect,
+            exact=config.exact_masking,
         )
         return MaskedImageModelingCollator(
             image_size=config.backbone_config.image_size,
