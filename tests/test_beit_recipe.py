@@ -146,7 +146,7 @@ def test_model_arguments_build_custom_sizes_and_mask_settings(tokenizer_dir):
     backbone = model.config.backbone_config
     assert (backbone.hidden_size, backbone.intermediate_size, backbone.num_hidden_layers) == (96, 384, 3)
     assert (model.config.vocab_size, model.config.num_masking_patches, model.config.min_num_patches) == (VOCAB, 30, 5)
-    collator = RECIPE.build_collator(model, args)
+    collator = RECIPE.build_collator(model, args, seed=0)
     images = [{"image": Image.new("RGB", (50, 40), (120, 30, 200)), "label": 3} for _ in range(3)]
     batch = collator(images)
     assert batch["pixel_values"].shape == (3, 3, 64, 64)

@@ -415,7 +415,7 @@ def test_loss_falls_on_demo_images_with_the_recipe_collator(tmp_path):
     args = ExtremaModelArguments(model_size="tiny", image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=2,
                                  num_attention_heads=2, num_masks=4, projector_hidden_size=64, projection_size=16)
     model = RECIPE.build_model(args)
-    collator = RECIPE.build_collator(model, args)
+    collator = RECIPE.build_collator(model, args, seed=0)
     dataset = load_image_dataset("demo").select(range(256))
     batch = collator([dataset[index] for index in range(8)])
     visible = ~batch["bool_masked_pos"]  # (B, M, N): 4 disjoint sets of 13 patches per image

@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from transformers import TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from .trainer import MaskVisionTrainer
@@ -71,7 +71,8 @@ class PretrainingRecipe:
     def build_model(self, model_args):
         raise NotImplementedError
 
-    def build_collator(self, model, model_args):
+    def build_collator(self, model, model_args, seed: int):
+        """The collator making the method's views and masks; its random streams start from ``seed``."""
         raise NotImplementedError
 
     def build_callbacks(self, model, model_args) -> list[TrainerCallback]:
@@ -108,12 +109,13 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     if data_args.max_train_samples is not None:
         dataset = dataset.select(range(min(data_args.max_train_samples, len(dataset))))
 
+    set_seed(training_args.seed)  # the model's initialisation follows --seed too
     model = recipe.build_model(model_args)
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
         train_dataset=dataset,
-        data_collator=recipe.build_collator(model, model_args),
+        data_collator=recipe.build_collator(model, model_args, seed=training_args.seed),
         callbacks=recipe.build_callbacks(model, model_args),
     )
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)

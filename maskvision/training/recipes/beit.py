@@ -119,7 +119,7 @@ class BeitRecipe(PretrainingRecipe):
         model.set_tokenizer(tokenizer)  # records the path in the config: checkpoints re-attach it
         return model
 
-    def build_collator(self, model: BeitMimForPreTraining, model_args: BeitModelArguments):
+    def build_collator(self, model: BeitMimForPreTraining, model_args: BeitModelArguments, seed: int):
         config = model.config
         tokenizer_image_size = (
             config.grid_size * model.tokenizer.downsample_factor if config.target == "tokens" else None
@@ -140,6 +140,7 @@ class BeitRecipe(PretrainingRecipe):
             image_mean=config.image_mean,
             image_std=config.image_std,
             min_crop_scale=model_args.min_crop_scale,
+            seed=seed,
         )
 
 

@@ -135,7 +135,7 @@ class ExtremaRecipe(PretrainingRecipe):
             return ExtremaForPreTraining.from_pretrained(model_args.model_name_or_path)
         return ExtremaForPreTraining(build_config(model_args))
 
-    def build_collator(self, model: ExtremaForPreTraining, model_args: ExtremaModelArguments) -> MultiMaskCollator:
+    def build_collator(self, model: ExtremaForPreTraining, model_args: ExtremaModelArguments, seed: int) -> MultiMaskCollator:
         config = model.config
         backbone = config.backbone_config
         grid = backbone.image_size // backbone.patch_size
@@ -146,6 +146,7 @@ class ExtremaRecipe(PretrainingRecipe):
             image_std=config.image_std,
             mask_generator=RandomMaskGenerator(grid, config.mask_ratio, config.num_masks),
             min_crop_scale=model_args.min_crop_scale,
+            seed=seed,
         )
 
     def build_callbacks(self, model: ExtremaForPreTraining, model_args: ExtremaModelArguments) -> list[TrainerCallback]:

@@ -132,13 +132,14 @@ class MobyRecipe(PretrainingRecipe):
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return model
 
-    def build_collator(self, model: MobyForPreTraining, model_args: MobyModelArguments) -> TwoViewCollator:
+    def build_collator(self, model: MobyForPreTraining, model_args: MobyModelArguments, seed: int) -> TwoViewCollator:
         config = model.config
         return TwoViewCollator(
             image_size=config.backbone_config.image_size,
             image_mean=config.image_mean,
             image_std=config.image_std,
             min_crop_scale=model_args.min_crop_scale,
+            seed=seed,
         )
 
     def build_callbacks(self, model: MobyForPreTraining, model_args: MobyModelArguments):
