@@ -12,3 +12,15 @@ from transformers import AutoConfig, AutoModel
 #     from .modeling.modeling_x import XForPreTraining
 #     AutoConfig.register(XConfig.model_type, XConfig)
 #     AutoModel.register(XConfig, XForPreTraining)
+
+from .configuration.configuration_dvae import DVAEConfig
+from .modeling.modeling_dvae import DVAETokenizer
+
+AutoConfig.register(DVAEConfig.model_type, DVAEConfig)
+AutoModel.register(DVAEConfig, DVAETokenizer)
+
+from .configuration.configuration_vqkd import VQKDConfig
+from .modeling.modeling_vqkd import VQKDTokenizer
+
+AutoConfig.register(VQKDConfig.model_type, VQKDConfig)
+AutoModel.register(VQKDConfig, VQKDTokenizer)

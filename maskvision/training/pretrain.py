@@ -49,7 +49,7 @@ class PretrainingArguments(TrainingArguments):
     warmup_steps: float = field(default=0.05, metadata={"help": "Warm-up steps, or a fraction of training if < 1."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "Experiment trackers."})
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
 
     def effective_batch_size(self) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps * self.world_size

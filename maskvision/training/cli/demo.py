@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, field
 
 # (name, "module:function") in pipeline order.
-STAGES: list[tuple[str, str]] = []
+STAGES: list[tuple[str, str]] = [
+    ("tokenizer", "maskvision.training.tokenizer:stage"),  # after "preview"; the BEiT stage loads its output
+]
 
 
 @dataclass
