@@ -30,6 +30,7 @@ class DataArguments:
     on_bad_image: str = field(
         default="skip", metadata={"help": "'skip' drops corrupt images with a warning, 'raise' stops on the first."}
     )
+    image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N images."})
 
 
@@ -97,7 +98,13 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
 
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
-    dataset = load_image_dataset(data_args.dataset, split=data_args.split, on_bad_image=data_args.on_bad_image)
+    with training_args.main_process_first(desc="loading and checking the images"):
+        dataset = load_image_dataset(
+            data_args.dataset,
+            split=data_args.split,
+            on_bad_image=data_args.on_bad_image,
+            image_column=data_args.image_column,
+        )
     if data_args.max_train_samples is not None:
         dataset = dataset.select(range(min(data_args.max_train_samples, len(dataset))))
 
