@@ -10,7 +10,11 @@ from transformers import AutoModel
 
 from maskvision import DVAEConfig, DVAETokenizer
 from maskvision.modeling.tokenizer_utils import CodebookRecorder, code_counts, codebook_health, perplexity
-from maskvision.training.tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
+from maskvision.training.tokenizer_callbacks import (
+    CodebookCallback,
+    RelaxationScheduleCallback,
+    copy_optimizer_state,
+)
 
 TINY = dict(vocab_size=64, hidden_size=16, num_groups=3, blocks_per_group=1, code_embedding_size=16, image_size=16)
 
@@ -141,6 +145,20 @@ def test_loss_terms_finite_and_loss_drops():
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.1
 
 
+def test_relaxed_and_straight_through_samples():
+    logits = torch.randn(2, 64, 4, 4, requires_grad=True)
+    relaxed, hard = tiny_model().train(), tiny_model(straight_through=True).train()
+    relaxed.temperature = hard.temperature = 0.5
+    soft = relaxed.sample_codes(logits)
+    assert torch.allclose(soft.sum(dim=1), torch.ones(2, 4, 4)) and float(soft.detach().max()) < 1
+    one_hot = hard.sample_codes(logits)
+    assert torch.equal(one_hot.sum(dim=1), torch.ones(2, 4, 4)) and set(one_hot.unique().tolist()) == {0.0, 1.0}
+    (one_hot * torch.randn_like(one_hot)).sum().backward()
+    assert logits.grad.abs().sum() > 0  # gradients through the relaxation
+    eval_codes = hard.eval().sample_codes(logits)
+    assert torch.equal(eval_codes.argmax(dim=1), logits.argmax(dim=1))
+
+
 def test_round_trip_gives_identical_ids(tmp_path):
     model = tiny_model().eval()
     pixel_values = shapes_images(4)
@@ -179,12 +197,17 @@ def test_recorder_sums_micro_batches_and_samples():
 
 def test_reseeding_splits_a_used_code_at_an_encoder_output():
     model = tiny_model().eval()
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(shapes_images(4)).loss.backward()
+    optimizer.step()
     head, embedding = model.encoder.blocks.output.conv, model.decoder.blocks.input
-    features = model.encoder.forward_features(model.map_pixels(shapes_images(4)))  # (B, D, h, w)
+    with torch.no_grad():
+        features = model.encoder.forward_features(model.map_pixels(shapes_images(4)))  # (B, D, h, w)
     samples = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
     dead = torch.tensor([3])
     before = head.weight.detach().clone()
-    model.reseed_codes(dead, samples[:1], torch.Generator().manual_seed(0))
+    copies = model.reseed_codes(dead, samples[:1], torch.Generator().manual_seed(0))
+    copy_optimizer_state(optimizer, copies)
     logits = model.encoder.forward_head(samples[:1, :, None, None])[0, :, 0, 0]
     assert int(logits.argmax()) == 3  # the re-seeded code now wins at its encoder output
     parent = int(F.linear(F.relu(samples[:1]), before[:, :, 0, 0], head.bias).argmax())
@@ -192,12 +215,15 @@ def test_reseeding_splits_a_used_code_at_an_encoder_output():
     assert torch.equal(embedding.weight[:, 3], embedding.weight[:, parent])  # decodes like its parent
     changed = (head.weight != before).flatten(1).any(dim=1)
     assert changed.nonzero().flatten().tolist() == [3]
+    for parameter, dim in ((head.weight, 0), (embedding.weight, 1)):  # the parent's Adam moments come along
+        moments = optimizer.state[parameter]["exp_avg_sq"]
+        assert torch.equal(moments.select(dim, 3), moments.select(dim, parent))
 
 
 def test_codebook_callback_logs_health_and_reseeds_dead_codes():
     model = tiny_model().train()
     callback = CodebookCallback(reseed_interval=2)
-    state = SimpleNamespace(global_step=0)
+    state = SimpleNamespace(global_step=0, max_steps=4)
     args = SimpleNamespace(seed=0)
     before = model.encoder.blocks.output.conv.weight.detach().clone()
     for step in range(2):
@@ -211,6 +237,11 @@ def test_codebook_callback_logs_health_and_reseeds_dead_codes():
     changed = (model.encoder.blocks.output.conv.weight != before).flatten(1).any(dim=1)
     assert int(changed.sum()) == values["dead_codes"]
     assert callback.log_values() == {}  # interval reset
+    for step in range(2, 4):  # the last interval of the run: no re-seeding, the codes could not be trained
+        model(shapes_images(4, seed=step))
+        state.global_step = step + 1
+        callback.on_step_end(args, state, None, model=model)
+    assert callback.reseeded_codes == values["reseeded_codes"]
 
 
 # ------------------------------------------------------------------------------------------------- schedules

@@ -136,8 +136,8 @@ def test_train_vqkd_with_a_teacher(parquet, tmp_path):
         cli(["tokenizer", "train", "--dataset", parquet, "--output_dir", str(output), "--tokenizer_type", "vqkd"])
 
 
-def test_demo_stage_quick(parquet, tmp_path):
-    results = stage(DemoContext(output_dir=str(tmp_path), dataset=parquet, quick=True))
+def test_demo_stage_quick(tmp_path):
+    results = stage(DemoContext(output_dir=str(tmp_path), quick=True))  # the embedded demo set
     assert set(results) == {"used_fraction", "perplexity", "reconstruction_psnr"}
     assert 0 < results["used_fraction"] <= 1
     model = AutoModel.from_pretrained(tmp_path / "tokenizer")

@@ -31,6 +31,9 @@ class DVAEConfig(PreTrainedConfig):
         location and a log-scale per pixel value) or "mse" (the decoder predicts the pixel only).
     logit_laplace_eps (`float`, defaults to 0.1): pixels are mapped from [0, 1] to [eps, 1 - eps] before encoding,
         keeping them away from the logit's singularities.
+    straight_through (`bool`, defaults to False): feed the decoder hard one-hot Gumbel samples during training and
+        back-propagate through their relaxation (straight-through Gumbel-softmax, Jang et al. 2017). DALL-E uses the
+        relaxed samples themselves (False).
     """
 
     model_type = "maskvision_dvae"
@@ -44,6 +47,7 @@ class DVAEConfig(PreTrainedConfig):
     image_size: int = 112
     reconstruction_loss: str = "logit_laplace"
     logit_laplace_eps: float = 0.1
+    straight_through: bool = False
 
     def __post_init__(self, **kwargs):
         for name in ("vocab_size", "hidden_size", "num_groups", "blocks_per_group", "code_embedding_size",

@@ -200,9 +200,10 @@ class DVAETokenizer(DVAEPreTrainedModel):
         return features, self.encoder.forward_head(features)
 
     def sample_codes(self, logits: torch.Tensor) -> torch.Tensor:
-        # (B, V, h, w) → relaxed one-hot codes (B, V, h, w): Gumbel-softmax when training, argmax one-hot otherwise
+        # (B, V, h, w) → relaxed one-hot codes (B, V, h, w): Gumbel-softmax when training (hard one-hot samples with
+        # relaxed gradients if straight_through), the argmax's one-hot otherwise
         if self.training:
-            return F.gumbel_softmax(logits, tau=self.temperature, hard=False, dim=1)
+            return F.gumbel_softmax(logits, tau=self.temperature, hard=self.config.straight_through, dim=1)
         return F.one_hot(logits.argmax(dim=1), self.config.vocab_size).permute(0, 3, 1, 2).float()
 
     def forward_loss(
@@ -267,13 +268,13 @@ class DVAETokenizer(DVAEPreTrainedModel):
 
     # ------------------------------------------------------------------------------------------ codebook hooks
     @torch.no_grad()
-    def reseed_codes(self, codes: torch.Tensor, samples: torch.Tensor, generator: torch.Generator) -> None:
+    def reseed_codes(self, codes: torch.Tensor, samples: torch.Tensor, generator: torch.Generator) -> list[tuple]:
         """Each dead code splits the code the encoder picks at a randomly drawn encoder output ``h`` (samples:
         (n, D) features before the output layer): it copies that code's decoder embedding and output row, plus
         ``delta = (h - mean) / |h - mean|**2`` with a bias of ``-delta . mean``: the two codes now split the
         parent's region along the hyperplane through the samples' mean, the new one winning by one nat at h."""
         if codes.numel() == 0:
-            return
+            return []
         head, embedding = self.encoder.blocks.output.conv, self.decoder.blocks.input
         activations = F.relu(samples.to(head.weight.device, torch.float32))  # what the output layer sees
         picks = torch.randint(activations.shape[0], (codes.numel(),), generator=generator).to(activations.device)
@@ -285,6 +286,7 @@ class DVAETokenizer(DVAEPreTrainedModel):
         head.weight[codes, :, 0, 0] = (head.weight[parents, :, 0, 0].float() + delta).to(head.weight.dtype)
         head.bias[codes] = (head.bias[parents].float() - delta @ mean).to(head.bias.dtype)
         embedding.weight[:, codes] = embedding.weight[:, parents]
+        return [(head.weight, 0, codes, parents), (head.bias, 0, codes, parents), (embedding.weight, 1, codes, parents)]
 
 
 __all__ = ["DVAEConfig", "DVAEPreTrainedModel", "DVAETokenizer", "DVAETokenizerOutput"]

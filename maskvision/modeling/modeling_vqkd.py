@@ -252,14 +252,16 @@ class VQKDTokenizer(VQKDPreTrainedModel):
         self.codebook[used] = l2_normalize(decay * self.codebook[used] + (1 - decay) * means)
 
     @torch.no_grad()
-    def reseed_codes(self, codes: torch.Tensor, samples: torch.Tensor, generator: torch.Generator) -> None:
-        """Dead codes restart as randomly drawn encoder outputs (unit vectors, samples (n, d))."""
+    def reseed_codes(self, codes: torch.Tensor, samples: torch.Tensor, generator: torch.Generator) -> list[tuple]:
+        """Dead codes restart as randomly drawn encoder outputs (unit vectors, samples (n, d)); the codebook is a
+        buffer, so there is no optimizer state to carry along."""
         if codes.numel() == 0:
-            return
+            return []
         picks = torch.randint(samples.shape[0], (codes.numel(),), generator=generator)
         self.codebook[codes.to(self.codebook.device)] = l2_normalize(samples[picks.to(samples.device)]).to(
             self.codebook.device
         )
+        return []
 
 
 __all__ = ["VQKDConfig", "VQKDPreTrainedModel", "VQKDTokenizer", "VQKDTokenizerOutput", "load_teacher"]

@@ -175,8 +175,12 @@ class VisualTokenizerModel(PreTrainedModel):
     def update_codebook(self, step: CodebookStep) -> None:
         """Apply one optimizer step's statistics to the codebook (EMA codebooks); nothing for learned ones."""
 
-    def reseed_codes(self, codes: torch.Tensor, samples: torch.Tensor, generator: torch.Generator) -> None:
-        """Give the (dead) ``codes`` new values drawn from encoder outputs ``samples`` (n, D)."""
+    def reseed_codes(self, codes: torch.Tensor, samples: torch.Tensor, generator: torch.Generator) -> list[tuple]:
+        """Give the (dead) ``codes`` new values drawn from encoder outputs ``samples`` (n, D).
+
+        Returns the parameter slices copied from other codes, ``(parameter, dim, targets, sources)``, so that the
+        caller copies their optimizer state along (a re-seeded row must not keep the stale Adam moments of a dead
+        code: tiny second moments would turn its first gradients into huge steps)."""
         raise NotImplementedError
 
 

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ import yaml
 from PIL import Image
 
 from ..configuration.backbones import vit_backbone_config
+from ..data import load_image_dataset, to_rgb
 from ..configuration.configuration_dvae import DVAEConfig
 from ..configuration.configuration_vqkd import VQKD_VIT_DEFAULTS, VQKDConfig
 from ..modeling.modeling_dvae import DVAETokenizer
@@ -64,10 +66,10 @@ BASE_LEARNING_RATES = {"dvae": (1e-4, 512), "vqkd": (5e-5, 128)}
 
 @dataclass
 class TokenizerArguments:
-    tokenizer_type: str = field(
+    tokenizer_type: Literal["dvae", "vqkd"] = field(
         default="dvae", metadata={"help": "dvae (DALL-E's discrete VAE) or vqkd (BEiT v2's VQ-KD; needs --teacher)."}
     )
-    model_size: str = field(
+    model_size: Literal["tiny", "base"] = field(
         default="base", metadata={"help": "base (the official model) or tiny (32 px, trains on CPU in minutes)."}
     )
     image_size: int | None = field(default=None, metadata={"help": "Training resolution; default: the size's."})
@@ -169,26 +171,19 @@ def tokenizer_callbacks(model: VisualTokenizerModel, args: TokenizerArguments) -
 
 # ------------------------------------------------------------------------------------------------------ data
 def load_images(data_args: DataArguments):
-    """The training images as a `datasets.Dataset` with an ``image`` column."""
-    try:
-        from ..data import load_image_dataset
-    except ImportError:  # maskvision.data not merged yet: parquet files/folders through `datasets`
-        import datasets
-
-        def load_image_dataset(source, split, on_bad_image):
-            if os.path.isfile(source):
-                return datasets.load_dataset(source.rsplit(".", 1)[-1], data_files=source, split="train")
-            return datasets.load_dataset(source, split=split)
-
-    dataset = load_image_dataset(data_args.dataset, split=data_args.split, on_bad_image=data_args.on_bad_image)
+    """The images of ``data_args`` as a `datasets.Dataset` with an ``image`` column (`load_image_dataset`)."""
+    dataset = load_image_dataset(
+        data_args.dataset, split=data_args.split, on_bad_image=data_args.on_bad_image,
+        image_column=data_args.image_column,
+    )
     if data_args.max_train_samples is not None:
         dataset = dataset.select(range(min(data_args.max_train_samples, len(dataset))))
     return dataset
 
 
 def to_pixel_values(images: list[Image.Image]) -> torch.Tensor:
-    """Equal-sized PIL images → (B, 3, H, W) float in [0, 1]."""
-    arrays = np.stack([np.asarray(image.convert("RGB"), dtype=np.uint8) for image in images])
+    """Equal-sized RGB PIL images → (B, 3, H, W) float in [0, 1]."""
+    arrays = np.stack([np.asarray(image, dtype=np.uint8) for image in images])
     return torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div_(255)
 
 
@@ -219,7 +214,7 @@ class TokenizerCollator:
         return left, top, left + side, top + side
 
     def view(self, image: Image.Image) -> Image.Image:
-        image = image.convert("RGB")
+        image = to_rgb(image, shrink_to=self.image_size)
         size = (self.image_size, self.image_size)
         view = image.resize(size, Image.Resampling.LANCZOS, box=self.crop_box(*image.size))
         return view.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if torch.rand(()) < 0.5 else view
@@ -233,9 +228,10 @@ class TokenizerCollator:
 def evaluate_tokenizer(
     model: VisualTokenizerModel, dataset, max_images: int = 2048, batch_size: int = 256, num_grid_images: int = 8
 ) -> tuple[dict, torch.Tensor | None]:
-    """Codebook health of the codes of up to ``max_images`` images (resized by the tokenizer's image processor),
-    plus, for tokenizers that decode to pixels, the reconstruction error (MSE, PSNR in dB) and a grid of the first
-    ``num_grid_images`` originals above their reconstructions (None otherwise)."""
+    """Codebook health of the codes of up to ``max_images`` images (a fixed random subset of larger datasets, which
+    are often sorted by class), resized by the tokenizer's image processor; for tokenizers that decode to pixels,
+    also the reconstruction error (MSE, PSNR in dB) and a grid of the first ``num_grid_images`` originals above
+    their reconstructions (None otherwise)."""
     processor = model.image_processor()
     was_training = model.training
     model.eval()
@@ -243,9 +239,12 @@ def evaluate_tokenizer(
     counts = torch.zeros(model.config.vocab_size, device=device)
     squared_error, values, grid = 0.0, 0, None
     total = min(max_images, len(dataset))
+    if total < len(dataset):
+        subset = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:total]
+        dataset = dataset.select(sorted(subset.tolist()))
     for start in range(0, total, batch_size):
         rows = dataset[start : min(start + batch_size, total)]["image"]
-        pixel_values = processor([image.convert("RGB") for image in rows], return_tensors="pt")["pixel_values"]
+        pixel_values = processor([to_rgb(image) for image in rows], return_tensors="pt")["pixel_values"]
         pixel_values = pixel_values.to(device)
         indices = model.get_codebook_indices(pixel_values)
         counts += code_counts(indices, model.config.vocab_size)
@@ -297,7 +296,8 @@ def train_tokenizer(
     """Train a tokenizer and save it (weights, config, image processor) with its codebook report in output_dir."""
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
-    dataset = load_images(data_args)
+    with training_args.main_process_first(desc="loading and checking the images"):
+        dataset = load_images(data_args)
     model = build_tokenizer(model_args)
     base_lr, reference_batch = BASE_LEARNING_RATES[model_args.tokenizer_type]
     if training_args.base_learning_rate is None:
@@ -331,11 +331,11 @@ def stage(context) -> dict:
     quick = context.quick
     data_args = DataArguments(dataset=context.dataset)
     model_args = TokenizerArguments(model_size="tiny", reseed_interval=2 if quick else 25,
-                                    eval_images=64 if quick else 1024)
+                                    eval_images=32 if quick else 1024)
     training_args = TokenizerTrainingArguments(
         output_dir=context.path("tokenizer"),
-        max_steps=3 if quick else 120,
-        per_device_train_batch_size=16 if quick else 64,
+        max_steps=2 if quick else 120,
+        per_device_train_batch_size=8 if quick else 64,
         base_learning_rate=1e-3,
         lr_reference_batch=64,
         logging_steps=1 if quick else 20,

@@ -24,6 +24,16 @@ def resolve_steps(value: float, max_steps: int, name: str) -> int:
     return int(value) if value >= 1 else round(value * max_steps)
 
 
+@torch.no_grad()
+def copy_optimizer_state(optimizer, copies: list[tuple]) -> None:
+    """Mirror parameter slice copies ``(parameter, dim, targets, sources)`` in the optimizer's per-parameter state
+    (Adam's moments, SGD's momentum): every state tensor shaped like its parameter gets the same copy."""
+    for parameter, dim, targets, sources in copies:
+        for value in optimizer.state.get(parameter, {}).values():
+            if torch.is_tensor(value) and value.shape == parameter.shape:
+                value.index_copy_(dim, targets.to(value.device), value.index_select(dim, sources.to(value.device)))
+
+
 class RelaxationScheduleCallback(TrainerCallback):
     """Sets the dVAE's ``temperature`` and ``kl_weight`` before every optimizer step.
 
@@ -78,7 +88,11 @@ class RelaxationScheduleCallback(TrainerCallback):
 
 class CodebookCallback(TrainerCallback):
     """After every optimizer step: the model's `update_codebook` with the step's statistics (summed over
-    processes), codebook health over the logging interval, and, with ``reseed_interval``, dead codes re-seeded.
+    processes), codebook health over the logging interval, and, with ``reseed_interval``, dead codes re-seeded
+    (with the optimizer state of the parameters they copy).
+
+    Codes are re-seeded every ``reseed_interval`` steps except during the last interval of the run, so that every
+    re-seeded code is trained before the run ends.
 
     Logged: ``codebook_perplexity``, ``codebook_used_fraction`` and ``dead_codes`` (codes unused during the
     logging interval; with small intervals and large vocabularies rare codes count as dead), and the running total
@@ -94,7 +108,7 @@ class CodebookCallback(TrainerCallback):
         self._window_counts: torch.Tensor | None = None
         self._window_steps = 0
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         model = _unwrap(model)
         step = model.codebook_recorder.pop()
         if step is None:
@@ -106,11 +120,14 @@ class CodebookCallback(TrainerCallback):
             return
         self._window_counts = counts.clone() if self._window_counts is None else self._window_counts + counts
         self._window_steps += 1
-        if self._window_steps >= self.reseed_interval:
+        # Re-seeded codes need a full interval of training: none in the last one (nor at the final step).
+        if self._window_steps >= self.reseed_interval and state.global_step + self.reseed_interval <= state.max_steps:
             dead = (self._window_counts == 0).nonzero().flatten()
             # Every process draws the same codes and samples: the generator depends on the step only.
             generator = torch.Generator().manual_seed(args.seed * 1_000_003 + state.global_step)
-            model.reseed_codes(dead, step.all_samples(), generator)
+            copies = model.reseed_codes(dead, step.all_samples(), generator)
+            if optimizer is not None:
+                copy_optimizer_state(optimizer, copies)
             self.reseeded_codes += dead.numel()
             self._window_counts, self._window_steps = None, 0
 

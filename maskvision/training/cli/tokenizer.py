@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-USAGE = __doc__.split("\n\n", 1)[1].rstrip()
+USAGE = "usage:\n" + __doc__.split("\n\n", 1)[1].rstrip()
 
 
 def train(argv: list[str]) -> int:
