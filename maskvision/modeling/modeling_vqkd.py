@@ -164,15 +164,16 @@ class VQKDTokenizer(VQKDPreTrainedModel):
         interpolate = (height, width) != (self.config.image_size, self.config.image_size)
         tokens = self.encoder(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).last_hidden_state
         tokens = tokens[:, 1:]  # (B, N, D): [CLS] dropped
-        with torch.autocast(tokens.device.type, enabled=False):  # quantiser input in float32, as the official code
-            vectors = self.encode_task_layer(tokens.float())
+        with torch.autocast(tokens.device.type, enabled=False):  # quantiser input in full precision, as official
+            vectors = self.encode_task_layer(tokens.to(self.encode_task_layer[-1].weight.dtype))
         grid = (height // self.config.patch_size, width // self.config.patch_size)
         return l2_normalize(vectors).reshape(batch, *grid, -1)
 
     def quantize(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # unit vectors (..., d) → indices (...) of the nearest codes (largest cosine), the codes (..., d)
-        indices = (vectors @ self.codebook.T).argmax(dim=-1)
-        return indices, F.embedding(indices, self.codebook)
+        # unit vectors (..., d) → indices (...) of the nearest codes (largest cosine), the codes (..., d), float32
+        codebook = self.codebook.float()
+        indices = (vectors.float() @ codebook.T).argmax(dim=-1)
+        return indices, F.embedding(indices, codebook)
 
     def forward_decoder(self, codes: torch.Tensor) -> torch.Tensor:
         # (B, h, w, d) codes → (B, h * w, T) predicted teacher features
