@@ -13,9 +13,7 @@ from transformers import AutoImageProcessor, AutoModel, BeitConfig, BeitModel
 
 from maskvision import DVAETokenizer, VQKDTokenizer
 from maskvision.training.cli import main as cli
-from maskvision.training.cli.args import parse_arguments
 from maskvision.training.cli.demo import DemoContext
-from maskvision.training.pretrain import DataArguments, PretrainingArguments
 from maskvision.training.tokenizer import TokenizerCollator, parse_config_overrides, stage
 
 # A tiny dVAE: 16 px, 4 x 4 codes of a vocabulary of 32.
@@ -39,23 +37,13 @@ def parquet(tmp_path_factory) -> str:
     return path
 
 
-def test_pretraining_arguments_parse():
-    """The shared PretrainingArguments go through HfArgumentParser (report_to's Optional[str | list] type)."""
-    data_args, training_args = parse_arguments(
-        (DataArguments, PretrainingArguments), ["--output_dir", "out", "--report_to", "none"], prog="test"
-    )
-    assert training_args.output_dir == "out" and training_args.report_to == []
-
-
-def test_collator_views_and_overrides():
-    collator = TokenizerCollator(16, scale=(0.2, 1.0))
-    batch = collator([{"image": Image.new("RGB", (40, 30), (255, 0, 0))}, {"image": Image.new("L", (10, 50))}])
-    assert batch["pixel_values"].shape == (2, 3, 16, 16)
-    assert torch.allclose(batch["pixel_values"][0, 0], torch.ones(16, 16))
-    for _ in range(50):
-        left, top, right, bottom = collator.crop_box(40, 30)
-        assert 0 <= left < right <= 40 and 0 <= top < bottom <= 30
-        assert (right - left) * (bottom - top) >= 0.15 * 40 * 30
+def test_collator_tokenizer_views_and_overrides():
+    rows = [{"image": Image.new("RGB", (40, 30), (255, 0, 0)), "label": 3}, {"image": Image.new("L", (10, 50))}]
+    batch = TokenizerCollator(16, min_crop_scale=0.2, seed=1)(rows)
+    assert set(batch) == {"pixel_values"} and batch["pixel_values"].shape == (2, 3, 16, 16)
+    assert torch.allclose(batch["pixel_values"][0, 0], torch.ones(16, 16))  # [0, 1], not normalised
+    assert float(batch["pixel_values"][0, 1:].abs().max()) == 0.0
+    assert torch.equal(TokenizerCollator(16, 0.2, seed=1)(rows)["pixel_values"], batch["pixel_values"])
     assert parse_config_overrides("vocab_size=64, reconstruction_loss=mse") == {
         "vocab_size": 64, "reconstruction_loss": "mse"
     }

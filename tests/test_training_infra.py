@@ -168,3 +168,13 @@ def test_arguments_from_file_with_flag_overrides(tmp_path):
     config.write_text(json.dumps({"datset": "typo"}))
     with pytest.raises(ValueError, match="datset"):
         parse_arguments((_Options,), [str(config)], prog="test")
+
+
+def test_checkpoints_hold_no_pickled_training_arguments(tmp_path):
+    args = _args(tmp_path, save_strategy="steps", save_steps=2, max_steps=2)
+    trainer = MaskVisionTrainer(model=ToyTeacherModel(), args=args, train_dataset=ToyDataset())
+    trainer.train()
+    trainer.save_model()
+    for folder in (tmp_path / "checkpoint-2", tmp_path):
+        assert not (folder / "training_args.bin").exists()
+        assert json.loads((folder / "training_args.json").read_text())["max_steps"] == 2

@@ -41,8 +41,9 @@ class MLPHead(nn.Module):
         dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
         for index, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
             last = index == num_layers - 1
-            # A bias before a norm is redundant: the norm's shift takes its place.
-            layers.append(nn.Linear(d_in, d_out, bias=last and not last_norm))
+            # A bias before BatchNorm is redundant (its shift takes its place); before LayerNorm it is not.
+            followed_by_norm = not last or last_norm
+            layers.append(nn.Linear(d_in, d_out, bias=not followed_by_norm or norm == "layer"))
             if not last:
                 layers += [_NORMS[norm](d_out), _ACTIVATIONS[activation]()]
             elif last_norm:  # MoCo v3's last BatchNorm has no affine part; the same for LayerNorm

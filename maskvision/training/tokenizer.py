@@ -21,15 +21,17 @@ import yaml
 from PIL import Image
 
 from ..configuration.backbones import vit_backbone_config
-from ..data import load_image_dataset, to_rgb
 from ..configuration.configuration_dvae import DVAEConfig
 from ..configuration.configuration_vqkd import VQKD_VIT_DEFAULTS, VQKDConfig
+from ..data import load_image_dataset, to_rgb
 from ..modeling.modeling_dvae import DVAETokenizer
 from ..modeling.modeling_vqkd import VQKDTokenizer, load_teacher
 from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
+from .collators import _PretrainingCollator
 from .pretrain import DataArguments, PretrainingArguments, resolve_checkpoint
 from .tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
 from .trainer import MaskVisionTrainer
+from .transforms import BeitViews
 
 logger = logging.getLogger(__name__)
 
@@ -181,46 +183,19 @@ def load_images(data_args: DataArguments):
     return dataset
 
 
-def to_pixel_values(images: list[Image.Image]) -> torch.Tensor:
-    """Equal-sized RGB PIL images → (B, 3, H, W) float in [0, 1]."""
-    arrays = np.stack([np.asarray(image, dtype=np.uint8) for image in images])
-    return torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div_(255)
+class TokenizerCollator(_PretrainingCollator):
+    """Rows holding a PIL ``image`` → ``{"pixel_values": (B, 3, S, S)}`` in [0, 1]: BEiT's tokenizer view, one
+    random-resized crop (area ``min_crop_scale``-1 of the image) + flip resized with Lanczos (`BeitViews`' view
+    recipe at the tokenizer's size, unnormalised: tokenizers map their input themselves)."""
 
-
-class TokenizerCollator:
-    """Rows holding a PIL ``image`` → ``{"pixel_values": (B, 3, S, S)}`` in [0, 1]: a random-resized crop (area
-    ``scale`` of the image, aspect ratio log-uniform in ``ratio``; Inception / torchvision's sampling) resized to S
-    with Lanczos, as BEiT's tokenizer view, then a horizontal flip with probability 1/2."""
-
-    def __init__(self, image_size: int, scale: tuple[float, float] = (0.08, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3)):
-        if not 0 < scale[0] <= scale[1] <= 1:
-            raise ValueError(f"Crop scale must satisfy 0 < min <= max <= 1, got {scale}.")
-        self.image_size, self.scale, self.ratio = image_size, scale, ratio
-
-    def crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:
-        area = width * height
-        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
-        for _ in range(10):
-            target = area * float(torch.empty(1).uniform_(*self.scale))
-            aspect = math.exp(float(torch.empty(1).uniform_(*log_ratio)))
-            w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-            if 0 < w <= width and 0 < h <= height:
-                left = int(torch.randint(0, width - w + 1, (1,)))
-                top = int(torch.randint(0, height - h + 1, (1,)))
-                return left, top, left + w, top + h
-        side = min(width, height)  # fallback: the central square
-        left, top = (width - side) // 2, (height - side) // 2
-        return left, top, left + side, top + side
-
-    def view(self, image: Image.Image) -> Image.Image:
-        image = to_rgb(image, shrink_to=self.image_size)
-        size = (self.image_size, self.image_size)
-        view = image.resize(size, Image.Resampling.LANCZOS, box=self.crop_box(*image.size))
-        return view.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if torch.rand(()) < 0.5 else view
+    def __init__(self, image_size: int, min_crop_scale: float = 0.08, seed: int = 0):
+        super().__init__(seed)
+        self.views = BeitViews(image_size, None, image_mean=(0.0, 0.0, 0.0), image_std=(1.0, 1.0, 1.0),
+                               min_scale=min_crop_scale, interpolation="lanczos")
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        return {"pixel_values": to_pixel_values([self.view(row["image"]) for row in rows])}
+        pixel_values, _ = self.views(self.images(rows), self.generator)
+        return {"pixel_values": pixel_values}
 
 
 # ------------------------------------------------------------------------------------------- health, images
@@ -258,7 +233,8 @@ def evaluate_tokenizer(
     report = {"images": total, "vocab_size": model.config.vocab_size, **codebook_health(counts.cpu())}
     if values:
         mse = squared_error / values
-        report.update(reconstruction_mse=round(mse, 6), reconstruction_psnr=round(-10 * math.log10(max(mse, 1e-12)), 3))
+        psnr = -10 * math.log10(max(mse, 1e-12))
+        report.update(reconstruction_mse=round(mse, 6), reconstruction_psnr=round(psnr, 3))
     return report, grid
 
 
@@ -308,7 +284,7 @@ def train_tokenizer(
         model=model,
         args=training_args,
         train_dataset=dataset,
-        data_collator=TokenizerCollator(model.config.image_size, scale=(model_args.crop_min_scale, 1.0)),
+        data_collator=TokenizerCollator(model.config.image_size, model_args.crop_min_scale, seed=training_args.seed),
         callbacks=tokenizer_callbacks(model, model_args),
         processing_class=model.image_processor(),
     )

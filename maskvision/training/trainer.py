@@ -1,20 +1,33 @@
 """`MaskVisionTrainer`: the transformers `Trainer` with what pretraining and fine-tuning vision encoders need.
 
-- No weight decay on norms, biases and the parameters a model lists in ``no_weight_decay()`` (position, [CLS]
-  and [MASK] embeddings, ...).
+- No weight decay on 1-D parameters (norms, biases, layer-scale gammas) nor on position, [CLS] and [MASK]
+  embeddings and relative position bias tables: the names a model lists in ``no_weight_decay()``, or, for stock
+  transformers models, those names by pattern (timm's and BEiT's rule).
+- Checkpoints (resume, best model) are reloaded through ``from_pretrained`` and then strictly: transformers 5
+  saves some models under their original key names (Beit: ``beit.encoder.layer.N.`` for ``beit.layers.N.``), which
+  Trainer's raw non-strict ``load_state_dict`` would silently skip (transformers #43701, #48805).
+- The training arguments are saved beside the weights as ``training_args.json``, not as Trainer's pickled
+  ``training_args.bin``: nothing in a checkpoint needs unpickling arbitrary objects.
 - Optional layer-wise learning-rate decay (``layer_decay``), as BEiT fine-tuning does.
 - Every scalar field of the model's output besides ``loss`` (token accuracy, perplexity, ...) is averaged
   over the logging interval and all processes and logged with the loss, together with the images per second
   and the values of callbacks that define ``log_values()`` (momentum, temperature, ...).
 """
 
+import os
+import re
 import time
 
 import torch
-from transformers import Trainer
+from transformers import PreTrainedModel, Trainer
+from transformers.trainer import TRAINING_ARGS_NAME
 
 from .callbacks import _unwrap
 from .optim import param_groups
+
+# Embeddings and bias tables of stock transformers vision models (no weight decay), for models without
+# `no_weight_decay()`.
+_STOCK_NO_WEIGHT_DECAY = re.compile(r"(position_embeddings|cls_token|mask_token|relative_position_bias_table)$")
 
 
 class MaskVisionTrainer(Trainer):
@@ -30,10 +43,18 @@ class MaskVisionTrainer(Trainer):
 
     # ----------------------------------------------------------------------------------------------- optimizer
     def get_decay_parameter_names(self, model) -> list[str]:
-        names = super().get_decay_parameter_names(model)
         unwrapped = _unwrap(model)
-        excluded = unwrapped.no_weight_decay() if hasattr(unwrapped, "no_weight_decay") else set()
-        return [name for name in names if name not in excluded]
+        if hasattr(unwrapped, "no_weight_decay"):
+            listed = unwrapped.no_weight_decay()
+            excluded = lambda name: name in listed  # noqa: E731
+        else:
+            excluded = _STOCK_NO_WEIGHT_DECAY.search
+        one_dimensional = {name for name, parameter in model.named_parameters() if parameter.ndim <= 1}
+        return [
+            name
+            for name in super().get_decay_parameter_names(model)
+            if name not in one_dimensional and not excluded(name)
+        ]
 
     def create_optimizer(self, model=None):
         if self.layer_decay is None or self.optimizer is not None:
@@ -55,6 +76,41 @@ class MaskVisionTrainer(Trainer):
         optimizer_kwargs.pop("lr", None)  # each group carries its own
         self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    # ----------------------------------------------------------------------------------------------- checkpoints
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        super()._save(output_dir, state_dict)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if self.args.should_save:
+            pickled = os.path.join(output_dir, TRAINING_ARGS_NAME)
+            if os.path.exists(pickled):
+                os.remove(pickled)
+            with open(os.path.join(output_dir, "training_args.json"), "w", encoding="utf-8") as handle:
+                handle.write(self.args.to_json_string())
+
+    def _load_best_model(self) -> None:
+        if not self._loads_through_from_pretrained(self.model):
+            return super()._load_best_model()
+        self._load_checkpoint_weights(self.state.best_model_checkpoint)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
+        if not self._loads_through_from_pretrained(self.model if model is None else model):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        self._load_checkpoint_weights(resume_from_checkpoint, model)
+
+    def _loads_through_from_pretrained(self, model) -> bool:
+        # Sharded (FSDP, DeepSpeed) checkpoints and plain modules: Trainer's own loader.
+        return isinstance(_unwrap(model), PreTrainedModel) and not (self.is_fsdp_enabled or self.is_deepspeed_enabled)
+
+    def _load_checkpoint_weights(self, checkpoint: str, model=None) -> None:
+        target = _unwrap(model if model is not None else self.model)
+        loaded, info = type(target).from_pretrained(checkpoint, config=target.config, output_loading_info=True)
+        if info["missing_keys"] or info["mismatched_keys"]:
+            raise ValueError(
+                f"Checkpoint {checkpoint!r} does not match the model: missing {sorted(info['missing_keys'])}, "
+                f"mismatched {sorted(key for key, *_ in info['mismatched_keys'])}."
+            )
+        target.load_state_dict(loaded.state_dict())  # strict: every weight restored
 
     # ------------------------------------------------------------------------------------------------- logging
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

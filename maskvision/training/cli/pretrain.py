@@ -7,7 +7,10 @@ from ..pretrain import DataArguments, run_pretraining
 from .args import parse_arguments
 
 # method → module holding its `RECIPE` (a `PretrainingRecipe`).
-RECIPES: dict[str, str] = {}
+RECIPES: dict[str, str] = {
+    "extrema": "maskvision.training.recipes.extrema",
+    "moby": "maskvision.training.recipes.moby",
+}
 
 
 def load_recipe(method: str):

@@ -1,0 +1,26 @@
+"""`maskvision finetune --model PATH_OR_REPO --dataset SOURCE --output_dir DIR`: fine-tune an encoder into a
+stock image classifier on `Trainer` (BEiT's recipe: layer-wise lr decay, label smoothing, drop path,
+Mixup / CutMix, evaluation every epoch, best checkpoint kept).
+
+    maskvision finetune --model runs/beit/encoder --dataset cifar10/train.parquet \\
+        --eval_dataset cifar10/test.parquet --output_dir runs/beit-cifar10 --num_train_epochs 100
+
+The result loads in ``pipeline("image-classification", model=DIR)``; its top-1 / top-5 go to
+``DIR/eval_results.json``. Flags or a YAML/JSON file followed by overriding flags, like `maskvision pretrain`.
+"""
+
+from ...evaluation.results import command_line
+from ..finetune import FinetuneArguments, FinetuneDataArguments, FinetuneModelArguments, run_finetuning
+from .args import parse_arguments
+
+
+def main(argv: list[str]) -> int:
+    model_args, data_args, training_args = parse_arguments(
+        (FinetuneModelArguments, FinetuneDataArguments, FinetuneArguments),
+        argv,
+        prog="maskvision finetune",
+        description=__doc__.split("\n\n")[0],
+    )
+    _, metrics = run_finetuning(model_args, data_args, training_args, command=command_line("maskvision finetune", argv))
+    print({key: value for key, value in metrics.items() if "accuracy" in key})
+    return 0

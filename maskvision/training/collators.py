@@ -1,0 +1,246 @@
+"""Data collators for pretraining: dataset rows holding PIL images → the batch each method's model takes.
+
+Use them as ``Trainer(data_collator=..., args=TrainingArguments(..., remove_unused_columns=False))``: they read the
+``image`` column of each row (labels and other columns are ignored), convert every image with
+`maskvision.data.to_rgb` (EXIF orientation, transparency, CMYK, 16-bit...), build the method's views
+(`maskvision.training.transforms`) and masks (`maskvision.training.masking`). Key names follow CONTRIBUTING.md:
+
+| collator | keys |
+| --- | --- |
+| `MaskedImageModelingCollator` (BEiT) | ``pixel_values``, ``tokenizer_pixel_values``, ``bool_masked_pos`` (B, N) |
+| `MultiMaskCollator` (ExtreMA) | ``pixel_values`` (student), ``teacher_pixel_values``, ``bool_masked_pos`` (B, M, N) |
+| `TwoViewCollator` (MoBY) | ``pixel_values``, ``pixel_values_2`` |
+
+Random streams: every collator draws its views and masks from one ``torch.Generator`` per process, created lazily by
+`stream_generator` from the collator's ``seed``, the distributed rank and the data-loader worker. Each worker of each
+rank therefore augments differently, and a new epoch's workers (which PyTorch seeds afresh) do not repeat the last
+epoch's views; the same seed and the same run set-up (the Trainer seeds the loader) give the same batches.
+"""
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..configuration.backbones import check_patch_grid
+from ..data.images import to_rgb
+from ..modeling.distributed import rank_and_world_size
+from .masking import BlockwiseMaskGenerator, RandomMaskGenerator
+from .transforms import BeitViews, ColorAugmentation, SharedCropViews, TwoCropViews
+
+
+def _process_rank() -> int:
+    """The global rank: torch.distributed's when initialised, else the launcher's ``RANK`` (a data-loader worker
+    started by spawn has no process group), else 0."""
+    rank, world_size = rank_and_world_size()
+    return rank if world_size > 1 else int(os.environ.get("RANK", 0))
+
+
+def stream_generator(seed: int) -> torch.Generator:
+    """A CPU generator for this process's share of the data, seeded from ``seed``, the rank and the worker.
+
+    Inside a data-loader worker the worker's own seed (PyTorch's ``base_seed + worker_id``, drawn anew for every
+    epoch's workers) enters too, so workers, ranks and epochs all get different streams.
+    """
+    worker = torch.utils.data.get_worker_info()
+    entropy = [seed, _process_rank()] + ([worker.seed] if worker is not None else [])
+    state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+class _PretrainingCollator:
+    """Shared by the collators: the seed and its per-process stream, and reading RGB images from the rows."""
+
+    image_column = "image"
+
+    def __init__(self, seed: int):
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+        self.seed = seed
+        self._stream = None  # (process key, generator), made lazily in the process that collates
+
+    @property
+    def generator(self) -> torch.Generator:
+        """This process's generator (see `stream_generator`), created on first use in each process and worker."""
+        worker = torch.utils.data.get_worker_info()
+        key = (os.getpid(), _process_rank(), None if worker is None else worker.seed)
+        if self._stream is None or self._stream[0] != key:
+            self._stream = (key, stream_generator(self.seed))
+        return self._stream[1]
+
+    def images(self, rows: Sequence[Mapping]) -> list[Image.Image]:
+        """The rows' images as RGB PIL images, with a clear error when the rows are not what a collator needs."""
+        if not rows:
+            raise ValueError("The collator got an empty batch.")
+        images = []
+        for index, row in enumerate(rows):
+            if not isinstance(row, Mapping) or self.image_column not in row:
+                found = sorted(row) if isinstance(row, Mapping) else type(row).__name__
+                raise ValueError(
+                    f"Row {index} of the batch has no {self.image_column!r} column (got {found}). The collator needs "
+                    "the dataset's images: load them with maskvision.data.load_image_dataset and train with "
+                    "remove_unused_columns=False."
+                )
+            image = row[self.image_column]
+            if not isinstance(image, Image.Image):
+                raise TypeError(
+                    f"Row {index}: {self.image_column!r} must be a PIL image, got {type(image).__name__} "
+                    "(keep the datasets Image feature; do not set a torch/numpy format on the dataset)."
+                )
+            images.append(to_rgb(image, shrink_to=self.views.shrink_to))
+        return images
+
+
+class MaskedImageModelingCollator(_PretrainingCollator):
+    """BEiT's batch: two views of one crop (encoder, visual tokenizer) and a blockwise mask per image.
+
+    Args:
+        image_size, patch_size: the encoder's input side and patch side (the patch must divide the image).
+        image_mean, image_std: the encoder's normalisation (from its config / image processor).
+        mask_generator: a `BlockwiseMaskGenerator` over the patch grid (BEiT: 75 of 14 x 14, blocks >= 16).
+        tokenizer_image_size: the tokenizer's input side, ``grid * downsample_factor`` so that its token grid is the
+            patch grid (BEiT: 112 for 224 / 16 with a x8 dVAE); None for pixel targets (no tokenizer view).
+        min_crop_scale: the smallest crop's share of the image (BEiT: 0.08).
+        interpolation, tokenizer_interpolation: the views' resampling (BEiT: bicubic, lanczos).
+        seed: the base seed of the views and masks (see `stream_generator`).
+
+    Returns ``pixel_values`` (B, 3, S, S) normalised, ``tokenizer_pixel_values`` (B, 3, T, T) in [0, 1] (unless
+    ``tokenizer_image_size`` is None) and ``bool_masked_pos`` (B, N) bool, True = masked, N = (S / patch)^2 row-major.
+    """
+
+    def __init__(
+        self,
+        *,
+        image_size: int,
+        patch_size: int,
+        image_mean,
+        image_std,
+        mask_generator: BlockwiseMaskGenerator,
+        tokenizer_image_size: int | None = None,
+        min_crop_scale: float = 0.08,
+        interpolation: str = "bicubic",
+        tokenizer_interpolation: str = "lanczos",
+        seed: int = 0,
+    ):
+        super().__init__(seed)
+        grid = _check_mask_generator(mask_generator, BlockwiseMaskGenerator, image_size, patch_size)
+        if tokenizer_image_size is not None and (
+            not isinstance(tokenizer_image_size, int) or tokenizer_image_size <= 0 or tokenizer_image_size % grid
+        ):
+            raise ValueError(
+                f"tokenizer_image_size must be a positive multiple of the patch grid ({grid} = {image_size} / "
+                f"{patch_size}), so that the tokenizer's token grid is the patch grid; got {tokenizer_image_size!r}."
+            )
+        self.views = BeitViews(
+            image_size, tokenizer_image_size, image_mean, image_std, min_crop_scale,
+            interpolation=interpolation, tokenizer_interpolation=tokenizer_interpolation,
+        )
+        self.mask_generator = mask_generator
+
+    def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        images, generator = self.images(rows), self.generator
+        pixel_values, tokenizer_pixel_values = self.views(images, generator)
+        batch = {"pixel_values": pixel_values}
+        if tokenizer_pixel_values is not None:
+            batch["tokenizer_pixel_values"] = tokenizer_pixel_values
+        batch["bool_masked_pos"] = self.mask_generator.gen(len(images), generator).flatten(1)
+        return batch
+
+
+class MultiMaskCollator(_PretrainingCollator):
+    """ExtreMA's batch: a student and a teacher view of one crop, and several random masks per image.
+
+    Args:
+        image_size, patch_size: the encoder's input side and patch side.
+        image_mean, image_std: the encoder's normalisation.
+        mask_generator: a `RandomMaskGenerator` over the patch grid (ExtreMA: ratio 0.8 x 5 masks, or 0.9 x 8); the
+            visible sets of one image's masks are disjoint.
+        min_crop_scale: the smallest shared crop's share of the image (ExtreMA: 0.2).
+        interpolation: the crop's resampling (ExtreMA, torchvision's default: bilinear).
+        color: each branch's colour augmentation (default: the official jitter + grayscale, no blur).
+        seed: the base seed of the views and masks.
+
+    Returns ``pixel_values`` (the student's view), ``teacher_pixel_values`` (B, 3, S, S) normalised and
+    ``bool_masked_pos`` (B, num_masks, N) bool, True = masked.
+    """
+
+    def __init__(
+        self,
+        *,
+        image_size: int,
+        patch_size: int,
+        image_mean,
+        image_std,
+        mask_generator: RandomMaskGenerator,
+        min_crop_scale: float = 0.2,
+        interpolation: str = "bilinear",
+        color: ColorAugmentation | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(seed)
+        _check_mask_generator(mask_generator, RandomMaskGenerator, image_size, patch_size)
+        self.views = SharedCropViews(
+            image_size, image_mean, image_std, min_crop_scale, interpolation=interpolation, color=color
+        )
+        self.mask_generator = mask_generator
+
+    def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        images, generator = self.images(rows), self.generator
+        student, teacher = self.views(images, generator)
+        return {
+            "pixel_values": student,
+            "teacher_pixel_values": teacher,
+            "bool_masked_pos": self.mask_generator.gen(len(images), generator),
+        }
+
+
+class TwoViewCollator(_PretrainingCollator):
+    """MoBY's batch: two independently cropped and colour-augmented views per image (no masks).
+
+    Args:
+        image_size: the views' side.
+        image_mean, image_std: the encoder's normalisation.
+        min_crop_scale: the smallest crop's share of the image (MoBY: 0.08).
+        interpolation: the crops' resampling (MoBY, torchvision's default: bilinear).
+        first_color, second_color: the views' colour recipes (default: BYOL's, blur p=1.0 / p=0.1 + solarize 0.2).
+        seed: the base seed of the views.
+
+    Returns ``pixel_values`` and ``pixel_values_2`` (B, 3, S, S) normalised.
+    """
+
+    def __init__(
+        self,
+        *,
+        image_size: int,
+        image_mean,
+        image_std,
+        min_crop_scale: float = 0.08,
+        interpolation: str = "bilinear",
+        first_color: ColorAugmentation | None = None,
+        second_color: ColorAugmentation | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(seed)
+        self.views = TwoCropViews(
+            image_size, image_mean, image_std, min_crop_scale, interpolation=interpolation,
+            first_color=first_color, second_color=second_color,
+        )
+
+    def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        first, second = self.views(self.images(rows), self.generator)
+        return {"pixel_values": first, "pixel_values_2": second}
+
+
+def _check_mask_generator(mask_generator, kind: type, image_size: int, patch_size: int) -> int:
+    """The patch grid side; raises unless ``mask_generator`` is a ``kind`` over that grid."""
+    grid = check_patch_grid(image_size, patch_size)
+    if not isinstance(mask_generator, kind):
+        raise TypeError(f"mask_generator must be a {kind.__name__}, got {type(mask_generator).__name__}.")
+    if (mask_generator.height, mask_generator.width) != (grid, grid):
+        raise ValueError(
+            f"mask_generator covers a {mask_generator.height}x{mask_generator.width} grid, but image_size "
+            f"{image_size} / patch_size {patch_size} gives {grid}x{grid} patches."
+        )
+    return grid
