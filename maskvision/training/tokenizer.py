@@ -205,15 +205,16 @@ def evaluate_tokenizer(
 ) -> tuple[dict, torch.Tensor | None]:
     """Codebook health of the codes of up to ``max_images`` images (a fixed random subset of larger datasets, which
     are often sorted by class), resized by the tokenizer's image processor; for tokenizers that decode to pixels,
-    also the reconstruction error (MSE, PSNR in dB) and a grid of the first ``num_grid_images`` originals above
-    their reconstructions (None otherwise)."""
+    also the reconstruction error (MSE, PSNR in dB) and a grid of ``num_grid_images`` originals evenly spaced
+    through the images, above their reconstructions (None otherwise)."""
     processor = model.image_processor()
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     counts = torch.zeros(model.config.vocab_size, device=device)
-    squared_error, values, grid = 0.0, 0, None
+    squared_error, values, originals, reconstructions = 0.0, 0, [], []
     total = min(max_images, len(dataset))
+    grid_indices = set(torch.linspace(0, total - 1, min(num_grid_images, total)).round().long().tolist())
     if total < len(dataset):
         subset = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:total]
         dataset = dataset.select(sorted(subset.tolist()))
@@ -227,9 +228,11 @@ def evaluate_tokenizer(
             reconstruction = model.decode(indices)
             squared_error += float((reconstruction - pixel_values).pow(2).sum())
             values += pixel_values.numel()
-            if grid is None:
-                grid = torch.cat([pixel_values[:num_grid_images], reconstruction[:num_grid_images]]).cpu()
+            picked = [index - start for index in range(start, start + len(rows)) if index in grid_indices]
+            originals.append(pixel_values[picked].cpu())
+            reconstructions.append(reconstruction[picked].cpu())
     model.train(was_training)
+    grid = torch.cat(originals + reconstructions) if values else None
     report = {"images": total, "vocab_size": model.config.vocab_size, **codebook_health(counts.cpu())}
     if values:
         mse = squared_error / values
@@ -314,7 +317,7 @@ def stage(context) -> dict:
     )
     training_args = TokenizerTrainingArguments(
         output_dir=context.path("tokenizer"),
-        max_steps=2 if quick else 120,
+        max_steps=2 if quick else 100,
         per_device_train_batch_size=8 if quick else 64,
         base_learning_rate=1e-3,
         lr_reference_batch=64,
