@@ -87,7 +87,10 @@ class TokenizerArguments:
         default=0.08, metadata={"help": "Smallest random-resized-crop area (BEiT's and VQ-KD's 0.08)."}
     )
     temperature_start: float = field(default=1.0, metadata={"help": "dVAE: initial Gumbel-softmax temperature."})
-    temperature_end: float = field(default=1.0 / 16, metadata={"help": "dVAE: final temperature (DALL-E: 1/16)."})
+    temperature_end: float = field(
+        default=1.0 / 16,
+        metadata={"help": "dVAE: final temperature (DALL-E: 1/16; short runs: 0.5 with straight_through=true)."},
+    )
     temperature_steps: float = field(
         default=0.125,
         metadata={"help": "dVAE: steps to anneal the temperature over, or a fraction of the run if < 1 (DALL-E: "
@@ -311,6 +314,10 @@ def stage(context) -> dict:
     data_args = DataArguments(dataset=context.dataset)
     model_args = TokenizerArguments(
         model_size="tiny",
+        # A short run: hard codes from the first step and a milder final temperature use more of the codebook
+        # (CIFAR-10, 200 steps: 44% of the codes used, perplexity 84, against 31% and 37 with DALL-E's schedule).
+        config_overrides="straight_through=true",
+        temperature_end=0.5,
         crop_min_scale=0.35,  # 32 px images: the official 0.08 leaves 9 px crops (as the BEiT stage's views)
         reseed_interval=2 if quick else 25,
         eval_images=32 if quick else 1024,
