@@ -30,3 +30,15 @@ from .modeling.modeling_moby import MobyForPreTraining
 
 AutoConfig.register(MobyConfig.model_type, MobyConfig)
 AutoModel.register(MobyConfig, MobyForPreTraining)
+
+from .configuration.configuration_dvae import DVAEConfig
+from .modeling.modeling_dvae import DVAETokenizer
+
+AutoConfig.register(DVAEConfig.model_type, DVAEConfig)
+AutoModel.register(DVAEConfig, DVAETokenizer)
+
+from .configuration.configuration_vqkd import VQKDConfig
+from .modeling.modeling_vqkd import VQKDTokenizer
+
+AutoConfig.register(VQKDConfig.model_type, VQKDConfig)
+AutoModel.register(VQKDConfig, VQKDTokenizer)

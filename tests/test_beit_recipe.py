@@ -29,8 +29,6 @@ TINY_MODEL_FLAGS = [
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory) -> str:
     """A tiny DALL-E-style tokenizer (4x downsampling, 512 codes) saved like `maskvision tokenizer train` does."""
-    if not hasattr(maskvision, "DVAETokenizer"):  # TODO(merge): drop once the tokenizer branch is on main
-        pytest.skip("needs maskvision.DVAETokenizer (the tokenizer branch)")
     torch.manual_seed(0)
     config = maskvision.DVAEConfig(
         vocab_size=VOCAB, hidden_size=16, num_groups=3, blocks_per_group=1, code_embedding_size=16, image_size=32

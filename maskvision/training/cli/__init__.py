@@ -8,6 +8,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("maskvision.training.cli.demo", "run the whole pipeline on the embedded demo data"),
     "pretrain": ("maskvision.training.cli.pretrain", "pretrain an encoder with a method: beit | extrema | moby"),
+    "tokenizer": ("maskvision.training.cli.tokenizer", "visual tokenizers for BEiT: train | inspect | import-dalle"),
     "eval": ("maskvision.training.cli.evaluate", "evaluate a frozen encoder: knn | linear probe"),
     "finetune": ("maskvision.training.cli.finetune", "fine-tune an encoder into an image classifier"),
 }
