@@ -13,7 +13,41 @@ from transformers import PreTrainedModel
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 
-class MaskVisionPreTrainedModel(PreTrainedModel):
+class MaskVisionHubMixin:
+    """`push_to_hub` through maskvision's staging (`maskvision.hub.push_model`): one commit holding config.json,
+    model.safetensors, preprocessor_config.json, a model card and the self-contained remote code."""
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+    ) -> str:
+        options = dict(
+            commit_message=commit_message,
+            commit_description=commit_description,
+            private=private,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+            max_shard_size=max_shard_size,
+            tags=tags,
+        )
+        try:
+            from maskvision.hub import push_model
+        except ImportError:  # loaded as remote code where maskvision is not installed: transformers' own upload
+            return super().push_to_hub(repo_id, **options)
+        return push_model(self, repo_id, **options)
+
+
+class MaskVisionPreTrainedModel(MaskVisionHubMixin, PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True

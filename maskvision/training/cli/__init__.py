@@ -10,6 +10,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("maskvision.training.cli.pretrain", "pretrain an encoder with a method: beit | extrema | moby"),
     "eval": ("maskvision.training.cli.evaluate", "evaluate a frozen encoder: knn | linear probe"),
     "finetune": ("maskvision.training.cli.finetune", "fine-tune an encoder into an image classifier"),
+    "card": ("maskvision.training.cli.card", "render the model card of a checkpoint from its files"),
+    "push": ("maskvision.training.cli.push", "publish a checkpoint on the Hugging Face Hub in one commit"),
 }
 
 
