@@ -5,7 +5,8 @@ is off (an audit hook refuses every socket), as a user of a Hub repo without mas
 
 SPEC holds a list of checks:
 - ``load``: ``AutoModel.from_pretrained(folder)`` must refuse without ``trust_remote_code=True``; with it, the model
-  must be remote code and give, on the saved inputs, the saved outputs of the original model.
+  must be remote code and give, on the saved inputs, the saved outputs of the original model; saved again with
+  ``save_pretrained`` here, it must load again to the same outputs.
 - ``import``: import every module of the folder as a package, recording any network or file-system side effect,
   and hash the folder before and after.
 - ``snippet``: run a code snippet in a directory.
@@ -75,7 +76,6 @@ def folder_digest(folder: str) -> dict[str, str]:
 
 
 def _load(check: dict) -> dict:
-    import torch
     from safetensors.torch import load_file
     from transformers import AutoModel
 
@@ -87,14 +87,21 @@ def _load(check: dict) -> dict:
         result["refused_without_trust"] = "trust_remote_code=True" in str(error)
     model = AutoModel.from_pretrained(check["folder"], trust_remote_code=True).eval()
     result["module"] = type(model).__module__
-    outputs = call_model(model, check["call"], load_file(check["inputs"]), check["outputs"])
-    expected = load_file(check["expected"])
+    inputs, expected = load_file(check["inputs"]), load_file(check["expected"])
+    outputs = call_model(model, check["call"], inputs, check["outputs"])
     result["max_difference"] = {
         name: float((outputs[name].double() - expected[name].double()).abs().max()) for name in expected
     }
     result["dtypes_match"] = all(outputs[name].dtype == expected[name].dtype for name in expected)
     result["shapes_match"] = all(outputs[name].shape == expected[name].shape for name in expected)
-    result["torch"] = torch.__version__
+    # The remote-code model re-saved here (no maskvision) must load again, to the same outputs.
+    resaved = os.path.join(os.getcwd(), f"resaved-{check['name']}")
+    model.save_pretrained(resaved)
+    model = AutoModel.from_pretrained(resaved, trust_remote_code=True).eval()
+    outputs = call_model(model, check["call"], inputs, check["outputs"])
+    result["resaved_max_difference"] = max(
+        float((outputs[name].double() - expected[name].double()).abs().max()) for name in expected
+    )
     return result
 
 

@@ -187,6 +187,7 @@ def test_loads_without_maskvision_only_with_trust_remote_code_to_the_same_output
     assert result["shapes_match"] and result["dtypes_match"]
     assert set(result["max_difference"]) == set(case.outputs)
     assert max(result["max_difference"].values()) <= 1e-5, result["max_difference"]
+    assert result["resaved_max_difference"] <= 1e-5
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
