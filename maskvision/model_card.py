@@ -212,15 +212,15 @@ def collect_sources(model, kind: str, directory: str | None = None, results: lis
         sources.method_type, sources.method_config = model.config.model_type, model.config.to_dict()
     records = []
     if directory is not None:
-        run = _pretraining_run(directory)
-        if kind == "classifier":
-            sources.finetune = _run_files(directory)
         records += read_results(os.path.join(directory, RESULTS_FILE))
         if kind == "pretraining" and os.path.isdir(os.path.join(directory, "encoder")):
             records += read_results(os.path.join(directory, "encoder", RESULTS_FILE))
         if kind == "classifier":  # described by the checkpoint it was fine-tuned from, when that is on disk
-            origins = {record["model"] for record in records if record["protocol"] == "finetune"}
-            run = next((_pretraining_run(origin) for origin in sorted(origins) if os.path.isdir(origin)), None)
+            sources.finetune = _run_files(directory)
+            origins = sorted({record["model"] for record in records if record["protocol"] == "finetune"})
+            run = next((_pretraining_run(origin) for origin in origins if os.path.isdir(origin)), None)
+        else:
+            run = _pretraining_run(directory)
         if run is not None:
             sources.run = _run_files(run)
             if sources.method_type is None:

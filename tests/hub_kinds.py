@@ -1,6 +1,8 @@
 """What the Hub tests share (test_remote_code.py, test_hub.py, test_cards.py): a tiny model of every kind maskvision
 pushes with a batch for it, a local stand-in of the Hub that records commits, and the isolated-interpreter runner."""
 
+import functools
+import inspect
 import json
 import os
 import subprocess
@@ -171,8 +173,20 @@ class RecordingHub:
         for name, function in [("create_repo", create_repo), ("create_branch", create_branch),
                                ("create_commit", create_commit), ("upload_file", upload_file),
                                ("upload_folder", upload_folder)]:  # fmt: skip
-            monkeypatch.setattr(HfApi, name, function)
+            monkeypatch.setattr(HfApi, name, _checked(getattr(HfApi, name), function))
         return self
+
+
+def _checked(original, stand_in):
+    """``stand_in``, refusing calls that the real `HfApi` method would refuse (unknown or missing arguments)."""
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def method(api, *args, **kwargs):
+        signature.bind(api, *args, **kwargs)
+        return stand_in(api, *args, **kwargs)
+
+    return method
 
 
 # ----------------------------------------------------------------------------------- the isolated interpreter
