@@ -13,6 +13,12 @@ from transformers import AutoConfig, AutoModel
 #     AutoConfig.register(XConfig.model_type, XConfig)
 #     AutoModel.register(XConfig, XForPreTraining)
 
+from .configuration.configuration_extrema import ExtremaConfig
+from .modeling.modeling_extrema import ExtremaForPreTraining
+
+AutoConfig.register(ExtremaConfig.model_type, ExtremaConfig)
+AutoModel.register(ExtremaConfig, ExtremaForPreTraining)
+
 from .configuration.configuration_moby import MobyConfig
 from .modeling.modeling_moby import MobyForPreTraining
 

@@ -30,24 +30,31 @@ def _floating_tensors(module: nn.Module) -> list[torch.Tensor]:
     return tensors
 
 
-@torch.no_grad()
-def update_momentum_(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
-    """In place: ``teacher = momentum * teacher + (1 - momentum) * student`` over parameters and float buffers."""
-    teacher_tensors = _floating_tensors(teacher)
-    student_tensors = _floating_tensors(student)
+def _paired_tensors(teacher: nn.Module, student: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    teacher_tensors, student_tensors = _floating_tensors(teacher), _floating_tensors(student)
     if len(teacher_tensors) != len(student_tensors):
         raise ValueError(
             f"Teacher has {len(teacher_tensors)} tensors but student has {len(student_tensors)}: "
             "a momentum teacher must have the student's structure."
         )
+    return teacher_tensors, student_tensors
+
+
+@torch.no_grad()
+def update_momentum_(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
+    """In place: ``teacher = momentum * teacher + (1 - momentum) * student`` over parameters and float buffers."""
+    teacher_tensors, student_tensors = _paired_tensors(teacher, student)
     torch._foreach_mul_(teacher_tensors, momentum)
     torch._foreach_add_(teacher_tensors, student_tensors, alpha=1.0 - momentum)
 
 
 @torch.no_grad()
 def copy_student_to_teacher_(teacher: nn.Module, student: nn.Module) -> None:
-    """Start the teacher equal to the student and freeze it (no gradient ever reaches a teacher)."""
-    update_momentum_(teacher, student, 0.0)
+    """Start the teacher equal to the student and freeze it (no gradient ever reaches a teacher).
+
+    A plain copy, so that a teacher built without initialisation (uninitialised memory, NaN included) is fine.
+    """
+    torch._foreach_copy_(*_paired_tensors(teacher, student))
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
 
