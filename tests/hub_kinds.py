@@ -16,11 +16,12 @@ from safetensors.torch import save_file
 from transformers import BeitConfig, BeitForImageClassification, BeitModel, PreTrainedModel
 
 from hub_isolated import call_model
-from maskvision import MobyConfig
+from maskvision import ExtremaConfig, ExtremaForPreTraining, MobyConfig, MobyForPreTraining
 from maskvision.configuration.backbones import swin_backbone_config
+from maskvision.configuration.configuration_extrema import extrema_backbone_config
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
 from maskvision.evaluation.features import build_image_processor
-from maskvision.modeling.modeling_moby import MobyForPreTraining
+from maskvision.training.masking import RandomMaskGenerator
 
 WORKER = os.path.join(os.path.dirname(__file__), "hub_isolated.py")
 
@@ -66,6 +67,24 @@ def _moby(backbone) -> MobyForPreTraining:
     return model
 
 
+def _extrema() -> tuple[ExtremaForPreTraining, dict]:
+    backbone = extrema_backbone_config(
+        "tiny", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+    )
+    config = ExtremaConfig(
+        backbone_config=backbone, num_masks=2, projector_hidden_size=32, predictor_hidden_size=32, projection_size=16
+    )
+    torch.manual_seed(0)
+    model = ExtremaForPreTraining(config).eval()
+    generator = torch.Generator().manual_seed(0)
+    batch = {
+        "pixel_values": torch.randn(4, 3, 32, 32, generator=generator),
+        "teacher_pixel_values": torch.randn(4, 3, 32, 32, generator=generator),
+        "bool_masked_pos": RandomMaskGenerator(4, config.mask_ratio, config.num_masks).gen(4, generator=generator),
+    }
+    return model, batch
+
+
 def maskvision_cases() -> list[Case]:
     """One tiny model per maskvision class (and backbone family) that gets remote code on the Hub."""
     swin = swin_backbone_config(
@@ -74,9 +93,11 @@ def maskvision_cases() -> list[Case]:
     vit = moby_vit_backbone_config(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
     )
+    extrema, extrema_batch = _extrema()
     return [
         Case("moby-swin", "pretraining", _moby(swin), "forward", _views(), ("loss", "predictions", "target_keys")),
         Case("moby-vit", "pretraining", _moby(vit), "forward", _views(), ("loss", "predictions", "target_keys")),
+        Case("extrema", "pretraining", extrema, "forward", extrema_batch, ("loss", "predictions", "targets")),
     ]
 
 

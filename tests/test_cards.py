@@ -10,7 +10,7 @@ import pytest
 from huggingface_hub import ModelCard
 from transformers import AutoModel
 
-from hub_kinds import run_isolated, save_image
+from hub_kinds import maskvision_cases, run_isolated, save_image
 from maskvision.hub import load_checkpoint, stage
 from maskvision.model_card import CITATIONS, METHODS, eval_results, read_result_files
 from maskvision.training.cli import main as cli_main
@@ -129,24 +129,28 @@ def test_every_maskvision_model_type_has_a_method_description_and_citation():
 
 
 def test_usage_snippets_run_offline_without_maskvision(run, tmp_path):
+    """The card's snippet of every kind, pointed at the staged repo, runs where maskvision is not installed."""
+    models = {kind: load_checkpoint(run[kind]) for kind in ("pretraining", "encoder", "classifier")}
+    assert {kind: detected for kind, (_, _, detected) in models.items()} == {kind: kind for kind in models}
+    models |= {case.name: (case.model, None, case.kind) for case in maskvision_cases()}
     checks = []
-    for kind in ("pretraining", "encoder", "classifier"):
-        model, processor, detected = load_checkpoint(run[kind])
-        assert detected == kind
-        folder = tmp_path / f"repo-{kind}"
+    for name, (model, processor, kind) in models.items():
+        folder = tmp_path / f"repo-{name}"
         folder.mkdir()
         stage(model, folder, image_processor=processor, repo_id="me/model")
         (snippet,) = re.findall(r"```python\n(.*?)```", (folder / "README.md").read_text(), flags=re.DOTALL)
-        workdir = tmp_path / f"user-{kind}"
+        workdir = tmp_path / f"user-{name}"
         workdir.mkdir()
         save_image(str(workdir / "image.jpg"))
         code = snippet.replace('"me/model"', repr(str(folder)))
-        checks.append({"type": "snippet", "name": kind, "code": code, "cwd": str(workdir)})
+        checks.append({"type": "snippet", "name": name, "code": code, "cwd": str(workdir)})
     results = run_isolated(checks, str(tmp_path))
     assert results["_maskvision_blocked"]
-    for kind in ("pretraining", "encoder", "classifier"):
-        assert results[kind].get("ran"), results[kind].get("error")
-    assert "encoder" in results["pretraining"]["files"]  # model.export_encoder("encoder") in the snippet
+    for name in models:
+        assert results[name].get("ran"), results[name].get("error")
+    for name, (_, _, kind) in models.items():
+        if kind == "pretraining":  # model.export_encoder("encoder") in the snippet
+            assert "encoder" in results[name]["files"]
 
 
 def test_committed_hub_cards_are_valid_model_cards():
