@@ -254,29 +254,27 @@ def _unique_records(records: list[dict]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ describing
+def _is_local(source: str) -> bool:
+    return os.path.isabs(source) or os.path.exists(source)
+
+
 def display_source(source: str) -> str:
     """A dataset source as the card shows it: a Hub id or ``demo`` as is, a local path by its last two parts."""
-    if os.path.isabs(source) or os.path.exists(source):
-        parts = os.path.normpath(source).split(os.sep)
-        return "/".join(parts[-2:])
-    return source
+    return "/".join(os.path.normpath(source).split(os.sep)[-2:]) if _is_local(source) else source
 
 
 def _dataset_type(source: str) -> str:
     # model-index wants a dataset identifier: the Hub id, or a local dataset's folder (or file) name.
     if source == "demo":
         return "maskvision-demo"
-    if os.path.isabs(source) or os.path.exists(source):
-        path = os.path.normpath(source)
-        parent, name = os.path.split(path)
+    if _is_local(source):
+        parent, name = os.path.split(os.path.normpath(source))
         return os.path.basename(parent) if os.path.splitext(name)[1] else name
     return source
 
 
 def _hub_dataset(source: str | None) -> str | None:
-    if not source or source == "demo" or os.path.isabs(source) or os.path.exists(source):
-        return None
-    return source
+    return None if not source or source == "demo" or _is_local(source) else source
 
 
 def _size_name(config, presets: dict, names: dict, keys: tuple) -> str | None:
@@ -348,22 +346,23 @@ def training_rows(files: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _data_text(source: str, split: str, count: int | None) -> str:
+    images = f"{count:,} images" if count is not None else "images"
+    return f"{images} of `{display_source(source)}` (split `{split}`)"
+
+
 def data_line(files: dict) -> str | None:
+    """The data a run pretrained on, as its ``data_args.json`` states it."""
     data = files.get(DATA_ARGS_NAME)
-    if not data:
-        return None
-    count = f"{data['num_images']:,} images" if data.get("num_images") is not None else "images"
-    return f"{count} of `{display_source(data['dataset'])}` (split `{data.get('split', 'train')}`)"
+    return _data_text(data["dataset"], data.get("split", "train"), data.get("num_images")) if data else None
 
 
 def finetune_data_line(records: list[dict]) -> str | None:
-    """The training data of a fine-tuned classifier, as its own fine-tuning record states it."""
+    """The data a classifier was fine-tuned on, as its fine-tuning record states it."""
     record = next((record for record in records if record["protocol"] == "finetune"), None)
     if record is None:
         return None
-    count = record.get("settings", {}).get("train_samples")
-    images = f"{count:,} images" if count is not None else "images"
-    return f"{images} of `{display_source(record['train_dataset'])}` (split `{record['train_split']}`)"
+    return _data_text(record["train_dataset"], record["train_split"], record["settings"].get("train_samples"))
 
 
 def _setting_summary(record: dict) -> str:
@@ -405,7 +404,7 @@ def result_rows(records: list[dict]) -> list[dict]:
     """The card's results table: one row per protocol, data and setting, top-1 and top-5 side by side."""
     rows: dict[str, dict] = {}
     for record in records:
-        settings = {key: value for key, value in record.get("settings", {}).items()}
+        settings = record.get("settings", {})
         key = json.dumps([record["protocol"], record["dataset"], record["split"], settings], sort_keys=True)
         row = rows.setdefault(
             key,

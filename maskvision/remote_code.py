@@ -32,6 +32,7 @@ CONFIG_FILE = "config.json"
 
 _IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
 _RELATIVE_FROM = re.compile(r"from\s+\.+[\w.]*")
+_HEADER_START, _HEADER_LINES = "# Remote code bundled by maskvision", 2
 
 
 class RemoteCodeError(ValueError):
@@ -168,9 +169,11 @@ def flatten_source(module_name: str) -> str:
         if not count:
             raise RemoteCodeError(f"{path}:{node.lineno}: cannot rewrite the relative import {line.strip()!r}.")
         lines[node.lineno - 1] = line[:column] + rewritten
+    if lines and lines[0].startswith(_HEADER_START):  # a file of a bundle, bundled again: one header
+        lines = lines[_HEADER_LINES:]
     relative_path = os.path.join(*module_name.split(".")) + ".py"
     header = (
-        f"# Remote code bundled by maskvision {__version__} from {relative_path}: load it with\n"
+        f"{_HEADER_START} {__version__} from {relative_path}: load it with\n"
         "# `AutoModel.from_pretrained(repo, trust_remote_code=True)`. Edit the maskvision source, not this copy.\n"
     )
     return header + "".join(lines)

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from transformers import AutoModel, AutoModelForPreTraining
+from transformers import dynamic_module_utils
 from transformers.dynamic_module_utils import get_imports
 
 from hub_kinds import maskvision_cases, run_isolated
@@ -79,6 +80,24 @@ def test_flat_rewrite_changes_only_relative_imports():
     assert rewritten in changed
     assert all(old.startswith("from .") and new.startswith("from .") for old, new in changed)
     assert not any(line.startswith("from ..") for line in body)
+
+
+def test_a_class_loaded_as_remote_code_bundles_again_into_the_same_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(dynamic_module_utils, "HF_MODULES_CACHE", str(tmp_path / "modules"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    model = maskvision_cases()[0].model
+    model.save_pretrained(tmp_path / "repo")
+    write_remote_code(type(model), tmp_path / "repo")
+    remote_class = dynamic_module_utils.get_class_from_dynamic_module(
+        "modeling_moby.MobyForPreTraining", str(tmp_path / "repo")
+    )
+    assert remote_class.__module__.startswith("transformers_modules.")
+    original, again = remote_code_files(MobyForPreTraining), remote_code_files(remote_class)
+    assert set(again) == set(original)
+    for name, source in again.items():  # the same code under one header naming the copy it came from
+        assert source.splitlines()[2:] == original[name].splitlines()[2:]
+        assert source.count("# Remote code bundled by maskvision") == 1
+    assert auto_map(remote_class) == auto_map(MobyForPreTraining)
 
 
 def test_auto_map_names_every_auto_class_the_model_is_registered_for(monkeypatch):
