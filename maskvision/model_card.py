@@ -457,7 +457,7 @@ def render_card(sources: CardSources, repo_id: str | None = None, tags: list[str
         pipeline_tag=PIPELINE_TAGS.get(sources.kind),
         tags=_tags(sources, method) + list(tags or []),
         datasets=sorted({dataset for dataset in datasets if dataset}) or None,
-        model_name=repo_id.split("/")[-1],
+        model_name=repo_id.split("/")[-1] if evaluation else None,  # the model-index's name
         eval_results=evaluation or None,
     )
     backbone = getattr(sources.config, "backbone_config", None) or sources.config
