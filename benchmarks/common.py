@@ -5,6 +5,7 @@ JSON and writes them to ``benchmarks/results/<benchmark>-<device>.json``. Ratios
 one process: the candidates' repeats are interleaved, so drift of the machine hits all of them alike.
 """
 
+import ctypes
 import json
 import os
 import platform
@@ -39,8 +40,16 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def time_side_by_side(candidates: dict[str, Callable[[], object]], repeats: int = 10, warmup: int = 2) -> dict:
-    """Median seconds per call of each candidate, repeats interleaved (A B A B ...)."""
+def time_side_by_side(
+    candidates: dict[str, Callable[[], object]],
+    repeats: int = 10,
+    warmup: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict:
+    """Median seconds per call of each candidate, repeats interleaved (A B A B ...).
+
+    ``clock=time.process_time`` measures the process's CPU seconds instead of wall-clock ones: on a shared CPU
+    machine, other processes then inflate neither candidate."""
     for function in candidates.values():
         for _ in range(warmup):
             function()
@@ -48,10 +57,10 @@ def time_side_by_side(candidates: dict[str, Callable[[], object]], repeats: int 
     for _ in range(repeats):
         for name, function in candidates.items():
             synchronize()
-            start = time.perf_counter()
+            start = clock()
             function()
             synchronize()
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(clock() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -60,9 +69,19 @@ def _proc_status_mb(field: str) -> float:
         return next(int(line.split()[1]) / 1024 for line in handle if line.startswith(field))
 
 
+def _release_free_heap() -> None:
+    # Memory freed by earlier calls stays in glibc's heap (and in the resident set) and is reused without raising
+    # the high-water mark: give it back to the OS first, or a warmed-up function measures ~0 MB.
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_memory_mb(function: Callable[[], object]) -> float:
     """Peak memory one call adds: the CUDA allocator's peak on a GPU; on CPU (Linux) the resident-set
-    high-water mark, reset before the call through /proc/self/clear_refs, minus the resident set before it."""
+    high-water mark, reset before the call through /proc/self/clear_refs (after returning freed heap memory to the
+    OS), minus the resident set before it."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
@@ -70,6 +89,7 @@ def peak_memory_mb(function: Callable[[], object]) -> float:
         function()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
+    _release_free_heap()
     with open("/proc/self/clear_refs", "w", encoding="utf-8") as handle:
         handle.write("5")  # resets VmHWM to the current VmRSS
     base = _proc_status_mb("VmRSS")

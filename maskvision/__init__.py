@@ -13,6 +13,12 @@ from transformers import AutoConfig, AutoModel
 #     AutoConfig.register(XConfig.model_type, XConfig)
 #     AutoModel.register(XConfig, XForPreTraining)
 
+from .configuration.configuration_beit_mim import BeitMimConfig
+from .modeling.modeling_beit_mim import BeitMimForPreTraining
+
+AutoConfig.register(BeitMimConfig.model_type, BeitMimConfig)
+AutoModel.register(BeitMimConfig, BeitMimForPreTraining)
+
 from .configuration.configuration_extrema import ExtremaConfig
 from .modeling.modeling_extrema import ExtremaForPreTraining
 

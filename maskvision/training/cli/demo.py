@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 # (name, "module:function") in pipeline order.
 STAGES: list[tuple[str, str]] = [
     ("preview", "maskvision.training.preview:demo_stage"),
+    ("beit", "maskvision.training.recipes.beit:demo_stage"),  # after "tokenizer": loads its output
     ("extrema", "maskvision.training.recipes.extrema:demo_stage"),
     ("moby", "maskvision.training.recipes.moby:demo_stage"),  # after "extrema"
     ("evaluate", "maskvision.training.cli.evaluate:demo_stage"),  # keep last: k-NN of every exported encoder

@@ -8,6 +8,7 @@ from .args import parse_arguments
 
 # method → module holding its `RECIPE` (a `PretrainingRecipe`).
 RECIPES: dict[str, str] = {
+    "beit": "maskvision.training.recipes.beit",
     "extrema": "maskvision.training.recipes.extrema",
     "moby": "maskvision.training.recipes.moby",
 }
