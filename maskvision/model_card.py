@@ -444,6 +444,15 @@ def _tags(sources: CardSources, method: Method | None) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
+def _citation_keys(sources: CardSources, method: Method | None) -> list[str]:
+    """The method's papers, then those of the visual tokenizer it learned from (BEiT), when that is on disk."""
+    keys = list(method.citations) if method else []
+    tokenizer = (sources.method_config or {}).get("tokenizer_name_or_path")
+    if tokenizer and os.path.isdir(tokenizer) and _maskvision_type(tokenizer) in METHODS:
+        keys += METHODS[_maskvision_type(tokenizer)].citations
+    return list(dict.fromkeys(keys))
+
+
 def render_card(sources: CardSources, repo_id: str | None = None, tags: list[str] | None = None) -> ModelCard:
     """The model card of a checkpoint, from its gathered `CardSources`."""
     method = METHODS.get(sources.method_type)
@@ -484,7 +493,7 @@ def render_card(sources: CardSources, repo_id: str | None = None, tags: list[str
         finetune_data=finetune_data_line(sources.results) if sources.kind == "classifier" else None,
         codebook=sources.run.get("codebook_health.json"),
         results=result_rows(records),
-        citations=[CITATIONS[key] for key in method.citations] if method else [],
+        citations=[CITATIONS[key] for key in _citation_keys(sources, method)],
         version=__version__,
     )
 

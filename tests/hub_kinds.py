@@ -16,7 +16,14 @@ from safetensors.torch import save_file
 from transformers import BeitConfig, BeitForImageClassification, BeitModel, PreTrainedModel
 
 from hub_isolated import call_model
-from maskvision import ExtremaConfig, ExtremaForPreTraining, MobyConfig, MobyForPreTraining
+from maskvision import (
+    BeitMimConfig,
+    BeitMimForPreTraining,
+    ExtremaConfig,
+    ExtremaForPreTraining,
+    MobyConfig,
+    MobyForPreTraining,
+)
 from maskvision.configuration.backbones import swin_backbone_config
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
@@ -67,6 +74,23 @@ def _moby(backbone) -> MobyForPreTraining:
     return model
 
 
+def _beit(target: str) -> tuple[BeitMimForPreTraining, dict]:
+    config = BeitMimConfig.from_size(
+        "tiny", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, vocab_size=64, target=target,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = BeitMimForPreTraining(config).eval()
+    generator = torch.Generator().manual_seed(0)
+    batch = {
+        "pixel_values": torch.randn(4, 3, 32, 32, generator=generator),
+        "bool_masked_pos": torch.rand(4, 16, generator=generator).argsort(dim=1) < 6,
+    }
+    if target == "tokens":  # the tokens of every patch, as a tokenizer would give them
+        batch["labels"] = torch.randint(0, 64, (4, 16), generator=generator)
+    return model, batch
+
+
 def _extrema() -> tuple[ExtremaForPreTraining, dict]:
     backbone = extrema_backbone_config(
         "tiny", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
@@ -94,10 +118,13 @@ def maskvision_cases() -> list[Case]:
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
     )
     extrema, extrema_batch = _extrema()
-    return [
+    (beit, beit_batch), (beit_pixels, beit_pixels_batch) = _beit("tokens"), _beit("pixels")
+    return [  # MoBY on Swin first: the tests' default case
         Case("moby-swin", "pretraining", _moby(swin), "forward", _views(), ("loss", "predictions", "target_keys")),
         Case("moby-vit", "pretraining", _moby(vit), "forward", _views(), ("loss", "predictions", "target_keys")),
         Case("extrema", "pretraining", extrema, "forward", extrema_batch, ("loss", "predictions", "targets")),
+        Case("beit", "pretraining", beit, "forward", beit_batch, ("loss", "accuracy", "logits")),
+        Case("beit-pixels", "pretraining", beit_pixels, "forward", beit_pixels_batch, ("loss", "logits")),
     ]
 
 

@@ -12,7 +12,7 @@ from transformers import AutoModel
 
 from hub_kinds import maskvision_cases, run_isolated, save_image
 from maskvision.hub import load_checkpoint, stage
-from maskvision.model_card import CITATIONS, METHODS, eval_results, read_result_files
+from maskvision.model_card import CITATIONS, METHODS, collect_sources, eval_results, read_result_files, render_card
 from maskvision.training.cli import main as cli_main
 
 HUB_CARDS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "hub_cards")
@@ -107,6 +107,16 @@ def test_eval_results_keep_each_protocols_best_top1_per_evaluated_split():
         ("fine-tuning top-1 (epochs 100, image_size 32)", 0.81, "test"),
     ]
     assert {(r.dataset_type, r.dataset_name) for r in results} == {("cifar10", "cifar10/test.parquet")}
+
+
+def test_beit_card_cites_the_tokenizer_it_learned_from(tmp_path):
+    model = next(case.model for case in maskvision_cases() if case.name == "beit")
+    (tmp_path / "dvae").mkdir()
+    (tmp_path / "dvae" / "config.json").write_text(json.dumps({"model_type": "maskvision_dvae"}))
+    model.config.tokenizer_name_or_path = str(tmp_path / "dvae")
+    text = render_card(collect_sources(model, "pretraining")).text
+    assert text.count(CITATIONS["beit"]) == 1 and CITATIONS["dalle"] in text and CITATIONS["beitv2"] not in text
+    assert f"| `tokenizer_name_or_path` | {tmp_path / 'dvae'} |" in text
 
 
 def test_results_files_are_checked(tmp_path):
