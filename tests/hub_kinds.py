@@ -93,8 +93,9 @@ def _beit(target: str) -> tuple[BeitMimForPreTraining, dict]:
 
 def _extrema() -> tuple[ExtremaForPreTraining, dict]:
     backbone = extrema_backbone_config(
-        "tiny", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
-    )
+        "tiny", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
+        patch_size=8,
+    )  # fmt: skip
     config = ExtremaConfig(
         backbone_config=backbone, num_masks=2, projector_hidden_size=32, predictor_hidden_size=32, projection_size=16
     )

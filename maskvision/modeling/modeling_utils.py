@@ -26,9 +26,8 @@ class MaskVisionHubMixin:
     def save_pretrained(self, save_directory, *args, **kwargs):
         super().save_pretrained(save_directory, *args, **kwargs)
         auto_map = getattr(self.config, "auto_map", None) or {}
-        pairs = {
-            name: ref for name, ref in auto_map.items() if name.startswith("AutoModel") and isinstance(ref, (list, tuple))
-        }
+        pairs = {name: ref for name, ref in auto_map.items() if isinstance(ref, (list, tuple))}
+        pairs = {name: ref for name, ref in pairs.items() if name.startswith("AutoModel")}
         if pairs and kwargs.get("is_main_process", args[0] if args else True):
             self.config.auto_map = {**auto_map, **{name: ref[0] for name, ref in pairs.items()}}
             self.config.save_pretrained(save_directory)
