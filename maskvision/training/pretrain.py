@@ -8,9 +8,10 @@ optimisation defaults) and three builders. `run_pretraining` does the rest, the 
     → callbacks (teachers, schedules) → output_dir (checkpoint) → output_dir/encoder (stock transformers)
 """
 
+import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from transformers import TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
@@ -18,6 +19,8 @@ from transformers.trainer_utils import get_last_checkpoint
 from .trainer import MaskVisionTrainer
 
 logger = logging.getLogger(__name__)
+
+DATA_ARGS_NAME = "data_args.json"  # the data a run pretrained on, beside training_args.json
 
 
 @dataclass
@@ -121,6 +124,9 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
+    trainer.save_state()  # trainer_state.json: steps, epochs and the logged losses, for the model card
     if trainer.is_world_process_zero():
         model.export_encoder(os.path.join(training_args.output_dir, "encoder"))
+        with open(os.path.join(training_args.output_dir, DATA_ARGS_NAME), "w", encoding="utf-8") as handle:
+            json.dump({**asdict(data_args), "num_images": len(dataset)}, handle, indent=2)
     return trainer

@@ -11,6 +11,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("maskvision.training.cli.tokenizer", "visual tokenizers for BEiT: train | inspect | import-dalle"),
     "eval": ("maskvision.training.cli.evaluate", "evaluate a frozen encoder: knn | linear probe"),
     "finetune": ("maskvision.training.cli.finetune", "fine-tune an encoder into an image classifier"),
+    "card": ("maskvision.training.cli.card", "render the model card of a checkpoint from its files"),
+    "push": ("maskvision.training.cli.push", "publish a checkpoint on the Hugging Face Hub in one commit"),
 }
 
 

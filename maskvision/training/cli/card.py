@@ -1,0 +1,40 @@
+"""`maskvision card DIR [--results JSON ...] [--output README.md]`: render the model card of a checkpoint.
+
+    maskvision card runs/moby/encoder --repo-id me/moby-swin-t-encoder --output hub_cards/moby-swin-t-encoder.md
+
+The card (huggingface_hub `ModelCard`) is built from files only: the config, the run's training_args.json /
+trainer_state.json / data_args.json, and the results `maskvision eval` and `maskvision finetune` wrote
+(DIR/eval_results.json and any --results files) as model-index entries, one per protocol. It is the card
+`maskvision push` uploads.
+"""
+
+from dataclasses import dataclass, field
+
+from ...hub import card_for_directory
+from .args import parse_arguments
+
+
+@dataclass
+class CardArguments:
+    results: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Further results JSON files (maskvision eval / finetune) besides DIR/eval_results.json."},
+    )
+    output: str | None = field(default=None, metadata={"help": "Where to write the card (default: DIR/README.md)."})
+    repo_id: str | None = field(
+        default=None, metadata={"help": "The Hub repository the card is for (its usage snippet loads it)."}
+    )
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help") or argv[0].startswith("-"):
+        print("usage: maskvision card DIR [--results JSON ...] [--output README.md] [--repo-id ID]\n")
+        print(__doc__)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    directory, rest = argv[0], argv[1:]
+    (args,) = parse_arguments((CardArguments,), rest, prog="maskvision card")
+    card = card_for_directory(directory, repo_id=args.repo_id, results=args.results)
+    output = args.output or f"{directory.rstrip('/')}/README.md"
+    card.save(output)
+    print(f"card: {output}")
+    return 0
