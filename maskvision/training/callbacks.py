@@ -9,6 +9,12 @@ from transformers import TrainerCallback
 from ..modeling.momentum import cosine_schedule
 
 
+def step_skipped(state) -> bool:
+    """True when `MaskVisionTrainer` skipped the optimizer step that just ended (a non-finite loss under
+    ``nan_policy="skip"``): callbacks that update state after a step (teachers, codebooks) then do nothing."""
+    return getattr(state, "step_skipped", False)
+
+
 def _unwrap(model):
     # Trainer hands callbacks `self.model`; a wrapper (DDP, torch.compile) keeps the real model in `.module`
     # or `._orig_mod`.
@@ -37,6 +43,8 @@ class MomentumTeacherCallback(TrainerCallback):
         return cosine_schedule(step, max_steps, self.base_momentum, self.final_momentum)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
+        if step_skipped(state):
+            return
         # global_step was just incremented: the update after the k-th optimizer step uses schedule step k - 1.
         self.momentum = self.momentum_at(state.global_step - 1, state.max_steps)
         _unwrap(model).update_teacher(self.momentum)

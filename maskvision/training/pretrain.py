@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from transformers import TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from .trainer import MaskVisionTrainer
+from .trainer import NAN_POLICIES, MaskVisionTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,21 @@ class PretrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "Gradient clipping norm, on for every method (recipes set theirs); 0 disables."}
+    )
+    nan_policy: str = field(
+        default="stop",
+        metadata={"help": "A NaN/inf loss: 'stop' the run with an error naming the step, or 'skip' the step (no "
+                          "optimizer or teacher update)."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"--nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}.")
+        if self.max_grad_norm is None or self.max_grad_norm < 0:
+            raise ValueError(f"--max_grad_norm must be >= 0 (0 disables gradient clipping), got {self.max_grad_norm!r}.")
 
     def effective_batch_size(self) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps * self.world_size

@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 
 from ..modeling.momentum import cosine_schedule
 from ..modeling.tokenizer_utils import codebook_health
-from .callbacks import _unwrap
+from .callbacks import _unwrap, step_skipped
 
 
 def resolve_steps(value: float, max_steps: int, name: str) -> int:
@@ -111,7 +111,7 @@ class CodebookCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         model = _unwrap(model)
         step = model.codebook_recorder.pop()
-        if step is None:
+        if step is None or step_skipped(state):
             return
         model.update_codebook(step)
         counts = step.counts

@@ -9,11 +9,15 @@
 - The training arguments are saved beside the weights as ``training_args.json``, not as Trainer's pickled
   ``training_args.bin``: nothing in a checkpoint needs unpickling arbitrary objects.
 - Optional layer-wise learning-rate decay (``layer_decay``), as BEiT fine-tuning does.
+- A non-finite (NaN/inf) loss stops the run with an error naming the optimizer step (``nan_policy="stop"``, the
+  default), or skips that step (``nan_policy="skip"``): no optimizer update, no teacher or codebook update (callbacks
+  check `callbacks.step_skipped`), a warning and a ``skipped_steps`` count in the logs. All processes agree.
 - Every scalar field of the model's output besides ``loss`` (token accuracy, perplexity, ...) is averaged
   over the logging interval and all processes and logged with the loss, together with the images per second
   and the values of callbacks that define ``log_values()`` (momentum, temperature, ...).
 """
 
+import logging
 import os
 import re
 import time
@@ -25,17 +29,26 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from .callbacks import _unwrap
 from .optim import param_groups
 
+logger = logging.getLogger(__name__)
+
+NAN_POLICIES = ("stop", "skip")
+
 # Embeddings and bias tables of stock transformers vision models (no weight decay), for models without
 # `no_weight_decay()`.
 _STOCK_NO_WEIGHT_DECAY = re.compile(r"(position_embeddings|cls_token|mask_token|relative_position_bias_table)$")
 
 
 class MaskVisionTrainer(Trainer):
-    def __init__(self, *args, layer_decay: float | None = None, **kwargs):
+    def __init__(self, *args, layer_decay: float | None = None, nan_policy: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if hasattr(self.args, "resolve_learning_rate"):  # PretrainingArguments: linear scaling rule
             self.args.resolve_learning_rate()
         self.layer_decay = layer_decay
+        self.nan_policy = nan_policy if nan_policy is not None else getattr(self.args, "nan_policy", "stop")
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}.")
+        self.skipped_steps = 0
+        self._skip_pending = False  # a micro-step of the current optimizer step had a non-finite loss
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_steps = 0
         self._images = 0
@@ -112,12 +125,49 @@ class MaskVisionTrainer(Trainer):
             )
         target.load_state_dict(loaded.state_dict())  # strict: every weight restored
 
-    # ------------------------------------------------------------------------------------------------- logging
+    # ------------------------------------------------------------------------------------------------ numerics
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if model.training:
-            self._record(outputs, inputs)
+            if self._loss_is_finite(loss):
+                self._record(outputs, inputs)
+            else:
+                self._non_finite_loss(loss)
         return (loss, outputs) if return_outputs else loss
+
+    def _loss_is_finite(self, loss: torch.Tensor) -> bool:
+        # One flag reduced over processes: every process stops, or skips the same step.
+        bad = (~torch.isfinite(loss.detach())).any().float()
+        if self.args.world_size > 1:
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        return bad.item() == 0
+
+    def _non_finite_loss(self, loss: torch.Tensor) -> None:
+        step = self.state.global_step + 1
+        where = f"optimizer step {step} of {self.state.max_steps} (epoch {self.state.epoch or 0:.2f})"
+        value = loss.detach().float().item() if loss.numel() == 1 else "non-finite"
+        if self.nan_policy == "stop":
+            raise FloatingPointError(
+                f"Non-finite loss ({value}) at {where} on at least one process: stopping. Lower the learning rate, "
+                f"keep gradient clipping on (--max_grad_norm, now {self.args.max_grad_norm}), prefer bf16 to fp16, "
+                "resume from the last checkpoint (--resume_from_checkpoint last), or pass --nan_policy skip to skip "
+                "such steps."
+            )
+        if not self._skip_pending:
+            logger.warning("Non-finite loss (%s) at %s: skipping the step (no optimizer or teacher update).", value, where)
+        self._skip_pending = True
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.accelerator.sync_gradients:  # the last micro-step: the optimizer steps next
+            skip, self._skip_pending = self._skip_pending, False
+            self.state.step_skipped = skip  # read by the callbacks through `step_skipped(state)`
+            if skip:
+                model.zero_grad(set_to_none=True)  # parameters without gradients: optimizer.step() leaves them
+                self.skipped_steps += 1
+        return loss
+
+    # ------------------------------------------------------------------------------------------------- logging
 
     def _record(self, outputs, inputs) -> None:
         if isinstance(outputs, dict):
@@ -131,6 +181,8 @@ class MaskVisionTrainer(Trainer):
             self._images += pixels.shape[0]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self.skipped_steps:
+            logs["skipped_steps"] = self.skipped_steps
         if "loss" in logs and self._metric_steps:
             logs.update(self._interval_metrics())
             for callback in self.callback_handler.callbacks:
