@@ -23,6 +23,19 @@ def _unwrap(model):
     return model
 
 
+class CollatorEpochCallback(TrainerCallback):
+    """Tells the collator the epoch before each one starts (``collator.set_epoch``), so that every epoch draws new
+    views and masks and a resumed run draws the same ones (`collators.generator_for`). `MaskVisionTrainer` adds it
+    for collators that have ``set_epoch``."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch: epochs done, with the fraction of the current one when resuming mid-epoch.
+        self.collator.set_epoch(int(state.epoch or 0))
+
+
 class MomentumTeacherCallback(TrainerCallback):
     """Updates the model's EMA teachers once per optimizer step, never on a gradient-accumulation micro-step.
 

@@ -14,8 +14,9 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from transformers import TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
+from .checkpoints import incomplete_reason, last_complete_checkpoint
+from .collators import with_sample_index
 from .trainer import NAN_POLICIES, MaskVisionTrainer
 
 logger = logging.getLogger(__name__)
@@ -98,16 +99,23 @@ class PretrainingRecipe:
 
 
 def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> str | None:
-    """A checkpoint path, or 'last' for the newest complete checkpoint in ``output_dir``."""
+    """A checkpoint path, or 'last' for the newest complete checkpoint in ``output_dir`` (see `checkpoints`):
+    a checkpoint being written when a run was killed is never picked, nor loaded when named."""
     if resume_from_checkpoint in (None, ""):
         return None
     if resume_from_checkpoint == "last":
-        checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        checkpoint = last_complete_checkpoint(output_dir)
         if checkpoint is None:
-            logger.warning("No checkpoint in %s to resume from: starting from scratch.", output_dir)
+            logger.warning("No complete checkpoint in %s to resume from: starting from scratch.", output_dir)
         return checkpoint
     if not os.path.isdir(resume_from_checkpoint):
         raise FileNotFoundError(f"--resume_from_checkpoint {resume_from_checkpoint!r} is not a directory.")
+    reason = incomplete_reason(resume_from_checkpoint)
+    if reason is not None:
+        raise ValueError(
+            f"--resume_from_checkpoint {resume_from_checkpoint!r} is incomplete: {reason}. Name an earlier "
+            "checkpoint, or pass 'last' for the newest complete one."
+        )
     return resume_from_checkpoint
 
 
@@ -132,7 +140,7 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
-        train_dataset=dataset,
+        train_dataset=with_sample_index(dataset),  # batches from (seed, epoch, samples): resumable
         data_collator=recipe.build_collator(model, model_args, seed=training_args.seed),
         callbacks=recipe.build_callbacks(model, model_args),
     )

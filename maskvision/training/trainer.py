@@ -6,6 +6,10 @@
 - Checkpoints (resume, best model) are reloaded through ``from_pretrained`` and then strictly: transformers 5
   saves some models under their original key names (Beit: ``beit.encoder.layer.N.`` for ``beit.layers.N.``), which
   Trainer's raw non-strict ``load_state_dict`` would silently skip (transformers #43701, #48805).
+- A checkpoint is marked complete (`checkpoints.mark_complete`) once every process has written it, and older ones
+  are rotated out only then: resuming never picks one that a crash or a full disk left half-written.
+- Collators with ``set_epoch`` (maskvision's) get the epoch before each one: batches are a function of (seed, epoch,
+  samples), which a resumed run replays.
 - The training arguments are saved beside the weights as ``training_args.json``, not as Trainer's pickled
   ``training_args.bin``: nothing in a checkpoint needs unpickling arbitrary objects.
 - Optional layer-wise learning-rate decay (``layer_decay``), as BEiT fine-tuning does.
@@ -22,11 +26,15 @@ import os
 import re
 import time
 
+import shutil
+
 import torch
 from transformers import PreTrainedModel, Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
-from .callbacks import _unwrap
+from .callbacks import CollatorEpochCallback, _unwrap
+from .checkpoints import incomplete_reason, mark_complete
 from .optim import param_groups
 
 logger = logging.getLogger(__name__)
@@ -49,6 +57,13 @@ class MaskVisionTrainer(Trainer):
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}.")
         self.skipped_steps = 0
         self._skip_pending = False  # a micro-step of the current optimizer step had a non-finite loss
+        if hasattr(self.data_collator, "set_epoch"):
+            if self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0:
+                logger.warning(
+                    "dataloader_persistent_workers keeps the first epoch's collator in the workers: every epoch then "
+                    "draws the same views and masks, and a resumed run different ones. Leave it off."
+                )
+            self.add_callback(CollatorEpochCallback(self.data_collator))
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_steps = 0
         self._images = 0
@@ -100,6 +115,26 @@ class MaskVisionTrainer(Trainer):
                 os.remove(pickled)
             with open(os.path.join(output_dir, "training_args.json"), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
+
+    def _save_checkpoint(self, model, trial) -> None:
+        run_dir = self._get_output_dir(trial=trial)
+        checkpoint = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.args.should_save and os.path.isdir(checkpoint) and incomplete_reason(checkpoint) is not None:
+            shutil.rmtree(checkpoint)  # a leftover of a killed run: no stale file may mix into the new one
+        self.accelerator.wait_for_everyone()
+        # Older checkpoints are rotated out only once this one is complete.
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()  # every process's files (RNG states, shards) are written
+        if self.args.should_save:
+            mark_complete(checkpoint, self.state.global_step)
+            rotate_checkpoints(
+                output_dir=run_dir, save_total_limit=limit, best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )  # fmt: skip
 
     def _load_best_model(self) -> None:
         if not self._loads_through_from_pretrained(self.model):
