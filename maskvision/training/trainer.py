@@ -33,6 +33,7 @@ from transformers import PreTrainedModel, Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
+from ..modeling.modeling_utils import check_checkpoint_model_type
 from .callbacks import CollatorEpochCallback, _unwrap
 from .checkpoints import incomplete_reason, mark_complete
 from .optim import param_groups
@@ -152,6 +153,7 @@ class MaskVisionTrainer(Trainer):
 
     def _load_checkpoint_weights(self, checkpoint: str, model=None) -> None:
         target = _unwrap(model if model is not None else self.model)
+        check_checkpoint_model_type(checkpoint, type(target.config))  # another method's checkpoint: a clear error
         loaded, info = type(target).from_pretrained(checkpoint, config=target.config, output_loading_info=True)
         if info["missing_keys"] or info["mismatched_keys"]:
             raise ValueError(
