@@ -57,6 +57,7 @@ class MomentumTeacherCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if step_skipped(state):
+            _unwrap(model).discard_step()
             return
         # global_step was just incremented: the update after the k-th optimizer step uses schedule step k - 1.
         self.momentum = self.momentum_at(state.global_step - 1, state.max_steps)

@@ -200,7 +200,12 @@ class MaskVisionTrainer(Trainer):
             skip, self._skip_pending = self._skip_pending, False
             self.state.step_skipped = skip  # read by the callbacks through `step_skipped(state)`
             if skip:
-                model.zero_grad(set_to_none=True)  # parameters without gradients: optimizer.step() leaves them
+                if self.accelerator.scaler is not None:  # fp16: the grad scaler skips a step with non-finite grads
+                    for parameter in model.parameters():
+                        if parameter.grad is not None:
+                            parameter.grad.fill_(float("nan"))
+                else:  # parameters without gradients: optimizer.step() leaves them and their state untouched
+                    model.zero_grad(set_to_none=True)
                 self.skipped_steps += 1
         return loss
 

@@ -111,3 +111,35 @@ def test_gradient_clipping_is_on_by_default_for_every_method():
     for name, arguments in defaults.items():
         assert arguments.__dataclass_fields__["max_grad_norm"].default > 0, name
     assert defaults["beit"].__dataclass_fields__["max_grad_norm"].default == 3.0  # the official value
+
+
+def test_a_skipped_moby_step_enqueues_none_of_its_keys(tmp_path):
+    from maskvision import MobyConfig, MobyForPreTraining
+    from maskvision.configuration.backbones import swin_backbone_config
+
+    class Views(torch.utils.data.Dataset):
+        def __len__(self):
+            return 20
+
+        def __getitem__(self, index):
+            generator = torch.Generator().manual_seed(index)
+            first, second = torch.randn(2, 3, 32, 32, generator=generator)
+            if index // 4 == POISONED:
+                first = torch.full_like(first, float("inf"))
+            return {"pixel_values": first, "pixel_values_2": second}
+
+    backbone = swin_backbone_config("tiny", image_size=32, patch_size=4, window_size=4, embed_dim=16, depths=[1, 1],
+                                    num_heads=[1, 2])  # fmt: skip
+    model = MobyForPreTraining(MobyConfig(backbone_config=backbone, projector_hidden_size=32, predictor_hidden_size=32,
+                                          projection_dim=16, queue_size=64, head_norm="layer"))  # fmt: skip
+    args = PretrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=5, learning_rate=1e-3, save_strategy="no",
+        use_cpu=True, disable_tqdm=True, nan_policy="skip",
+    )  # fmt: skip
+    trainer = MaskVisionTrainer(model=model, args=args, train_dataset=Views(), callbacks=[MomentumTeacherCallback(0.99)])
+    trainer.get_train_dataloader = lambda: torch.utils.data.DataLoader(Views(), batch_size=4)
+    trainer.train()
+    assert trainer.skipped_steps == 1
+    assert int(model.queue_ptr) == 4 * 4  # four steps of four keys: the skipped step's keys never entered
+    assert torch.isfinite(model.queue_1).all() and torch.isfinite(model.queue_2).all()
+    assert all(torch.isfinite(parameter).all() for parameter in model.parameters())
