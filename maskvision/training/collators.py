@@ -11,7 +11,7 @@ Use them as ``Trainer(data_collator=..., args=TrainingArguments(..., remove_unus
 | `MultiMaskCollator` (ExtreMA) | ``pixel_values`` (student), ``teacher_pixel_values``, ``bool_masked_pos`` (B, M, N) |
 | `TwoViewCollator` (MoBY) | ``pixel_values``, ``pixel_values_2`` |
 
-Random streams. When the rows carry their position in the dataset (a ``sample_index`` column, added by
+Random streams. When the rows carry their position in the dataset (a ``sample_index`` entry, added by
 `with_sample_index`, as `run_pretraining` and `train_tokenizer` do), each batch's views and masks come from a
 generator derived from (seed, epoch, the batch's sample indices): a batch is a function of its samples alone, whatever
 the process, worker, number of workers or history, so a run resumed from a checkpoint replays exactly the batches of
@@ -38,12 +38,32 @@ from .transforms import BeitViews, ColorAugmentation, SharedCropViews, TwoCropVi
 SAMPLE_INDEX = "sample_index"  # the column of each row's position, read by the collators
 
 
-def with_sample_index(dataset):
-    """``dataset`` (a `datasets.Dataset`) with a ``sample_index`` column holding each row's position, from which the
-    collators derive each batch's random stream (resumable, see the module's docstring)."""
-    if SAMPLE_INDEX in dataset.column_names:
-        raise ValueError(f"The dataset already has a {SAMPLE_INDEX!r} column: rename it (dataset.rename_column).")
-    return dataset.add_column(SAMPLE_INDEX, list(range(len(dataset))))
+class IndexedRows(torch.utils.data.Dataset):
+    """A map-style dataset's rows with their position added as ``sample_index``, from which the collators derive each
+    batch's random stream (resumable, see the module's docstring). A view, not a copy: adding a column to a
+    `datasets.Dataset` whose corrupt rows were dropped would rewrite all of its images."""
+
+    def __init__(self, dataset):
+        if SAMPLE_INDEX in (getattr(dataset, "column_names", None) or ()):
+            raise ValueError(f"The dataset already has a {SAMPLE_INDEX!r} column: rename it (dataset.rename_column).")
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.dataset[index], SAMPLE_INDEX: int(index)}
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:  # the data loader's batched fetch
+        fetch = getattr(self.dataset, "__getitems__", None)
+        rows = fetch(indices) if fetch is not None else [self.dataset[index] for index in indices]
+        return [{**row, SAMPLE_INDEX: int(index)} for row, index in zip(rows, indices)]
+
+
+def with_sample_index(dataset) -> IndexedRows:
+    """``dataset``'s rows with a ``sample_index`` entry (their position): the batches of `run_pretraining` and
+    `train_tokenizer` are then a function of (seed, epoch, samples), which a resumed run replays."""
+    return IndexedRows(dataset)
 
 
 def _process_rank() -> int:

@@ -125,3 +125,19 @@ def test_batches_depend_only_on_seed_epoch_and_samples():
     collator.set_epoch(0)
     reordered = collator(rows[:4])  # other samples: another stream
     assert not torch.equal(reordered["bool_masked_pos"], first["bool_masked_pos"][:4])
+
+
+def test_sample_index_is_a_view_that_keeps_dropped_rows_dropped():
+    import datasets
+
+    from maskvision.training.collators import with_sample_index
+
+    table = datasets.Dataset.from_dict({"image": list(range(10)), "label": list(range(10))})
+    kept = table.select([0, 2, 3, 7])  # as on_bad_image="skip" leaves it: an indices mapping, nothing rewritten
+    rows = with_sample_index(kept)
+    assert len(rows) == 4 and rows[3] == {"image": 7, "label": 7, "sample_index": 3}
+    assert rows.__getitems__([1, 3]) == [{"image": 2, "label": 2, "sample_index": 1},
+                                         {"image": 7, "label": 7, "sample_index": 3}]  # fmt: skip
+    assert "sample_index" not in kept.column_names
+    with pytest.raises(ValueError, match="already has a 'sample_index' column"):
+        with_sample_index(table.rename_column("label", "sample_index"))
