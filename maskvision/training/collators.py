@@ -35,7 +35,6 @@ from ..modeling.distributed import rank_and_world_size
 from .masking import BlockwiseMaskGenerator, RandomMaskGenerator
 from .transforms import BeitViews, ColorAugmentation, SharedCropViews, TwoCropViews
 
-
 SAMPLE_INDEX = "sample_index"  # the column of each row's position, read by the collators
 
 

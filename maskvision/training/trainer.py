@@ -24,9 +24,8 @@
 import logging
 import os
 import re
-import time
-
 import shutil
+import time
 
 import torch
 from transformers import PreTrainedModel, Trainer

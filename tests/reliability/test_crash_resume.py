@@ -14,7 +14,11 @@ import torch
 from safetensors.torch import load_file
 
 import maskvision
-from maskvision.training.checkpoints import CHECKPOINT_COMPLETE, incomplete_reason, last_complete_checkpoint
+from maskvision.training.checkpoints import (
+    CHECKPOINT_COMPLETE,
+    incomplete_reason,
+    last_complete_checkpoint,
+)
 from maskvision.training.cli import main as cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,7 +66,7 @@ def _killed_run(argv: list[str], step: int, where: str) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     process = subprocess.run(
         [sys.executable, os.path.join(HERE, "killed_run.py"), str(step), where, *argv],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert process.returncode == -signal.SIGKILL, process.stderr[-3000:]
 
@@ -104,7 +108,10 @@ def test_batches_depend_only_on_seed_epoch_and_samples():
     import threading
 
     from maskvision.data import load_image_dataset
-    from maskvision.training.collators import MaskedImageModelingCollator, with_sample_index
+    from maskvision.training.collators import (
+        MaskedImageModelingCollator,
+        with_sample_index,
+    )
     from maskvision.training.masking import BlockwiseMaskGenerator
 
     rows = with_sample_index(load_image_dataset("demo").select(range(8)))

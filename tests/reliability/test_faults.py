@@ -11,7 +11,11 @@ import sys
 import pytest
 from transformers import Trainer
 
-from maskvision.training.checkpoints import CHECKPOINT_COMPLETE, incomplete_reason, last_complete_checkpoint
+from maskvision.training.checkpoints import (
+    CHECKPOINT_COMPLETE,
+    incomplete_reason,
+    last_complete_checkpoint,
+)
 from maskvision.training.cli import main as cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -20,7 +24,8 @@ TINY_MOBY = ["pretrain", "moby", "--dataset", "demo", "--max_train_samples", "32
              "4", "--window_size", "4", "--embed_dim", "16", "--depths", "1", "1", "--num_heads", "1", "2",
              "--projector_hidden_size", "32", "--predictor_hidden_size", "32", "--projection_dim", "16",
              "--queue_size", "24", "--per_device_train_batch_size", "4", "--max_steps", "4", "--save_steps", "2",
-             "--logging_steps", "1", "--use_cpu", "true", "--dataloader_num_workers", "0", "--disable_tqdm", "true"]  # fmt: skip
+             "--logging_steps", "1", "--use_cpu", "true", "--dataloader_num_workers", "0",
+             "--disable_tqdm", "true"]  # fmt: skip
 
 
 def _run(command: list[str], timeout: int) -> tuple[int, str]:

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from transformers import PreTrainedConfig, TrainerCallback
 from transformers.modeling_outputs import ModelOutput
@@ -136,10 +138,39 @@ def test_a_skipped_moby_step_enqueues_none_of_its_keys(tmp_path):
         output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=5, learning_rate=1e-3, save_strategy="no",
         use_cpu=True, disable_tqdm=True, nan_policy="skip",
     )  # fmt: skip
-    trainer = MaskVisionTrainer(model=model, args=args, train_dataset=Views(), callbacks=[MomentumTeacherCallback(0.99)])
+    callbacks = [MomentumTeacherCallback(0.99)]
+    trainer = MaskVisionTrainer(model=model, args=args, train_dataset=Views(), callbacks=callbacks)
     trainer.get_train_dataloader = lambda: torch.utils.data.DataLoader(Views(), batch_size=4)
     trainer.train()
     assert trainer.skipped_steps == 1
     assert int(model.queue_ptr) == 4 * 4  # four steps of four keys: the skipped step's keys never entered
     assert torch.isfinite(model.queue_1).all() and torch.isfinite(model.queue_2).all()
     assert all(torch.isfinite(parameter).all() for parameter in model.parameters())
+
+
+@settings(max_examples=30, deadline=None)
+@given(exponent=st.integers(-8, 4), dtype=st.sampled_from([torch.float16, torch.bfloat16]), seed=st.integers(0, 999))
+def test_joint_embedding_losses_normalise_in_fp32_at_any_scale(exponent, dtype, seed):
+    """fp16/bf16 features far from unit norm (the users' NaN in F.normalize): the losses stay finite, in fp32."""
+    from maskvision.modeling.losses import byol_loss, info_nce_loss
+
+    generator = torch.Generator().manual_seed(seed)
+    shapes = ((4, 8), (4, 8), (16, 8))
+    query, key, queue = (torch.randn(shape, generator=generator) * 10.0**exponent for shape in shapes)
+    query, key, queue = query.to(dtype), key.to(dtype), queue.to(dtype)
+    for loss in (byol_loss(query, key), info_nce_loss(query, key, 0.2, queue), info_nce_loss(query, key, 0.2)):
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_a_bf16_autocast_forward_gives_a_finite_fp32_loss():
+    from maskvision import MobyConfig, MobyForPreTraining
+    from maskvision.configuration.backbones import swin_backbone_config
+
+    backbone = swin_backbone_config("tiny", image_size=32, patch_size=4, window_size=4, embed_dim=16, depths=[1, 1],
+                                    num_heads=[1, 2])  # fmt: skip
+    model = MobyForPreTraining(MobyConfig(backbone_config=backbone, projector_hidden_size=32, predictor_hidden_size=32,
+                                          projection_dim=16, queue_size=16))  # fmt: skip
+    views = torch.randn(2, 4, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(pixel_values=views[0], pixel_values_2=views[1]).loss
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)

@@ -7,7 +7,6 @@ trust_remote_code=True and has no network or file-system side effects on import 
 fails midway publishes nothing (test_hub.py)."""
 
 import ast
-import os
 import pathlib
 
 import torch
@@ -27,33 +26,55 @@ def _calls(tree: ast.AST):
             yield node, ast.unparse(node.func)
 
 
+def _is_true(node) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
+def unsafe_loading(source: str, where: str = "<source>", pickle_reader: bool = False) -> list[str]:
+    """Pickle imports, torch.load without weights_only=True, pickle/numpy loads that unpickle, and calls that opt
+    into remote code (trust_remote_code=True) in ``source``."""
+    tree = ast.parse(source)
+    offences = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        pickling = any(name.split(".")[0] in ("pickle", "dill", "cloudpickle", "joblib") for name in names)
+        if pickling and not pickle_reader:
+            offences.append(f"{where}:{node.lineno} imports {names}")
+    for call, name in _calls(tree):
+        keywords = {keyword.arg: keyword.value for keyword in call.keywords}
+        torch_load = name.split(".")[-1] == "load" and name.split(".")[0] in ("torch", "load")
+        if torch_load and not _is_true(keywords.get("weights_only")):
+            offences.append(f"{where}:{call.lineno} {name}(...) without weights_only=True")
+        if name in ("pickle.load", "pickle.loads") and not pickle_reader:
+            offences.append(f"{where}:{call.lineno} {name}")
+        numpy_load = name.split(".")[-1] == "load" and name.split(".")[0] in ("np", "numpy")
+        if numpy_load and _is_true(keywords.get("allow_pickle")):
+            offences.append(f"{where}:{call.lineno} {name}(allow_pickle=True)")
+        if _is_true(keywords.get("trust_remote_code")):
+            offences.append(f"{where}:{call.lineno} {name}(trust_remote_code=True)")
+    return offences
+
+
+def test_the_checker_flags_each_unsafe_pattern():
+    bad = (
+        "import pickle\nfrom joblib import load\nimport torch, numpy as np\n"
+        "torch.load(path)\ntorch.load(path, weights_only=False)\nnp.load(path, allow_pickle=True)\n"
+        "AutoModel.from_pretrained(name, trust_remote_code=True)\n"
+    )
+    assert len(unsafe_loading(bad)) == 6
+    good = "import torch, json\ntorch.load(path, weights_only=True)\njson.load(handle)\nnp.load(path)\n"
+    assert unsafe_loading(good) == []
+
+
 def test_no_pickle_loading_anywhere_in_the_package():
     offences = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        where = path.relative_to(PACKAGE)
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            if any(name.split(".")[0] in ("pickle", "dill", "cloudpickle", "joblib") for name in names):
-                if path != PICKLE_READER:
-                    offences.append(f"{where}:{node.lineno} imports {names}")
-        for call, name in _calls(tree):
-            weights_only = {keyword.arg: keyword.value for keyword in call.keywords}.get("weights_only")
-            if name.endswith("torch.load") or name == "load" and path != PICKLE_READER:
-                if not (isinstance(weights_only, ast.Constant) and weights_only.value is True):
-                    offences.append(f"{where}:{call.lineno} {name}(...) without weights_only=True")
-            if name in ("pickle.load", "pickle.loads", "np.load", "numpy.load"):
-                allow = {keyword.arg: keyword.value for keyword in call.keywords}.get("allow_pickle")
-                if name.startswith("pickle") or (isinstance(allow, ast.Constant) and allow.value):
-                    offences.append(f"{where}:{call.lineno} {name}")
-            if any(keyword.arg == "trust_remote_code" and not (isinstance(keyword.value, ast.Constant)
-                   and keyword.value.value is False) for keyword in call.keywords):  # fmt: skip
-                if ast.unparse(next(k.value for k in call.keywords if k.arg == "trust_remote_code")) == "True":
-                    offences.append(f"{where}:{call.lineno} {name}(trust_remote_code=True)")
+        offences += unsafe_loading(path.read_text(encoding="utf-8"), str(path.relative_to(PACKAGE)),
+                                   pickle_reader=path == PICKLE_READER)  # fmt: skip
     assert not offences, offences
 
 

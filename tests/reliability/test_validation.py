@@ -16,8 +16,8 @@ from maskvision.modeling.modeling_utils import check_checkpoint_model_type
 from maskvision.training.collators import MultiMaskCollator, TwoViewCollator
 from maskvision.training.masking import RandomMaskGenerator
 from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.transforms import ColorAugmentation, RandomResizedCrop
 from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.transforms import ColorAugmentation, RandomResizedCrop
 
 FAST = settings(max_examples=40, deadline=None)
 
@@ -72,7 +72,7 @@ def test_collators_turn_any_image_into_views_and_valid_masks(widths, aspect, pat
     num_masks = data.draw(st.integers(1, patches // visible))
     rows = [{"image": Image.new(mode, (width, max(1, round(width * aspect)))), "sample_index": index}
             for index, width in enumerate(widths)]  # fmt: skip
-    stats = dict(image_mean=(0.5, 0.5, 0.5), image_std=(0.25, 0.25, 0.25))
+    stats = {"image_mean": (0.5, 0.5, 0.5), "image_std": (0.25, 0.25, 0.25)}
     extrema = MultiMaskCollator(image_size=image_size, patch_size=patch, **stats,
                                 mask_generator=RandomMaskGenerator(grid, ratio, num_masks))  # fmt: skip
     batch = extrema(rows)
@@ -89,8 +89,8 @@ def test_collators_turn_any_image_into_views_and_valid_masks(widths, aspect, pat
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(mask_ratio=1.0), r"mask_ratio must be a number in \(0, 1\), got 1.0"),
-        (dict(mask_ratio=0.5, num_masks=4), r"num_masks=4 masks with 32 visible patches each need 128 disjoint"),
+        ({"mask_ratio": 1.0}, r"mask_ratio must be a number in \(0, 1\), got 1.0"),
+        ({"mask_ratio": 0.5, "num_masks": 4}, r"num_masks=4 masks with 32 visible patches each need 128 disjoint"),
     ],
 )
 def test_mask_settings_errors_name_the_field_and_the_allowed_values(kwargs, message):
