@@ -150,6 +150,10 @@ class MobyForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         super().update_teacher(momentum)
         self.enqueue_pending_keys()
 
+    def discard_step(self) -> None:
+        """After a skipped optimizer step: its keys (from a batch with a non-finite loss) never enter the queues."""
+        self._pending_keys = []
+
     # -------------------------------------------------------------------------------------------------- queues
     def _stash_keys(self, keys: torch.Tensor) -> None:
         # Keys (2, B, D) wait for the end of the optimizer step (`update_teacher`). Only the newest `queue_size`

@@ -10,8 +10,22 @@ processor beside it, so `AutoModelForImageClassification.from_pretrained(path, n
 
 import os
 
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+_HUB_OPTIONS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+
+
+def check_checkpoint_model_type(path, config_class, **hub_options) -> None:
+    """Raise unless the checkpoint at ``path`` (a folder or a Hub repo) was saved by ``config_class``'s model type:
+    transformers only warns and loads whatever weights happen to match (none, from another method's checkpoint)."""
+    saved, _ = config_class.get_config_dict(path, **hub_options)
+    found, expected = saved.get("model_type"), config_class.model_type
+    if found is not None and found != expected:
+        raise ValueError(
+            f"{os.fspath(path)!r} holds a {found!r} checkpoint, but {expected!r} was expected (model_type in its "
+            "config.json): load it with the class of its own method, or with AutoModel.from_pretrained."
+        )
 
 
 class MaskVisionHubMixin:
@@ -22,6 +36,15 @@ class MaskVisionHubMixin:
     name contains "Tokenizer" (`DVAETokenizer`, `VQKDTokenizer`) for a text tokenizer and writes its ``auto_map``
     entry as a (slow, fast) pair, which transformers' own loader then fails to read back.
     """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing a checkpoint of another model type (`check_checkpoint_model_type`)
+        unless an explicit ``config`` object is given."""
+        if not isinstance(kwargs.get("config"), PreTrainedConfig):
+            options = {key: kwargs[key] for key in _HUB_OPTIONS if kwargs.get(key) is not None}
+            check_checkpoint_model_type(pretrained_model_name_or_path, cls.config_class, **options)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         super().save_pretrained(save_directory, *args, **kwargs)

@@ -74,6 +74,10 @@ class MomentumTeacherMixin:
         for student, teacher in self.momentum_pairs():
             update_momentum_(teacher, student, momentum)
 
+    def discard_step(self) -> None:
+        """Called instead of `update_teacher` after a skipped optimizer step (a non-finite loss): drop what the
+        step's forward passes left for the update. Nothing to drop by default."""
+
     def train(self, mode: bool = True):
         # Teachers stay in eval mode (no drop path, no dropout) and frozen whatever mode the student is in. Loading
         # hands back fresh parameters that require grad; `from_pretrained` ends with `eval()`, which re-freezes them.

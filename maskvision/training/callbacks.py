@@ -9,12 +9,31 @@ from transformers import TrainerCallback
 from ..modeling.momentum import cosine_schedule
 
 
+def step_skipped(state) -> bool:
+    """True when `MaskVisionTrainer` skipped the optimizer step that just ended (a non-finite loss under
+    ``nan_policy="skip"``): callbacks that update state after a step (teachers, codebooks) then do nothing."""
+    return getattr(state, "step_skipped", False)
+
+
 def _unwrap(model):
     # Trainer hands callbacks `self.model`; a wrapper (DDP, torch.compile) keeps the real model in `.module`
     # or `._orig_mod`.
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or model._orig_mod
     return model
+
+
+class CollatorEpochCallback(TrainerCallback):
+    """Tells the collator the epoch before each one starts (``collator.set_epoch``), so that every epoch draws new
+    views and masks and a resumed run draws the same ones (`collators.generator_for`). `MaskVisionTrainer` adds it
+    for collators that have ``set_epoch``."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch: epochs done, with the fraction of the current one when resuming mid-epoch.
+        self.collator.set_epoch(int(state.epoch or 0))
 
 
 class MomentumTeacherCallback(TrainerCallback):
@@ -37,6 +56,9 @@ class MomentumTeacherCallback(TrainerCallback):
         return cosine_schedule(step, max_steps, self.base_momentum, self.final_momentum)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
+        if step_skipped(state):
+            _unwrap(model).discard_step()
+            return
         # global_step was just incremented: the update after the k-th optimizer step uses schedule step k - 1.
         self.momentum = self.momentum_at(state.global_step - 1, state.max_steps)
         _unwrap(model).update_teacher(self.momentum)

@@ -254,7 +254,8 @@ def _numpy_rng(generator: torch.Generator | None) -> np.random.Generator:
     high, low = torch.randint(2**62, (2,), generator=generator, device=_device(generator)).tolist()
     bit_generator = getattr(_THREAD_LOCAL, "bit_generator", None)
     if bit_generator is None:
-        bit_generator = _THREAD_LOCAL.bit_generator = np.random.PCG64()
+        # A fixed seed: only the state is set below, so the stream's increment must not come from OS entropy.
+        bit_generator = _THREAD_LOCAL.bit_generator = np.random.PCG64(0)
     state = bit_generator.state
     state["state"] = {"state": high << 64 | low, "inc": state["state"]["inc"]}
     state["has_uint32"] = state["uinteger"] = 0

@@ -14,9 +14,10 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from transformers import TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
-from .trainer import MaskVisionTrainer
+from .checkpoints import incomplete_reason, last_complete_checkpoint
+from .collators import with_sample_index
+from .trainer import NAN_POLICIES, MaskVisionTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,21 @@ class PretrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "Gradient clipping norm, on for every method (recipes set theirs); 0 disables."}
+    )
+    nan_policy: str = field(
+        default="stop",
+        metadata={"help": "A NaN/inf loss: 'stop' the run with an error naming the step, or 'skip' the step (no "
+                          "optimizer or teacher update)."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"--nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}.")
+        if self.max_grad_norm is None or self.max_grad_norm < 0:
+            raise ValueError(f"--max_grad_norm must be >= 0 (0 disables gradient clipping), got {self.max_grad_norm!r}.")
 
     def effective_batch_size(self) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps * self.world_size
@@ -83,16 +99,23 @@ class PretrainingRecipe:
 
 
 def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> str | None:
-    """A checkpoint path, or 'last' for the newest complete checkpoint in ``output_dir``."""
+    """A checkpoint path, or 'last' for the newest complete checkpoint in ``output_dir`` (see `checkpoints`):
+    a checkpoint being written when a run was killed is never picked, nor loaded when named."""
     if resume_from_checkpoint in (None, ""):
         return None
     if resume_from_checkpoint == "last":
-        checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        checkpoint = last_complete_checkpoint(output_dir)
         if checkpoint is None:
-            logger.warning("No checkpoint in %s to resume from: starting from scratch.", output_dir)
+            logger.warning("No complete checkpoint in %s to resume from: starting from scratch.", output_dir)
         return checkpoint
     if not os.path.isdir(resume_from_checkpoint):
         raise FileNotFoundError(f"--resume_from_checkpoint {resume_from_checkpoint!r} is not a directory.")
+    reason = incomplete_reason(resume_from_checkpoint)
+    if reason is not None:
+        raise ValueError(
+            f"--resume_from_checkpoint {resume_from_checkpoint!r} is incomplete: {reason}. Name an earlier "
+            "checkpoint, or pass 'last' for the newest complete one."
+        )
     return resume_from_checkpoint
 
 
@@ -117,7 +140,7 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
-        train_dataset=dataset,
+        train_dataset=with_sample_index(dataset),  # batches from (seed, epoch, samples): resumable
         data_collator=recipe.build_collator(model, model_args, seed=training_args.seed),
         callbacks=recipe.build_callbacks(model, model_args),
     )

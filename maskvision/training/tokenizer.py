@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import yaml
 from PIL import Image
+from transformers import set_seed
 
 from ..configuration.backbones import vit_backbone_config
 from ..configuration.configuration_dvae import DVAEConfig
@@ -27,7 +28,7 @@ from ..data import load_image_dataset, to_rgb
 from ..modeling.modeling_dvae import DVAETokenizer
 from ..modeling.modeling_vqkd import VQKDTokenizer, load_teacher
 from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
-from .collators import _PretrainingCollator
+from .collators import _PretrainingCollator, with_sample_index
 from .pretrain import DataArguments, PretrainingArguments, resolve_checkpoint
 from .tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
 from .trainer import MaskVisionTrainer
@@ -122,6 +123,9 @@ class TokenizerTrainingArguments(PretrainingArguments):
     )
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Images per device and step."})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay (DALL-E, BEiT v2: 1e-4)."})
+    restore_callback_states_from_checkpoint: bool = field(
+        default=True, metadata={"help": "Resume the codebook re-seeding window from the checkpoint."}
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- model
@@ -197,7 +201,7 @@ class TokenizerCollator(_PretrainingCollator):
                                min_scale=min_crop_scale, interpolation="lanczos")
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        pixel_values, _ = self.views(self.images(rows), self.generator)
+        pixel_values, _ = self.views(self.images(rows), self.generator_for(rows))
         return {"pixel_values": pixel_values}
 
 
@@ -280,6 +284,7 @@ def train_tokenizer(
         raise ValueError("--output_dir is required.")
     with training_args.main_process_first(desc="loading and checking the images"):
         dataset = load_images(data_args)
+    set_seed(training_args.seed)  # the initialisation follows --seed (as in run_pretraining)
     model = build_tokenizer(model_args)
     base_lr, reference_batch = BASE_LEARNING_RATES[model_args.tokenizer_type]
     if training_args.base_learning_rate is None:
@@ -289,7 +294,7 @@ def train_tokenizer(
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
-        train_dataset=dataset,
+        train_dataset=with_sample_index(dataset),
         data_collator=TokenizerCollator(model.config.image_size, model_args.crop_min_scale, seed=training_args.seed),
         callbacks=tokenizer_callbacks(model, model_args),
         processing_class=model.image_processor(),

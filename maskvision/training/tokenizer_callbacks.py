@@ -11,10 +11,11 @@ micro-step), with their values added to the log lines by `MaskVisionTrainer` thr
 
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from ..modeling.momentum import cosine_schedule
 from ..modeling.tokenizer_utils import codebook_health
-from .callbacks import _unwrap
+from .callbacks import _unwrap, step_skipped
 
 
 def resolve_steps(value: float, max_steps: int, name: str) -> int:
@@ -86,7 +87,7 @@ class RelaxationScheduleCallback(TrainerCallback):
         return {"temperature": round(self.temperature, 6), "kl_weight": round(self.kl_weight, 6)}
 
 
-class CodebookCallback(TrainerCallback):
+class CodebookCallback(TrainerCallback, ExportableState):
     """After every optimizer step: the model's `update_codebook` with the step's statistics (summed over
     processes), codebook health over the logging interval, and, with ``reseed_interval``, dead codes re-seeded
     (with the optimizer state of the parameters they copy).
@@ -97,6 +98,9 @@ class CodebookCallback(TrainerCallback):
     Logged: ``codebook_perplexity``, ``codebook_used_fraction`` and ``dead_codes`` (codes unused during the
     logging interval; with small intervals and large vocabularies rare codes count as dead), and the running total
     of ``reseeded_codes``.
+
+    The re-seeding window is checkpointed (``state()``, in trainer_state.json; restored with
+    ``restore_callback_states_from_checkpoint``): a resumed run re-seeds the same codes at the same steps.
     """
 
     def __init__(self, reseed_interval: int = 0):
@@ -111,14 +115,14 @@ class CodebookCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         model = _unwrap(model)
         step = model.codebook_recorder.pop()
-        if step is None:
+        if step is None or step_skipped(state):
             return
         model.update_codebook(step)
         counts = step.counts
         self._interval_counts = counts.clone() if self._interval_counts is None else self._interval_counts + counts
         if not self.reseed_interval:
             return
-        self._window_counts = counts.clone() if self._window_counts is None else self._window_counts + counts
+        self._window_counts = counts.clone() if self._window_counts is None else self._window_counts.to(counts) + counts
         self._window_steps += 1
         # Re-seeded codes need a full interval of training: none in the last one (nor at the final step).
         if self._window_steps >= self.reseed_interval and state.global_step + self.reseed_interval <= state.max_steps:
@@ -130,6 +134,29 @@ class CodebookCallback(TrainerCallback):
                 copy_optimizer_state(optimizer, copies)
             self.reseeded_codes += dead.numel()
             self._window_counts, self._window_steps = None, 0
+
+    def state(self) -> dict:
+        return {
+            "args": {"reseed_interval": self.reseed_interval},
+            "attributes": {"reseeded_codes": self.reseeded_codes, "window_steps": self._window_steps,
+                           "window_counts": None if self._window_counts is None else self._window_counts.tolist()},
+        }  # fmt: skip
+
+    @property
+    def window_steps(self) -> int:
+        return self._window_steps
+
+    @window_steps.setter
+    def window_steps(self, value: int) -> None:
+        self._window_steps = int(value)
+
+    @property
+    def window_counts(self) -> list | None:
+        return None if self._window_counts is None else self._window_counts.tolist()
+
+    @window_counts.setter
+    def window_counts(self, value) -> None:
+        self._window_counts = None if value is None else torch.tensor(value)
 
     def log_values(self) -> dict[str, float]:
         if self._interval_counts is None:

@@ -6,24 +6,40 @@
 - Checkpoints (resume, best model) are reloaded through ``from_pretrained`` and then strictly: transformers 5
   saves some models under their original key names (Beit: ``beit.encoder.layer.N.`` for ``beit.layers.N.``), which
   Trainer's raw non-strict ``load_state_dict`` would silently skip (transformers #43701, #48805).
+- A checkpoint is marked complete (`checkpoints.mark_complete`) once every process has written it, and older ones
+  are rotated out only then: resuming never picks one that a crash or a full disk left half-written.
+- Collators with ``set_epoch`` (maskvision's) get the epoch before each one: batches are a function of (seed, epoch,
+  samples), which a resumed run replays.
 - The training arguments are saved beside the weights as ``training_args.json``, not as Trainer's pickled
   ``training_args.bin``: nothing in a checkpoint needs unpickling arbitrary objects.
 - Optional layer-wise learning-rate decay (``layer_decay``), as BEiT fine-tuning does.
+- A non-finite (NaN/inf) loss stops the run with an error naming the optimizer step (``nan_policy="stop"``, the
+  default), or skips that step (``nan_policy="skip"``): no optimizer update, no teacher or codebook update (callbacks
+  check `callbacks.step_skipped`), a warning and a ``skipped_steps`` count in the logs. All processes agree.
 - Every scalar field of the model's output besides ``loss`` (token accuracy, perplexity, ...) is averaged
   over the logging interval and all processes and logged with the loss, together with the images per second
   and the values of callbacks that define ``log_values()`` (momentum, temperature, ...).
 """
 
+import logging
 import os
 import re
+import shutil
 import time
 
 import torch
 from transformers import PreTrainedModel, Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
-from .callbacks import _unwrap
+from ..modeling.modeling_utils import check_checkpoint_model_type
+from .callbacks import CollatorEpochCallback, _unwrap
+from .checkpoints import incomplete_reason, mark_complete
 from .optim import param_groups
+
+logger = logging.getLogger(__name__)
+
+NAN_POLICIES = ("stop", "skip")
 
 # Embeddings and bias tables of stock transformers vision models (no weight decay), for models without
 # `no_weight_decay()`.
@@ -31,11 +47,23 @@ _STOCK_NO_WEIGHT_DECAY = re.compile(r"(position_embeddings|cls_token|mask_token|
 
 
 class MaskVisionTrainer(Trainer):
-    def __init__(self, *args, layer_decay: float | None = None, **kwargs):
+    def __init__(self, *args, layer_decay: float | None = None, nan_policy: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if hasattr(self.args, "resolve_learning_rate"):  # PretrainingArguments: linear scaling rule
             self.args.resolve_learning_rate()
         self.layer_decay = layer_decay
+        self.nan_policy = nan_policy if nan_policy is not None else getattr(self.args, "nan_policy", "stop")
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}.")
+        self.skipped_steps = 0
+        self._skip_pending = False  # a micro-step of the current optimizer step had a non-finite loss
+        if hasattr(self.data_collator, "set_epoch"):
+            if self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0:
+                logger.warning(
+                    "dataloader_persistent_workers keeps the first epoch's collator in the workers: every epoch then "
+                    "draws the same views and masks, and a resumed run different ones. Leave it off."
+                )
+            self.add_callback(CollatorEpochCallback(self.data_collator))
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_steps = 0
         self._images = 0
@@ -88,6 +116,26 @@ class MaskVisionTrainer(Trainer):
             with open(os.path.join(output_dir, "training_args.json"), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
 
+    def _save_checkpoint(self, model, trial) -> None:
+        run_dir = self._get_output_dir(trial=trial)
+        checkpoint = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.args.should_save and os.path.isdir(checkpoint) and incomplete_reason(checkpoint) is not None:
+            shutil.rmtree(checkpoint)  # a leftover of a killed run: no stale file may mix into the new one
+        self.accelerator.wait_for_everyone()
+        # Older checkpoints are rotated out only once this one is complete.
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()  # every process's files (RNG states, shards) are written
+        if self.args.should_save:
+            mark_complete(checkpoint, self.state.global_step)
+            rotate_checkpoints(
+                output_dir=run_dir, save_total_limit=limit, best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )  # fmt: skip
+
     def _load_best_model(self) -> None:
         if not self._loads_through_from_pretrained(self.model):
             return super()._load_best_model()
@@ -104,6 +152,7 @@ class MaskVisionTrainer(Trainer):
 
     def _load_checkpoint_weights(self, checkpoint: str, model=None) -> None:
         target = _unwrap(model if model is not None else self.model)
+        check_checkpoint_model_type(checkpoint, type(target.config))  # another method's checkpoint: a clear error
         loaded, info = type(target).from_pretrained(checkpoint, config=target.config, output_loading_info=True)
         if info["missing_keys"] or info["mismatched_keys"]:
             raise ValueError(
@@ -112,12 +161,54 @@ class MaskVisionTrainer(Trainer):
             )
         target.load_state_dict(loaded.state_dict())  # strict: every weight restored
 
-    # ------------------------------------------------------------------------------------------------- logging
+    # ------------------------------------------------------------------------------------------------ numerics
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if model.training:
-            self._record(outputs, inputs)
+            if self._loss_is_finite(loss):
+                self._record(outputs, inputs)
+            else:
+                self._non_finite_loss(loss)
         return (loss, outputs) if return_outputs else loss
+
+    def _loss_is_finite(self, loss: torch.Tensor) -> bool:
+        # One flag reduced over processes: every process stops, or skips the same step.
+        bad = (~torch.isfinite(loss.detach())).any().float()
+        if self.args.world_size > 1:
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        return bad.item() == 0
+
+    def _non_finite_loss(self, loss: torch.Tensor) -> None:
+        step = self.state.global_step + 1
+        where = f"optimizer step {step} of {self.state.max_steps} (epoch {self.state.epoch or 0:.2f})"
+        value = loss.detach().float().item() if loss.numel() == 1 else "non-finite"
+        if self.nan_policy == "stop":
+            raise FloatingPointError(
+                f"Non-finite loss ({value}) at {where} on at least one process: stopping. Lower the learning rate, "
+                f"keep gradient clipping on (--max_grad_norm, now {self.args.max_grad_norm}), prefer bf16 to fp16, "
+                "resume from the last checkpoint (--resume_from_checkpoint last), or pass --nan_policy skip to skip "
+                "such steps."
+            )
+        if not self._skip_pending:
+            logger.warning("Non-finite loss (%s) at %s: skipping the step (no optimizer or teacher update).", value, where)
+        self._skip_pending = True
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.accelerator.sync_gradients:  # the last micro-step: the optimizer steps next
+            skip, self._skip_pending = self._skip_pending, False
+            self.state.step_skipped = skip  # read by the callbacks through `step_skipped(state)`
+            if skip:
+                if self.accelerator.scaler is not None:  # fp16: the grad scaler skips a step with non-finite grads
+                    for parameter in model.parameters():
+                        if parameter.grad is not None:
+                            parameter.grad.fill_(float("nan"))
+                else:  # parameters without gradients: optimizer.step() leaves them and their state untouched
+                    model.zero_grad(set_to_none=True)
+                self.skipped_steps += 1
+        return loss
+
+    # ------------------------------------------------------------------------------------------------- logging
 
     def _record(self, outputs, inputs) -> None:
         if isinstance(outputs, dict):
@@ -131,6 +222,8 @@ class MaskVisionTrainer(Trainer):
             self._images += pixels.shape[0]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self.skipped_steps:
+            logs["skipped_steps"] = self.skipped_steps
         if "loss" in logs and self._metric_steps:
             logs.update(self._interval_metrics())
             for callback in self.callback_handler.callbacks:

@@ -127,8 +127,9 @@ class RandomResizedCrop:
         crop_w, crop_h, left, top = (value.gather(1, first).squeeze(1) for value in (crop_w, crop_h, left, top))
         width, height = width.squeeze(1), height.squeeze(1)
         in_ratio = width / height
-        fallback_w = torch.where(in_ratio > self.ratio[1], torch.round(height * self.ratio[1]), width)
-        fallback_h = torch.where(in_ratio < self.ratio[0], torch.round(width / self.ratio[0]), height)
+        # at least one pixel: a 1-pixel side times a ratio below 1 would round to an empty crop
+        fallback_w = torch.where(in_ratio > self.ratio[1], torch.round(height * self.ratio[1]).clamp(min=1), width)
+        fallback_h = torch.where(in_ratio < self.ratio[0], torch.round(width / self.ratio[0]).clamp(min=1), height)
         found = fits.any(1)
         crop_w = torch.where(found, crop_w, fallback_w)
         crop_h = torch.where(found, crop_h, fallback_h)
