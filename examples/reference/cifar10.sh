@@ -17,12 +17,13 @@ STEPS=${STEPS:-2000}          # pretraining optimizer steps per method
 BATCH=${BATCH:-128}           # pretraining images per step
 TOKENIZER_STEPS=${TOKENIZER_STEPS:-1000}
 FT_EPOCHS=${FT_EPOCHS:-5}
+CALIBRATION_STEPS=${CALIBRATION_STEPS:-100}  # ExtreMA's export: fits the stock encoder's [CLS] slot
 # ViT-Tiny width (192, 3 heads) on 32 px images in 4-pixel patches (64 tokens); DEPTH 12 is ViT-Tiny.
 DEPTH=${DEPTH:-12}
 VIT=(--model_size tiny --image_size 32 --patch_size 4 --num_hidden_layers "$DEPTH")
 LIMITS=()
 if [[ -n "${SMOKE:-}" ]]; then
-    STEPS=3 TOKENIZER_STEPS=3 FT_EPOCHS=1 BATCH=16
+    STEPS=3 TOKENIZER_STEPS=3 FT_EPOCHS=1 BATCH=16 INSPECT_IMAGES=64 CALIBRATION_STEPS=2
     LIMITS=(--max_train_samples 256 --max_eval_samples 128)
 fi
 PRETRAIN=(--dataset "$DATA/train.parquet" --max_steps "$STEPS" --per_device_train_batch_size "$BATCH"
@@ -34,12 +35,13 @@ mkdir -p "$OUT" "$CARDS"
 maskvision tokenizer train --dataset "$DATA/train.parquet" --output_dir "$OUT/tokenizer" --model_size tiny \
     --max_steps "$TOKENIZER_STEPS" --per_device_train_batch_size 64 --config_overrides straight_through=true \
     --temperature_end 0.5 --crop_min_scale 0.35 --save_strategy no
-maskvision tokenizer inspect "$OUT/tokenizer" --dataset "$DATA/test.parquet" --max-images 2000
+maskvision tokenizer inspect "$OUT/tokenizer" --dataset "$DATA/test.parquet" --max-images "${INSPECT_IMAGES:-2000}"
 
 # Pretraining: the same backbone for every method.
 maskvision pretrain beit --tokenizer "$OUT/tokenizer" --output_dir "$OUT/beit" "${VIT[@]}" "${PRETRAIN[@]}"
 maskvision pretrain beit --target pixels --output_dir "$OUT/beit-pixels" "${VIT[@]}" "${PRETRAIN[@]}"
-maskvision pretrain extrema --output_dir "$OUT/extrema" "${VIT[@]}" "${PRETRAIN[@]}" --drop_path_rate 0.0
+maskvision pretrain extrema --output_dir "$OUT/extrema" "${VIT[@]}" "${PRETRAIN[@]}" --drop_path_rate 0.0 \
+    --num_masks 4 --calibration_steps "$CALIBRATION_STEPS"  # 64 patches: 5 masks of 13 visible do not fit, 4 do
 maskvision pretrain moby --backbone vit --output_dir "$OUT/moby" "${VIT[@]}" "${PRETRAIN[@]}" --drop_path_rate 0.0 \
     --queue_size 4096
 # The floor: the BEiT encoder's architecture with freshly initialised weights.
