@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 
+import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -54,6 +55,15 @@ class PretrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
+
+    def __post_init__(self):
+        # Launched as several processes (torchrun, accelerate launch) on a machine without an accelerator: accelerate
+        # sets up gloo data parallelism only with `use_cpu`; without it every process would silently train a copy
+        # of its own. The same command then runs on CPUs as it does on GPUs.
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not torch.accelerator.is_available():
+            logger.info("%s processes and no accelerator: training on the CPUs with gloo.", os.environ["WORLD_SIZE"])
+            self.use_cpu = True
+        super().__post_init__()
 
     def effective_batch_size(self) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps * self.world_size
