@@ -51,7 +51,7 @@ def utilisation(step: Callable[[], object], peak_flops: float, repeats: int = 10
     """Counted FLOPs of one step, its median seconds (after warm-up) and FLOPs / seconds / ``peak_flops``."""
     seconds = time_side_by_side({"step": step}, repeats=repeats, warmup=3)["step"]
     flops = step_flops(step)
-    return {"tflop_per_step": round(flops / 1e12, 4), "step_seconds": round(seconds, 4),
+    return {"tflop_per_step": float(f"{flops / 1e12:.6g}"), "step_seconds": float(f"{seconds:.6g}"),
             "mfu": round(flops / seconds / peak_flops, 4)}  # fmt: skip
 
 

@@ -5,7 +5,8 @@ ends with all its workers, not only the launcher.
 - `torchrun(args, nproc_per_node=2)`: one launch on this machine (``--standalone``);
 - `torchrun_nodes(args, nnodes=2)`: ``nnodes`` launches, each a "node" of one process, meeting through a c10d
   rendezvous on localhost: what running on several machines does, with the machines' addresses replaced by
-  localhost.
+  localhost;
+- `accelerate_launch(config, args)`: ``accelerate launch --config_file CONFIG`` (examples/accelerate/).
 
 ``args`` is what follows the launcher's options: a script and its arguments, or ``-m module ...``.
 """
@@ -81,6 +82,13 @@ def torchrun_nodes(args: list[str], nnodes: int = 2, timeout: float = TIMEOUT, c
         "--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", run_id,
     ]  # fmt: skip
     return _finish([_start(command + list(args), cwd) for _ in range(nnodes)], timeout)
+
+
+def accelerate_launch(config: str, args: list[str], timeout: float = TIMEOUT, cwd: str | None = None) -> str:
+    """Run ``accelerate launch --config_file CONFIG --main_process_port PORT args...``; its output."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config,
+               "--main_process_port", str(free_port())]  # fmt: skip
+    return _finish([_start(command + list(args), cwd)], timeout)[0]
 
 
 def assert_same_trajectory(summary: dict, weights_path: str, single, steps: int, row_sets: tuple = ()) -> None:

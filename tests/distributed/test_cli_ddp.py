@@ -1,13 +1,14 @@
 """The user's commands, unchanged, under the launchers: `maskvision pretrain` across two "nodes" (two torchrun
-launches meeting through a c10d rendezvous on localhost, as two machines would) and `maskvision finetune` under
-`torchrun --nproc_per_node 2`, on CPU without ``--use_cpu``."""
+launches meeting through a c10d rendezvous on localhost, as two machines would; on CPU without ``--use_cpu``) and
+`maskvision finetune` under `accelerate launch` with examples/accelerate/ddp.yaml and 2 processes."""
 
 import json
+import os
 
 import pytest
 from transformers import BeitConfig, BeitModel
 
-from launcher import torchrun, torchrun_nodes
+from launcher import ROOT, accelerate_launch, torchrun_nodes
 from maskvision.evaluation.features import build_image_processor
 
 COMMON = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--logging_steps", "1", "--save_strategy", "no",
@@ -33,13 +34,13 @@ def test_pretrain_command_runs_unchanged_on_two_nodes(tmp_path):
 
 
 @pytest.mark.distributed
-def test_finetune_command_runs_unchanged_under_torchrun(tmp_path):
+def test_finetune_command_runs_unchanged_under_accelerate_launch(tmp_path):
     encoder = tmp_path / "encoder"
     BeitModel(BeitConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, use_mean_pooling=True)).save_pretrained(encoder)  # fmt: skip
     build_image_processor(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).save_pretrained(encoder)
     output = tmp_path / "classifier"
-    torchrun([
+    accelerate_launch(os.path.join(ROOT, "examples", "accelerate", "ddp.yaml"), ["--num_processes", "2",
         "-m", "maskvision", "finetune", "--model", str(encoder), "--dataset", "demo", "--max_train_samples", "64",
         "--max_eval_samples", "32", "--output_dir", str(output), "--eval_strategy", "no", *COMMON,
     ])  # fmt: skip
