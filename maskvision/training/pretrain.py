@@ -55,6 +55,11 @@ class PretrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
+    augment_on_device: bool = field(
+        default=False,
+        metadata={"help": "Collate uint8 crops and run the batched augmentation (colour, blur, normalisation) on the "
+                          "device: keeps data loading ahead of a fast GPU."},
+    )
 
     def __post_init__(self):
         # Launched as several processes (torchrun, accelerate launch) on a machine without an accelerator: accelerate
@@ -124,11 +129,13 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
 
     set_seed(training_args.seed)  # the model's initialisation follows --seed too
     model = recipe.build_model(model_args)
+    collator = recipe.build_collator(model, model_args, seed=training_args.seed)
+    collator.augment_on_device = training_args.augment_on_device
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
         train_dataset=dataset,
-        data_collator=recipe.build_collator(model, model_args, seed=training_args.seed),
+        data_collator=collator,
         callbacks=recipe.build_callbacks(model, model_args),
     )
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)

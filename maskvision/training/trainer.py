@@ -9,6 +9,8 @@
 - The training arguments are saved beside the weights as ``training_args.json``, not as Trainer's pickled
   ``training_args.bin``: nothing in a checkpoint needs unpickling arbitrary objects.
 - Optional layer-wise learning-rate decay (``layer_decay``), as BEiT fine-tuning does.
+- A collator with ``augment_on_device`` (`maskvision.training.collators`) hands over uint8 crops; its batched
+  augmentation runs on the batch once it is on the device.
 - Every scalar field of the model's output besides ``loss`` (token accuracy, perplexity, ...) is averaged
   over the logging interval and all processes and logged with the loss, together with the images per second
   and the values of callbacks that define ``log_values()`` (momentum, temperature, ...).
@@ -111,6 +113,14 @@ class MaskVisionTrainer(Trainer):
                 f"mismatched {sorted(key for key, *_ in info['mismatched_keys'])}."
             )
         target.load_state_dict(loaded.state_dict())  # strict: every weight restored
+
+    # ---------------------------------------------------------------------------------------------------- inputs
+    def _prepare_inputs(self, inputs):
+        # A collator with `augment_on_device` sends uint8 crops: its batched augmentation runs here, on the device.
+        inputs = super()._prepare_inputs(inputs)
+        if getattr(self.data_collator, "augment_on_device", False):
+            inputs = self.data_collator.augment(inputs)
+        return inputs
 
     # ------------------------------------------------------------------------------------------------- logging
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
