@@ -104,3 +104,22 @@ def test_accelerate_example_configs_load(name):
         assert config.deepspeed_config["zero_stage"] == int(name[-1])
     if name == "multi_node":
         assert config.num_machines == 2 and config.main_process_ip and config.main_process_port
+
+
+@pytest.mark.parametrize(("cores", "processes", "workers"), [(64, 1, 8), (16, 2, 7), (2, 1, 1), (1, 1, 0), (8, 8, 0)])
+def test_default_data_loader_workers_share_the_cores(monkeypatch, cores, processes, workers):
+    from maskvision.training import pretrain
+
+    monkeypatch.setattr(pretrain.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(processes))
+    assert pretrain.default_num_workers() == workers
+
+
+def test_arguments_resolve_workers_and_keep_them_between_epochs(tmp_path):
+    from maskvision.training.pretrain import PretrainingArguments, default_num_workers
+
+    automatic = PretrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    assert automatic.dataloader_num_workers == default_num_workers()
+    assert automatic.dataloader_persistent_workers == (default_num_workers() > 0)
+    in_process = PretrainingArguments(output_dir=str(tmp_path), use_cpu=True, dataloader_num_workers=0)
+    assert in_process.dataloader_num_workers == 0 and not in_process.dataloader_persistent_workers

@@ -38,6 +38,14 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N images."})
 
 
+def default_num_workers(max_workers: int = 8) -> int:
+    """Data-loader workers per process: this process's share of the usable CPU cores (the processes launched on this
+    machine share them), one left to the training process itself, at most ``max_workers``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(max_workers, cores // processes - 1))
+
+
 @dataclass
 class PretrainingArguments(TrainingArguments):
     """`TrainingArguments` whose learning rate follows the linear scaling rule unless given explicitly:
@@ -55,6 +63,14 @@ class PretrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
+    dataloader_num_workers: int = field(
+        default=-1,
+        metadata={"help": "Data-loader worker processes per device; -1: min(8, this process's share of the CPU cores "
+                          "- 1), 0: load in the training process."},
+    )
+    dataloader_persistent_workers: bool = field(
+        default=True, metadata={"help": "Keep the workers between epochs (with dataloader_num_workers > 0)."}
+    )
     augment_on_device: bool = field(
         default=False,
         metadata={"help": "Collate uint8 crops and run the batched augmentation (colour, blur, normalisation) on the "
@@ -68,6 +84,10 @@ class PretrainingArguments(TrainingArguments):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not torch.accelerator.is_available():
             logger.info("%s processes and no accelerator: training on the CPUs with gloo.", os.environ["WORLD_SIZE"])
             self.use_cpu = True
+        if self.dataloader_num_workers == -1:
+            self.dataloader_num_workers = default_num_workers()
+        if self.dataloader_num_workers == 0:
+            self.dataloader_persistent_workers = False  # nothing to keep, and torch refuses the flag without workers
         super().__post_init__()
 
     def effective_batch_size(self) -> int:
