@@ -45,8 +45,10 @@ def run(quick: bool = False) -> dict:
     seconds = time_side_by_side(steps, repeats=2 if quick else 5, warmup=1)
     base = seconds[str(IMAGE_SIZES[0])]
     return {
-        "config": {"method": "beit", "size": size, "patch_size": 16, "batch_size": batch,
-                   "dtype": "bf16 autocast" if cuda else "fp32", "attention": "sdpa"},  # fmt: skip
+        "config": {
+            "method": "beit", "size": size, "patch_size": 16, "batch_size": batch,
+            "dtype": "bf16 autocast" if cuda else "fp32", "attention": "sdpa",
+        },
         "step_seconds_by_image_size": {name: round(value, 4) for name, value in seconds.items()},
         "images_per_second_by_image_size": {name: round(batch / value, 2) for name, value in seconds.items()},
         "step_time_growth": {name: round(value / base, 2) for name, value in seconds.items()},

@@ -73,7 +73,7 @@ def test_device_stream_is_seeded_and_separate():
     other = COLLATORS["moby"](seed=4, augment_on_device=True).augment(crops)
     assert torch.equal(first["pixel_values"], again["pixel_values"])
     assert not torch.equal(first["pixel_values"], other["pixel_values"])
-    with pytest.raises(ValueError, match="augment_on_device must be True or False"):
+    with pytest.raises(TypeError, match="augment_on_device must be True or False"):
         COLLATORS["moby"](augment_on_device="yes")
 
 

@@ -74,7 +74,8 @@ def test_suite_collects_headlines_prints_a_table_and_writes_the_device_file(tmp_
     rows = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert rows["mask_speedup"].split()[4] == "yes" and rows["beit_step_vs_stock"].split()[4] == "NO"
     path = run.write_suite(payload)
-    assert path.endswith("-quick.json") and json.loads(open(path).read())["results"] == results
+    with open(path, encoding="utf-8") as handle:
+        assert path.endswith("-quick.json") and json.load(handle)["results"] == results
 
 
 def test_every_suite_module_exposes_run():

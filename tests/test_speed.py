@@ -5,7 +5,7 @@ import copy
 
 import pytest
 import torch
-from transformers import BeitConfig, BeitModel
+from transformers import BeitModel
 
 from maskvision import (
     BeitMimConfig,
@@ -18,14 +18,14 @@ from maskvision import (
     MobyForPreTraining,
 )
 from maskvision.configuration.backbones import swin_backbone_config
-from maskvision.configuration.configuration_moby import moby_vit_backbone_config
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
+from maskvision.configuration.configuration_moby import moby_vit_backbone_config
 from maskvision.training.masking import RandomMaskGenerator
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
 
-TINY_VIT = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                intermediate_size=64)  # fmt: skip
+TINY_VIT = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 64}
 
 
 def tiny_beit(drop_path_rate: float = 0.1) -> tuple[BeitMimForPreTraining, dict]:

@@ -83,7 +83,7 @@ class _PretrainingCollator:
     @augment_on_device.setter
     def augment_on_device(self, value: bool) -> None:
         if not isinstance(value, bool):
-            raise ValueError(f"augment_on_device must be True or False, got {value!r}.")
+            raise TypeError(f"augment_on_device must be True or False, got {value!r}.")
         self._augment_on_device = value
 
     @property

@@ -16,14 +16,13 @@ import torch.distributed as dist
 from PIL import Image
 from safetensors.torch import save_file
 from transformers import set_seed
+from workers import Rows, differs_across_ranks, logged_losses, write_summary
 
 from maskvision import BeitMimConfig, BeitMimForPreTraining, DVAEConfig, DVAETokenizer
 from maskvision.training.collators import MaskedImageModelingCollator
 from maskvision.training.masking import BlockwiseMaskGenerator
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
-
-from workers import Rows, differs_across_ranks, logged_losses, write_summary  # noqa: E402 (tests/distributed)
 
 GLOBAL_BATCH, STEPS, IMAGE, PATCH, MASKED = 8, 3, 32, 8, 6
 

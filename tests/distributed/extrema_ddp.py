@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
 from transformers import TrainerCallback
+from workers import differs_across_ranks, identical_across_ranks, logged_losses, write_summary
 
 from maskvision import ExtremaConfig, ExtremaForPreTraining
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
@@ -22,8 +23,6 @@ from maskvision.training.callbacks import MomentumTeacherCallback, _unwrap
 from maskvision.training.masking import RandomMaskGenerator
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
-
-from workers import differs_across_ranks, identical_across_ranks, logged_losses, write_summary  # noqa: E402
 
 BATCH, ACCUMULATION, STEPS = 4, 2, 2  # per rank; the one-process reference runs 2 * BATCH
 

@@ -15,13 +15,12 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
 from torch.distributed.fsdp import fully_shard
+from workers import write_summary
 
 from maskvision import ExtremaConfig, ExtremaForPreTraining
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
 from maskvision.modeling.momentum import cosine_schedule
 from maskvision.training.masking import RandomMaskGenerator
-
-from workers import write_summary  # noqa: E402 (tests/distributed)
 
 GLOBAL_BATCH, STEPS = 8, 3
 

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
 from transformers import TrainerCallback
+from workers import identical_across_ranks, logged_losses, write_summary
 
 from maskvision import MobyConfig, MobyForPreTraining
 from maskvision.configuration.backbones import swin_backbone_config
@@ -20,8 +21,6 @@ from maskvision.modeling.distributed import all_gather_no_grad
 from maskvision.training.callbacks import MomentumTeacherCallback, _unwrap
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
-
-from workers import identical_across_ranks, logged_losses, write_summary  # noqa: E402
 
 BATCH, ACCUMULATION, STEPS = 4, 2, 2  # per rank; the one-process reference runs 2 * BATCH
 

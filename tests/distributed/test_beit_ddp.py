@@ -3,9 +3,8 @@ runs the same steps in one process with the same global batch and compares."""
 
 import json
 
-import pytest
-
 import beit_ddp
+import pytest
 from launcher import assert_same_trajectory, script, torchrun
 
 

@@ -6,9 +6,9 @@ import json
 import os
 
 import pytest
+from launcher import ROOT, accelerate_launch, torchrun_nodes
 from transformers import BeitConfig, BeitModel
 
-from launcher import ROOT, accelerate_launch, torchrun_nodes
 from maskvision.evaluation.features import build_image_processor
 
 COMMON = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--logging_steps", "1", "--save_strategy", "no",

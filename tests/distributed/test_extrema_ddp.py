@@ -3,9 +3,8 @@ itself runs the same steps in one process with the same global batch and compare
 
 import json
 
-import pytest
-
 import extrema_ddp
+import pytest
 from launcher import assert_same_trajectory, script, torchrun
 
 

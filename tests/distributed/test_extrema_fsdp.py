@@ -3,12 +3,11 @@ tests/distributed/extrema_fsdp.py; the test runs the same steps unsharded in one
 
 import json
 
+import extrema_fsdp
 import pytest
 import torch
-from safetensors.torch import load_file
-
-import extrema_fsdp
 from launcher import script, torchrun
+from safetensors.torch import load_file
 
 
 @pytest.mark.distributed

@@ -4,9 +4,8 @@ with `maskvision tokenizer train`'s arguments."""
 import json
 
 import pytest
-from transformers import BeitConfig, BeitModel
-
 from launcher import script, torchrun
+from transformers import BeitConfig, BeitModel
 
 
 @pytest.mark.distributed

@@ -11,13 +11,12 @@ import sys
 
 import torch
 import torch.distributed as dist
+from workers import identical_across_ranks, logged_losses, write_summary
 
+from maskvision.training.cli.args import parse_arguments
 from maskvision.training.pretrain import DataArguments
 from maskvision.training.tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
-from maskvision.training.cli.args import parse_arguments
 from maskvision.training.tokenizer_callbacks import CodebookCallback
-
-from workers import identical_across_ranks, logged_losses, write_summary  # noqa: E402
 
 
 def main(summary_path: str, argv: list[str]) -> None:
