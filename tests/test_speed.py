@@ -181,3 +181,19 @@ def test_beit_vit_base_224_checkpointed_step_slow():
     loss.backward()
     assert loss.item() == pytest.approx(9.0, abs=1.0)  # ~ln(8192) at initialisation
     assert model.beit.layers[11].attention.q_proj.weight.grad.abs().sum() > 0
+
+
+def test_beit_step_compiles_slow():
+    """`--torch_compile` wraps the model in `torch.compile`: TorchDynamo captures BEiT's training step (graph breaks
+    only at the data-dependent selection of the masked tokens) and gives the eager loss and gradients. The
+    `aot_eager` backend checks the capture without inductor's code generation (minutes on a CPU)."""
+    model, batch = tiny_beit(drop_path_rate=0.0)
+    batch["labels"] = model.tokenize(batch.pop("tokenizer_pixel_values"))  # the encoder's step, ids given
+    loss, gradients, _ = loss_and_gradients(model, batch)
+    compiled = torch.compile(model, backend="aot_eager")
+    compiled_loss, compiled_gradients, _ = loss_and_gradients(compiled, batch)
+    torch.testing.assert_close(compiled_loss, loss)
+    compiled_gradients = {name.removeprefix("_orig_mod."): value for name, value in compiled_gradients.items()}
+    assert compiled_gradients.keys() == gradients.keys()
+    for name, gradient in gradients.items():
+        torch.testing.assert_close(compiled_gradients[name], gradient, msg=name)
