@@ -4,7 +4,7 @@ its results}}`` (``<device>-quick.json`` with ``--quick``, a fast pass with fewe
 
     python benchmarks/run.py                      # everything: ~25 min on one CPU thread, minutes on a GPU
     python benchmarks/run.py --quick              # a fast pass
-    python benchmarks/run.py --only masking beit  # some modules
+    python benchmarks/run.py --only masking beit  # some modules, merged into the device's previous results
 
 Each module (``benchmarks/<name>.py``) exposes ``run(quick) -> dict`` and measures its candidates side by side in one
 process (`benchmarks/common.py`); ratios are therefore immune to the machine's drift between modules. Headline keys
@@ -33,6 +33,8 @@ MODULES = ("masking", "data_check", "tokenizer", "beit", "extrema", "moby", "sca
 HEADLINES: dict[str, tuple[str, tuple[str, ...], tuple[str, float] | None, str]] = {
     "mask_speedup": ("masking", ("mask_speedup",), (">=", 20), "vectorised vs per-image block masks (256, 14x14/75)"),
     "data_images_per_s": ("masking", ("data_images_per_s",), None, "BEiT collator, images/s, one process"),
+    "data_crops_only_images_per_s": ("masking", ("data_crops_only_images_per_s",), None,
+                                     "the same with --augment_on_device"),
     "tokenizer_images_per_s": ("tokenizer", ("channels_last", "images_per_second"), None,
                                "dVAE ids at 112 px, channels-last"),
     "beit_step_vs_stock": ("beit", ("beit_step_vs_stock",), (">=", 1.2), "ours vs BeitForMaskedImageModeling"),
@@ -111,10 +113,27 @@ def run_suite(modules: dict[str, Callable[[bool], dict]], quick: bool = False) -
     }
 
 
+def suite_path(quick: bool) -> str:
+    return os.path.join(RESULTS_DIR, f"{device_slug()}{'-quick' if quick else ''}.json")
+
+
+def merge_into_previous(payload: dict) -> dict:
+    """``payload`` (some modules) over the device's previous results file (same torch and threads), if any."""
+    path = suite_path(payload["quick"])
+    if not os.path.exists(path):
+        return payload
+    with open(path, encoding="utf-8") as handle:
+        previous = json.load(handle)
+    if (previous.get("torch"), previous.get("threads")) != (payload["torch"], payload["threads"]):
+        return payload
+    details = {**previous.get("details", {}), **payload["details"]}
+    seconds = {**previous.get("seconds", {}), **payload["seconds"]}
+    return {**payload, "results": headlines(details), "details": details, "seconds": seconds}
+
+
 def write_suite(payload: dict) -> str:
     os.makedirs(RESULTS_DIR, exist_ok=True)
-    suffix = "-quick" if payload["quick"] else ""
-    path = os.path.join(RESULTS_DIR, f"{device_slug()}{suffix}.json")
+    path = suite_path(payload["quick"])
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=2)
     return path
@@ -128,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or MODULES
     modules = {name: importlib.import_module(f"benchmarks.{name}").run for name in names}
     payload = run_suite(modules, quick=args.quick)
+    if args.only:  # the other modules' latest numbers stay in the device's file
+        payload = merge_into_previous(payload)
     path = write_suite(payload)
     print(f"device: {payload['device']}   torch {payload['torch']}   quick: {payload['quick']}")
     print(table(payload["results"]))

@@ -124,3 +124,12 @@ def test_arguments_resolve_workers_and_keep_them_between_epochs(tmp_path):
     assert automatic.dataloader_persistent_workers == (default_num_workers() > 0)
     in_process = PretrainingArguments(output_dir=str(tmp_path), use_cpu=True, dataloader_num_workers=0)
     assert in_process.dataloader_num_workers == 0 and not in_process.dataloader_persistent_workers
+
+
+def test_partial_runs_merge_into_the_previous_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "RESULTS_DIR", str(tmp_path))
+    run.write_suite(run.run_suite({"masking": lambda quick: {"mask_speedup": 14.0},
+                                   "beit": lambda quick: {"beit_step_vs_stock": 1.2}}))  # fmt: skip
+    partial = run.merge_into_previous(run.run_suite({"masking": lambda quick: {"mask_speedup": 21.0}}))
+    assert partial["results"]["mask_speedup"] == 21.0 and partial["results"]["beit_step_vs_stock"] == 1.2
+    assert set(partial["details"]) == {"masking", "beit"}
