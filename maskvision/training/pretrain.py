@@ -38,6 +38,11 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N images."})
 
 
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, ROCm, XPU, MPS, ...
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+
+
 def default_num_workers(max_workers: int = 8) -> int:
     """Data-loader workers per process: this process's share of the usable CPU cores (the processes launched on this
     machine share them), one left to the training process itself, at most ``max_workers``."""
@@ -49,7 +54,11 @@ def default_num_workers(max_workers: int = 8) -> int:
 @dataclass
 class PretrainingArguments(TrainingArguments):
     """`TrainingArguments` whose learning rate follows the linear scaling rule unless given explicitly:
-    ``learning_rate = base_learning_rate * effective_batch / lr_reference_batch``."""
+    ``learning_rate = base_learning_rate * effective_batch / lr_reference_batch``.
+
+    Data loading: ``dataloader_num_workers`` defaults to the process's share of the CPU cores (`default_num_workers`)
+    with persistent workers, and ``augment_on_device`` moves the batched augmentation to the accelerator. Launched as
+    several processes on a machine without an accelerator, the run uses the CPUs (gloo) as one data-parallel run."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Where checkpoints and the encoder go."})
     learning_rate: float | None = field(
@@ -81,7 +90,7 @@ class PretrainingArguments(TrainingArguments):
         # Launched as several processes (torchrun, accelerate launch) on a machine without an accelerator: accelerate
         # sets up gloo data parallelism only with `use_cpu`; without it every process would silently train a copy
         # of its own. The same command then runs on CPUs as it does on GPUs.
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not torch.accelerator.is_available():
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not _has_accelerator():
             logger.info("%s processes and no accelerator: training on the CPUs with gloo.", os.environ["WORLD_SIZE"])
             self.use_cpu = True
         if self.dataloader_num_workers == -1:
