@@ -105,3 +105,28 @@ def test_pretrain_command_trains_with_augmentation_on_the_device(tmp_path):
     assert calls == [torch.uint8] * 3
     losses = [e["loss"] for e in json.loads((tmp_path / "trainer_state.json").read_text())["log_history"] if "loss" in e]
     assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+def test_tokenizer_collator_hands_over_crops_too():
+    from maskvision.training.tokenizer import TokenizerCollator
+
+    batch_rows = rows(8)
+    on_host = TokenizerCollator(16, seed=0)(batch_rows)
+    collator = TokenizerCollator(16, seed=0, augment_on_device=True)
+    crops = collator(batch_rows)
+    assert crops["pixel_values"].dtype == torch.uint8
+    # the tokenizer's view has no colour augmentation: on the device it is the same view
+    torch.testing.assert_close(collator.augment(crops)["pixel_values"], on_host["pixel_values"])
+
+
+def test_finetuning_refuses_augmentation_on_the_device(tmp_path):
+    from maskvision.training.finetune import (
+        FinetuneArguments,
+        FinetuneDataArguments,
+        FinetuneModelArguments,
+        run_finetuning,
+    )
+
+    args = FinetuneArguments(output_dir=str(tmp_path), augment_on_device=True, use_cpu=True)
+    with pytest.raises(ValueError, match="--augment_on_device applies to pretraining"):
+        run_finetuning(FinetuneModelArguments(model="unused"), FinetuneDataArguments(dataset="demo"), args)
