@@ -103,7 +103,8 @@ def test_pretrain_command_trains_with_augmentation_on_the_device(tmp_path):
         collators.MultiMaskCollator.augment = augment
     # each of the 2 training batches (and the export calibration's) arrived as crops and was augmented once
     assert calls == [torch.uint8] * 3
-    losses = [e["loss"] for e in json.loads((tmp_path / "trainer_state.json").read_text())["log_history"] if "loss" in e]
+    history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
+    losses = [entry["loss"] for entry in history if "loss" in entry]
     assert len(losses) == 2 and all(np.isfinite(losses))
 
 
