@@ -2,7 +2,7 @@
 and ``benchmarks/results/<device>.json`` = ``{"device": ..., "results": {headline keys}, "details": {module: all of
 its results}}`` (``<device>-quick.json`` with ``--quick``, a fast pass with fewer repeats and smaller batches).
 
-    python benchmarks/run.py                      # everything: ~25 min on one CPU thread, minutes on a GPU
+    python benchmarks/run.py                      # everything: ~15 min on one CPU thread, minutes on a GPU
     python benchmarks/run.py --quick              # a fast pass
     python benchmarks/run.py --only masking beit  # some modules, merged into the device's previous results
 
