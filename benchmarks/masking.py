@@ -7,7 +7,9 @@
 - ``random_mask_ms``: 256 x 5 ExtreMA masks (80%) by `RandomMaskGenerator.gen`.
 - ``data_images_per_s``: images per second through `MaskedImageModelingCollator` (BEiT, 224 px + 112 px views,
   masks) in one process, on CIFAR-10 (``MASKVISION_BENCH_PARQUET``, default the shared CIFAR-10 train parquet, else
-  the demo set); ``extrema_images_per_s`` / ``moby_images_per_s`` likewise for the other two collators.
+  the demo set); ``extrema_images_per_s`` / ``moby_images_per_s`` likewise for the other two collators;
+  ``data_crops_only_images_per_s`` / ``moby_crops_only_images_per_s``: the BEiT and MoBY collators with
+  ``augment_on_device`` (crops and masks only; the batched augmentation runs on the accelerator).
 
     python benchmarks/masking.py [--quick]
 """
@@ -79,12 +81,22 @@ def collators(batches: int, batch_size: int = 64) -> dict:
     source = os.environ.get("MASKVISION_BENCH_PARQUET", CIFAR_TRAIN if os.path.exists(CIFAR_TRAIN) else "demo")
     dataset = load_image_dataset(source)
     stats = {"image_size": 224, "image_mean": IMAGENET_DEFAULT_MEAN, "image_std": IMAGENET_DEFAULT_STD}
+
+    def beit(augment_on_device=False):
+        return MaskedImageModelingCollator(**stats, patch_size=16, tokenizer_image_size=112,
+                                           mask_generator=BlockwiseMaskGenerator(14, 75),
+                                           augment_on_device=augment_on_device)  # fmt: skip
+
+    def moby(augment_on_device=False):
+        return TwoViewCollator(**stats, augment_on_device=augment_on_device)
+
     candidates = {
-        "data": MaskedImageModelingCollator(
-            **stats, patch_size=16, tokenizer_image_size=112, mask_generator=BlockwiseMaskGenerator(14, 75)
-        ),
+        "data": beit(),
         "extrema": MultiMaskCollator(**stats, patch_size=16, mask_generator=RandomMaskGenerator(14, 0.8, 5)),
-        "moby": TwoViewCollator(**stats),
+        "moby": moby(),
+        # --augment_on_device: crops (uint8) and masks only, the batched augmentation runs on the accelerator
+        "data_crops_only": beit(augment_on_device=True),
+        "moby_crops_only": moby(augment_on_device=True),
     }
     results = {"data_source": os.path.basename(source), "data_batch_size": batch_size}
     for name, collator in candidates.items():

@@ -77,6 +77,8 @@ class MobyForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
     config_class = MobyConfig
     base_model_prefix = "moby"
     _no_split_modules = ["SwinStage", "BeitLayer"]
+    _supports_sdpa = True  # both encoders attend through transformers' attention interface
+    _supports_attention_backend = True
 
     def __init__(self, config: MobyConfig):
         super().__init__(config)

@@ -7,7 +7,8 @@ cosine schedule from a base value to 1. Models with a teacher subclass `Momentum
 `update_teacher` after each optimizer step, so gradient accumulation never updates the teacher on a micro-step.
 
 The update walks the two modules' parameters in the same order, so it also holds shard by shard when both are
-wrapped alike (FSDP with ``use_orig_params``): each rank updates the shard it owns.
+wrapped alike (FSDP2, or FSDP1 with ``use_orig_params``; DeepSpeed ZeRO-3 partitions): each rank updates the shard it
+owns.
 """
 
 import math
@@ -24,8 +25,14 @@ def cosine_schedule(step: int, total_steps: int, start: float, end: float) -> fl
     return end - (end - start) * (math.cos(math.pi * progress) + 1) / 2
 
 
+def _local(parameter: nn.Parameter) -> torch.Tensor:
+    # DeepSpeed ZeRO-3 keeps each rank's partition in `ds_tensor` (`data` is an empty placeholder outside forward);
+    # a teacher and a student of the same shapes are partitioned alike, so the update holds partition by partition.
+    return getattr(parameter, "ds_tensor", parameter.data)
+
+
 def _floating_tensors(module: nn.Module) -> list[torch.Tensor]:
-    tensors = [p.data for p in module.parameters()]
+    tensors = [_local(p) for p in module.parameters()]
     tensors += [b for b in module.buffers() if b.is_floating_point()]
     return tensors
 

@@ -19,6 +19,10 @@ an uninterrupted one, different ranks and workers (which collate different sampl
 new epoch (`set_epoch`, called by `MaskVisionTrainer`) draws new views of the same images. Rows without the column
 fall back to one ``torch.Generator`` per process, created lazily by `stream_generator` from the seed, the rank and
 the data-loader worker.
+
+``augment_on_device=True`` (``--augment_on_device``): the collators return uint8 crops and masks, and
+`MaskVisionTrainer` calls the collator's ``augment(batch)`` after moving the batch to the device (flips already done,
+colour, blur, solarize and normalisation there), so that the data loader keeps ahead of a fast GPU.
 """
 
 import hashlib
@@ -73,29 +77,62 @@ def _process_rank() -> int:
     return rank if world_size > 1 else int(os.environ.get("RANK", 0))
 
 
-def stream_generator(seed: int) -> torch.Generator:
+def stream_generator(seed: int, stream: int = 0) -> torch.Generator:
     """A CPU generator for this process's share of the data, seeded from ``seed``, the rank and the worker.
 
     Inside a data-loader worker the worker's own seed (PyTorch's ``base_seed + worker_id``, drawn anew for every
-    epoch's workers) enters too, so workers, ranks and epochs all get different streams.
+    epoch's workers) enters too, so workers, ranks and epochs all get different streams. A non-zero ``stream`` gives
+    an independent stream of the same process (the on-device augmentation's).
     """
     worker = torch.utils.data.get_worker_info()
-    entropy = [seed, _process_rank()] + ([worker.seed] if worker is not None else [])
+    entropy = [seed, _process_rank()] + ([worker.seed] if worker is not None else []) + ([stream] if stream else [])
     state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state))
 
 
 class _PretrainingCollator:
-    """Shared by the collators: the seed and its per-process stream, and reading RGB images from the rows."""
+    """Shared by the collators: the seed and its per-process stream, reading RGB images from the rows, and the switch
+    that leaves the batched augmentation to the accelerator.
+
+    With ``augment_on_device`` the collator stops after the per-image crops: the batch holds uint8 crops (and the
+    masks), and `augment` (which `MaskVisionTrainer` calls once the batch is on the device) turns them into the
+    model's float views with the same transform objects, drawing from a stream of its own. Data-loader workers then
+    only decode and crop, and the photometric work runs batched on the GPU.
+    """
 
     image_column = "image"
+    _DEVICE_STREAM = 1  # `stream_generator`'s stream for the on-device augmentation
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, augment_on_device: bool = False):
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
         self.seed = seed
         self.epoch = 0
+        self.augment_on_device = augment_on_device
         self._stream = None  # (process key, generator), made lazily in the process that collates
+        self._device_stream = None  # the same for `augment`, in the training process
+
+    @property
+    def augment_on_device(self) -> bool:
+        return self._augment_on_device
+
+    @augment_on_device.setter
+    def augment_on_device(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"augment_on_device must be True or False, got {value!r}.")
+        self._augment_on_device = value
+
+    @property
+    def device_generator(self) -> torch.Generator:
+        """The on-device augmentation's generator (CPU: its draws are small and moved to the images' device)."""
+        key = (os.getpid(), _process_rank())
+        if self._device_stream is None or self._device_stream[0] != key:
+            self._device_stream = (key, stream_generator(self.seed, self._DEVICE_STREAM))
+        return self._device_stream[1]
+
+    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A batch of uint8 crops (``augment_on_device``), on any device → the model's batch of float views."""
+        raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch entering each batch's stream (`MaskVisionTrainer` calls it before every epoch)."""
@@ -159,6 +196,7 @@ class MaskedImageModelingCollator(_PretrainingCollator):
         min_crop_scale: the smallest crop's share of the image (BEiT: 0.08).
         interpolation, tokenizer_interpolation: the views' resampling (BEiT: bicubic, lanczos).
         seed: the base seed of the views and masks (see `stream_generator`).
+        augment_on_device: return the uint8 crops (same keys) and leave the rest to `augment`, on the device.
 
     Returns ``pixel_values`` (B, 3, S, S) normalised, ``tokenizer_pixel_values`` (B, 3, T, T) in [0, 1] (unless
     ``tokenizer_image_size`` is None) and ``bool_masked_pos`` (B, N) bool, True = masked, N = (S / patch)^2 row-major.
@@ -177,8 +215,9 @@ class MaskedImageModelingCollator(_PretrainingCollator):
         interpolation: str = "bicubic",
         tokenizer_interpolation: str = "lanczos",
         seed: int = 0,
+        augment_on_device: bool = False,
     ):
-        super().__init__(seed)
+        super().__init__(seed, augment_on_device)
         grid = _check_mask_generator(mask_generator, BlockwiseMaskGenerator, image_size, patch_size)
         if tokenizer_image_size is not None and (
             not isinstance(tokenizer_image_size, int) or tokenizer_image_size <= 0 or tokenizer_image_size % grid
@@ -195,12 +234,21 @@ class MaskedImageModelingCollator(_PretrainingCollator):
 
     def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         images, generator = self.images(rows), self.generator_for(rows)
-        pixel_values, tokenizer_pixel_values = self.views(images, generator)
+        crops = self.views.crop(images, generator)
+        pixel_values, tokenizer_pixel_values = crops if self.augment_on_device else self.views.augment(crops, generator)
         batch = {"pixel_values": pixel_values}
         if tokenizer_pixel_values is not None:
             batch["tokenizer_pixel_values"] = tokenizer_pixel_values
         batch["bool_masked_pos"] = self.mask_generator.gen(len(images), generator).flatten(1)
         return batch
+
+    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        crops = (batch["pixel_values"], batch.get("tokenizer_pixel_values"))
+        pixel_values, tokenizer_pixel_values = self.views.augment(crops, self.device_generator)
+        augmented = {**batch, "pixel_values": pixel_values}
+        if tokenizer_pixel_values is not None:
+            augmented["tokenizer_pixel_values"] = tokenizer_pixel_values
+        return augmented
 
 
 class MultiMaskCollator(_PretrainingCollator):
@@ -215,6 +263,7 @@ class MultiMaskCollator(_PretrainingCollator):
         interpolation: the crop's resampling (ExtreMA, torchvision's default: bilinear).
         color: each branch's colour augmentation (default: the official jitter + grayscale, no blur).
         seed: the base seed of the views and masks.
+        augment_on_device: return the uint8 crops (same keys) and leave the rest to `augment`, on the device.
 
     Returns ``pixel_values`` (the student's view), ``teacher_pixel_values`` (B, 3, S, S) normalised and
     ``bool_masked_pos`` (B, num_masks, N) bool, True = masked.
@@ -232,8 +281,9 @@ class MultiMaskCollator(_PretrainingCollator):
         interpolation: str = "bilinear",
         color: ColorAugmentation | None = None,
         seed: int = 0,
+        augment_on_device: bool = False,
     ):
-        super().__init__(seed)
+        super().__init__(seed, augment_on_device)
         _check_mask_generator(mask_generator, RandomMaskGenerator, image_size, patch_size)
         self.views = SharedCropViews(
             image_size, image_mean, image_std, min_crop_scale, interpolation=interpolation, color=color
@@ -242,12 +292,19 @@ class MultiMaskCollator(_PretrainingCollator):
 
     def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         images, generator = self.images(rows), self.generator_for(rows)
-        student, teacher = self.views(images, generator)
+        crops = self.views.crop(images, generator)
+        if self.augment_on_device:  # the shared crops; `augment` makes both branches
+            return {"pixel_values": crops, "bool_masked_pos": self.mask_generator.gen(len(images), generator)}
+        student, teacher = self.views.augment(crops, generator)
         return {
             "pixel_values": student,
             "teacher_pixel_values": teacher,
             "bool_masked_pos": self.mask_generator.gen(len(images), generator),
         }
+
+    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        student, teacher = self.views.augment(batch["pixel_values"], self.device_generator)
+        return {**batch, "pixel_values": student, "teacher_pixel_values": teacher}
 
 
 class TwoViewCollator(_PretrainingCollator):
@@ -260,6 +317,7 @@ class TwoViewCollator(_PretrainingCollator):
         interpolation: the crops' resampling (MoBY, torchvision's default: bilinear).
         first_color, second_color: the views' colour recipes (default: BYOL's, blur p=1.0 / p=0.1 + solarize 0.2).
         seed: the base seed of the views.
+        augment_on_device: return the uint8 crops (same keys) and leave the rest to `augment`, on the device.
 
     Returns ``pixel_values`` and ``pixel_values_2`` (B, 3, S, S) normalised.
     """
@@ -275,16 +333,23 @@ class TwoViewCollator(_PretrainingCollator):
         first_color: ColorAugmentation | None = None,
         second_color: ColorAugmentation | None = None,
         seed: int = 0,
+        augment_on_device: bool = False,
     ):
-        super().__init__(seed)
+        super().__init__(seed, augment_on_device)
         self.views = TwoCropViews(
             image_size, image_mean, image_std, min_crop_scale, interpolation=interpolation,
             first_color=first_color, second_color=second_color,
         )
 
     def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
-        first, second = self.views(self.images(rows), self.generator_for(rows))
+        generator = self.generator_for(rows)
+        crops = self.views.crop(self.images(rows), generator)
+        first, second = crops if self.augment_on_device else self.views.augment(crops, generator)
         return {"pixel_values": first, "pixel_values_2": second}
+
+    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        first, second = self.views.augment((batch["pixel_values"], batch["pixel_values_2"]), self.device_generator)
+        return {**batch, "pixel_values": first, "pixel_values_2": second}
 
 
 def _check_mask_generator(mask_generator, kind: type, image_size: int, patch_size: int) -> int:

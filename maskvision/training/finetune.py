@@ -29,8 +29,8 @@ from ..modeling.modeling_utils import MaskVisionPreTrainedModel
 from ..modeling.resolution import resize_state_dict
 from .mixup import MixupCutmix
 from .pretrain import PretrainingArguments, resolve_checkpoint
-from .transforms import BeitViews
 from .trainer import MaskVisionTrainer
+from .transforms import BeitViews
 
 logger = logging.getLogger(__name__)
 
@@ -272,6 +272,9 @@ def run_finetuning(
     in ``output_dir/eval_results.json``. Returns the trainer and the final evaluation's metrics."""
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
+    if training_args.augment_on_device:
+        raise ValueError("--augment_on_device applies to pretraining (maskvision pretrain, tokenizer train); "
+                         "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
     splits = _load_splits(data_args, training_args)
     names = class_names(splits["train"], splits["eval"], "fine-tuning")
     model, image_processor = load_classifier(

@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 
+import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
 from .checkpoints import incomplete_reason, last_complete_checkpoint
@@ -38,10 +39,27 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N images."})
 
 
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, ROCm, XPU, MPS, ...
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+
+
+def default_num_workers(max_workers: int = 8) -> int:
+    """Data-loader workers per process: this process's share of the usable CPU cores (the processes launched on this
+    machine share them), one left to the training process itself, at most ``max_workers``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(max_workers, cores // processes - 1))
+
+
 @dataclass
 class PretrainingArguments(TrainingArguments):
     """`TrainingArguments` whose learning rate follows the linear scaling rule unless given explicitly:
-    ``learning_rate = base_learning_rate * effective_batch / lr_reference_batch``."""
+    ``learning_rate = base_learning_rate * effective_batch / lr_reference_batch``.
+
+    Data loading: ``dataloader_num_workers`` defaults to the process's share of the CPU cores (`default_num_workers`)
+    (workers are not persistent: see the field), and ``augment_on_device`` moves the batched augmentation to the accelerator. Launched as
+    several processes on a machine without an accelerator, the run uses the CPUs (gloo) as one data-parallel run."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Where checkpoints and the encoder go."})
     learning_rate: float | None = field(
@@ -63,8 +81,33 @@ class PretrainingArguments(TrainingArguments):
         metadata={"help": "A NaN/inf loss: 'stop' the run with an error naming the step, or 'skip' the step (no "
                           "optimizer or teacher update)."},
     )
+    dataloader_num_workers: int = field(
+        default=-1,
+        metadata={"help": "Data-loader worker processes per device; -1: min(8, this process's share of the CPU cores "
+                          "- 1), 0: load in the training process."},
+    )
+    dataloader_persistent_workers: bool = field(
+        default=False,
+        metadata={"help": "Keep the workers between epochs (with dataloader_num_workers > 0). Off by default: "
+                          "a persistent worker's collator keeps the first epoch in its batches' random streams."},
+    )
+    augment_on_device: bool = field(
+        default=False,
+        metadata={"help": "Collate uint8 crops and run the batched augmentation (colour, blur, normalisation) on the "
+                          "device: keeps data loading ahead of a fast GPU."},
+    )
 
     def __post_init__(self):
+        # Launched as several processes (torchrun, accelerate launch) on a machine without an accelerator: accelerate
+        # sets up gloo data parallelism only with `use_cpu`; without it every process would silently train a copy
+        # of its own. The same command then runs on CPUs as it does on GPUs.
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not _has_accelerator():
+            logger.info("%s processes and no accelerator: training on the CPUs with gloo.", os.environ["WORLD_SIZE"])
+            self.use_cpu = True
+        if self.dataloader_num_workers == -1:
+            self.dataloader_num_workers = default_num_workers()
+        if self.dataloader_num_workers == 0:
+            self.dataloader_persistent_workers = False  # nothing to keep, and torch refuses the flag without workers
         super().__post_init__()
         if self.nan_policy not in NAN_POLICIES:
             raise ValueError(f"--nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}.")
@@ -137,11 +180,13 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
 
     set_seed(training_args.seed)  # the model's initialisation follows --seed too
     model = recipe.build_model(model_args)
+    collator = recipe.build_collator(model, model_args, seed=training_args.seed)
+    collator.augment_on_device = training_args.augment_on_device
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
         train_dataset=with_sample_index(dataset),  # batches from (seed, epoch, samples): resumable
-        data_collator=recipe.build_collator(model, model_args, seed=training_args.seed),
+        data_collator=collator,
         callbacks=recipe.build_callbacks(model, model_args),
     )
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)

@@ -195,14 +195,20 @@ class TokenizerCollator(_PretrainingCollator):
     random-resized crop (area ``min_crop_scale``-1 of the image) + flip resized with Lanczos (`BeitViews`' view
     recipe at the tokenizer's size, unnormalised: tokenizers map their input themselves)."""
 
-    def __init__(self, image_size: int, min_crop_scale: float = 0.08, seed: int = 0):
-        super().__init__(seed)
+    def __init__(self, image_size: int, min_crop_scale: float = 0.08, seed: int = 0, augment_on_device: bool = False):
+        super().__init__(seed, augment_on_device)
         self.views = BeitViews(image_size, None, image_mean=(0.0, 0.0, 0.0), image_std=(1.0, 1.0, 1.0),
                                min_scale=min_crop_scale, interpolation="lanczos")
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        pixel_values, _ = self.views(self.images(rows), self.generator_for(rows))
+        generator = self.generator_for(rows)
+        crops = self.views.crop(self.images(rows), generator)
+        pixel_values, _ = crops if self.augment_on_device else self.views.augment(crops, generator)
         return {"pixel_values": pixel_values}
+
+    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pixel_values, _ = self.views.augment((batch["pixel_values"], None), self.device_generator)
+        return {**batch, "pixel_values": pixel_values}
 
 
 # ------------------------------------------------------------------------------------------- health, images
@@ -295,7 +301,8 @@ def train_tokenizer(
         model=model,
         args=training_args,
         train_dataset=with_sample_index(dataset),
-        data_collator=TokenizerCollator(model.config.image_size, model_args.crop_min_scale, seed=training_args.seed),
+        data_collator=TokenizerCollator(model.config.image_size, model_args.crop_min_scale, seed=training_args.seed,
+                                        augment_on_device=training_args.augment_on_device),
         callbacks=tokenizer_callbacks(model, model_args),
         processing_class=model.image_processor(),
     )

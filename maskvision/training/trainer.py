@@ -16,6 +16,8 @@
 - A non-finite (NaN/inf) loss stops the run with an error naming the optimizer step (``nan_policy="stop"``, the
   default), or skips that step (``nan_policy="skip"``): no optimizer update, no teacher or codebook update (callbacks
   check `callbacks.step_skipped`), a warning and a ``skipped_steps`` count in the logs. All processes agree.
+- A collator with ``augment_on_device`` (`maskvision.training.collators`) hands over uint8 crops; its batched
+  augmentation runs on the batch once it is on the device.
 - Every scalar field of the model's output besides ``loss`` (token accuracy, perplexity, ...) is averaged
   over the logging interval and all processes and logged with the loss, together with the images per second
   and the values of callbacks that define ``log_values()`` (momentum, temperature, ...).
@@ -160,6 +162,14 @@ class MaskVisionTrainer(Trainer):
                 f"mismatched {sorted(key for key, *_ in info['mismatched_keys'])}."
             )
         target.load_state_dict(loaded.state_dict())  # strict: every weight restored
+
+    # ---------------------------------------------------------------------------------------------------- inputs
+    def _prepare_inputs(self, inputs):
+        # A collator with `augment_on_device` sends uint8 crops: its batched augmentation runs here, on the device.
+        inputs = super()._prepare_inputs(inputs)
+        if getattr(self.data_collator, "augment_on_device", False):
+            inputs = self.data_collator.augment(inputs)
+        return inputs
 
     # ------------------------------------------------------------------------------------------------ numerics
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -3,25 +3,28 @@ Trainer, InfoNCE loss (targets gathered across ranks), gradient accumulation and
 
 Around every optimizer step it checks, on each rank, that the teacher became exactly ``m * teacher + (1 - m) *
 student``, and across ranks that teachers and students are identical while the ranks saw different images and
-masks. Rank 0 writes a summary to the JSON path given as the only argument.
+masks. `train` is also what the test runs in one process with twice the batch: the same global batches (precomputed
+views and masks, no drop path), so the same loss trajectory and final weights. Rank 0 writes a summary to the JSON
+path given as the only argument and the final weights beside it (safetensors).
 """
 
-import json
+import os
 import sys
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import save_file
 from transformers import TrainerCallback
+from workers import differs_across_ranks, identical_across_ranks, logged_losses, write_summary
 
 from maskvision import ExtremaConfig, ExtremaForPreTraining
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
-from maskvision.modeling.distributed import all_gather_no_grad
 from maskvision.training.callbacks import MomentumTeacherCallback, _unwrap
 from maskvision.training.masking import RandomMaskGenerator
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
 
-BATCH, ACCUMULATION, STEPS = 4, 2, 2
+BATCH, ACCUMULATION, STEPS = 4, 2, 2  # per rank; the one-process reference runs 2 * BATCH
 
 
 class RandomViews(torch.utils.data.Dataset):
@@ -53,12 +56,6 @@ def student_tensors(model) -> list[torch.Tensor]:
     return [p.detach().clone() for student, _ in model.momentum_pairs() for p in student.parameters()]
 
 
-def identical_across_ranks(tensors: list[torch.Tensor]) -> bool:
-    flat = torch.cat([tensor.reshape(-1) for tensor in tensors]).unsqueeze(0)
-    gathered = all_gather_no_grad(flat)
-    return all(torch.equal(gathered[0], row) for row in gathered[1:])
-
-
 class BeforeUpdate(TrainerCallback):
     """Runs before `MomentumTeacherCallback`: keeps the teacher and the freshly stepped student."""
 
@@ -84,17 +81,41 @@ class AfterUpdate(TrainerCallback):
         self.steps += 1
 
 
-def main(summary_path: str) -> None:
+def build_model() -> ExtremaForPreTraining:
     torch.manual_seed(0)
     backbone = extrema_backbone_config(
         "tiny", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64,
+        intermediate_size=64, drop_path_rate=0.0,
     )  # fmt: skip
     config = ExtremaConfig(
         backbone_config=backbone, mask_ratio=0.75, num_masks=4, loss="infonce",
         projector_hidden_size=64, predictor_hidden_size=64, projection_size=16,
     )  # fmt: skip
-    model = ExtremaForPreTraining(config)
+    return ExtremaForPreTraining(config)
+
+
+def train(output_dir: str, per_device_batch: int, model=None, callbacks=()) -> MaskVisionTrainer:
+    """A few ExtreMA steps on precomputed views and masks (the same global batches on any number of processes) with
+    the momentum teacher updated by ``callbacks``' `MomentumTeacherCallback` (one is added when none is given)."""
+    model = build_model() if model is None else model
+    if not any(isinstance(callback, MomentumTeacherCallback) for callback in callbacks):
+        callbacks = [MomentumTeacherCallback(model.config.base_momentum, model.config.final_momentum)]
+    # SGD, not AdamW: the class-attention key biases have no true gradient (softmax ignores them), and Adam would
+    # turn the float noise of their gradients into full-size steps that differ between the runs.
+    args = PretrainingArguments(
+        output_dir=output_dir, per_device_train_batch_size=per_device_batch, gradient_accumulation_steps=ACCUMULATION,
+        optim="sgd", learning_rate=0.05, max_steps=STEPS, logging_steps=1, save_strategy="no", use_cpu=True, warmup_steps=0,
+        dataloader_num_workers=0, ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None,
+        ddp_find_unused_parameters=False, seed=0,
+    )  # fmt: skip
+    trainer = MaskVisionTrainer(model=model, args=args, train_dataset=RandomViews(model.config, 64),
+                                callbacks=list(callbacks))  # fmt: skip
+    trainer.train()
+    return trainer
+
+
+def main(summary_path: str) -> None:
+    model = build_model()
     initial_teacher = teacher_tensors(model)
     seen_masks = []
     forward = model.forward
@@ -104,22 +125,12 @@ def main(summary_path: str) -> None:
         return forward(**batch)
 
     model.forward = recording_forward
-    momentum = MomentumTeacherCallback(config.base_momentum, config.final_momentum)
+    momentum = MomentumTeacherCallback(model.config.base_momentum, model.config.final_momentum)
     before = BeforeUpdate()
     after = AfterUpdate(before, momentum)
-    args = PretrainingArguments(
-        output_dir=summary_path + ".run", per_device_train_batch_size=BATCH, gradient_accumulation_steps=ACCUMULATION,
-        learning_rate=1e-3, max_steps=STEPS, logging_steps=1, save_strategy="no", use_cpu=True, warmup_steps=0,
-        dataloader_num_workers=0, ddp_backend="gloo", ddp_find_unused_parameters=False, seed=0,
-    )  # fmt: skip
-    trainer = MaskVisionTrainer(
-        model=model, args=args, train_dataset=RandomViews(config, 64), callbacks=[before, momentum, after]
-    )
-    trainer.train()
+    trainer = train(summary_path + ".run", BATCH, model, callbacks=[before, momentum, after])
 
     local_masks = torch.cat(seen_masks)
-    gathered_masks = all_gather_no_grad(local_masks)
-    half = local_masks.shape[0]
     summary = {
         "world_size": dist.get_world_size(),
         "steps_checked": after.steps,
@@ -128,13 +139,13 @@ def main(summary_path: str) -> None:
         "teachers_identical": after.identical,
         "students_identical": identical_across_ranks(student_tensors(model)),
         "teacher_moved": not all(torch.equal(a, b) for a, b in zip(teacher_tensors(model), initial_teacher)),
-        "ranks_saw_different_masks": not torch.equal(gathered_masks[:half], gathered_masks[half:]),
+        "ranks_saw_different_masks": differs_across_ranks([local_masks]),
         "final_momentum": momentum.momentum,
-        "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
+        "losses": logged_losses(trainer),
     }
     if dist.get_rank() == 0:
-        with open(summary_path, "w", encoding="utf-8") as handle:
-            json.dump(summary, handle)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, summary_path + ".safetensors")
+    write_summary(summary_path, summary)
 
 
 if __name__ == "__main__":

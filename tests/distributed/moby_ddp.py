@@ -1,16 +1,19 @@
 """Launched by test_moby_ddp.py under `torchrun --nproc_per_node 2` (gloo, CPU): a few MoBY steps with the Trainer.
 
 Checks, on every optimizer step, that the queues received the keys of every rank's micro-batches in rank order,
-and at the end that both ranks hold identical queues and target branches (no buffer broadcast). Rank 0 writes a
-summary to the JSON path given as the only argument.
+and at the end that both ranks hold identical queues and target branches (no buffer broadcast). `train` is also what
+the test runs in one process with twice the batch: the same global batches, so the same losses and final weights
+(queues included). Rank 0 writes a summary to the JSON path given as the only argument, the weights beside it.
 """
 
-import json
+import os
 import sys
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import save_file
 from transformers import TrainerCallback
+from workers import identical_across_ranks, logged_losses, write_summary
 
 from maskvision import MobyConfig, MobyForPreTraining
 from maskvision.configuration.backbones import swin_backbone_config
@@ -19,7 +22,7 @@ from maskvision.training.callbacks import MomentumTeacherCallback, _unwrap
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
 
-BATCH, ACCUMULATION, STEPS = 4, 2, 2
+BATCH, ACCUMULATION, STEPS = 4, 2, 2  # per rank; the one-process reference runs 2 * BATCH
 
 
 class PendingKeys(TrainerCallback):
@@ -52,37 +55,51 @@ class CheckQueues(TrainerCallback):
         self.steps += 1
 
 
-def identical_across_ranks(tensor: torch.Tensor) -> bool:
-    gathered = all_gather_no_grad(tensor.detach().reshape(1, -1))
-    return all(torch.equal(gathered[0], row) for row in gathered[1:])
+def identical(tensor: torch.Tensor) -> bool:
+    return identical_across_ranks([tensor])
 
 
-def main(summary_path: str) -> None:
-    torch.set_num_threads(1)
+def build_model() -> MobyForPreTraining:
+    torch.manual_seed(0)
     backbone = swin_backbone_config(
         "tiny", image_size=32, patch_size=4, embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=4,
-        drop_path_rate=0.1,
+        drop_path_rate=0.0,
     )  # fmt: skip
+    # LayerNorm heads: BatchNorm statistics would be per process (SyncBatchNorm needs GPUs), and the run on one
+    # process could not match.
     config = MobyConfig(
-        backbone_config=backbone, projection_dim=32, projector_hidden_size=64, predictor_hidden_size=64, queue_size=40
-    )
-    model = MobyForPreTraining(config)
+        backbone_config=backbone, projection_dim=32, projector_hidden_size=64, predictor_hidden_size=64, queue_size=40,
+        head_norm="layer",
+    )  # fmt: skip
+    return MobyForPreTraining(config)
+
+
+def train(output_dir: str, per_device_batch: int, model=None, callbacks=()) -> MaskVisionTrainer:
+    """A few MoBY steps on precomputed views (the same global batches on any number of processes)."""
+    model = build_model() if model is None else model
+    if not any(isinstance(callback, MomentumTeacherCallback) for callback in callbacks):
+        callbacks = [MomentumTeacherCallback(model.config.momentum)]
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(2, 64, 3, 32, 32, generator=generator)
     dataset = [{"pixel_values": a, "pixel_values_2": b} for a, b in zip(images[0], images[1])]
     args = PretrainingArguments(
-        output_dir=sys.argv[1] + ".run", per_device_train_batch_size=BATCH, gradient_accumulation_steps=ACCUMULATION,
-        max_steps=STEPS, learning_rate=1e-3, warmup_steps=0, use_cpu=True, ddp_backend="gloo",
-        ddp_broadcast_buffers=False, dataloader_drop_last=True, dataloader_num_workers=0, save_strategy="no",
-        logging_steps=1, seed=0,
+        output_dir=output_dir, per_device_train_batch_size=per_device_batch, gradient_accumulation_steps=ACCUMULATION,
+        max_steps=STEPS, learning_rate=1e-3, warmup_steps=0, use_cpu=True,
+        ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None, ddp_broadcast_buffers=False,
+        dataloader_drop_last=True, dataloader_num_workers=0, save_strategy="no", logging_steps=1, seed=0,
     )  # fmt: skip
+    trainer = MaskVisionTrainer(model=model, args=args, train_dataset=dataset, callbacks=list(callbacks))
+    trainer.train()
+    return trainer
+
+
+def main(summary_path: str) -> None:
+    torch.set_num_threads(1)
+    model = build_model()
     pending = PendingKeys()
     check = CheckQueues(pending)
-    trainer = MaskVisionTrainer(
-        model=model, args=args, train_dataset=dataset,
-        callbacks=[pending, MomentumTeacherCallback(config.momentum), check],
-    )  # fmt: skip
-    trainer.train()
+    trainer = train(summary_path + ".run", BATCH, model,
+                    callbacks=[pending, MomentumTeacherCallback(model.config.momentum), check])  # fmt: skip
 
     target_parameters = (*model.target_encoder.parameters(), *model.target_projector.parameters())
     target = torch.cat([p.reshape(-1) for p in target_parameters])
@@ -93,15 +110,16 @@ def main(summary_path: str) -> None:
         "keys_per_step": dist.get_world_size() * ACCUMULATION * BATCH,
         "other_rank_keys_differ": check.other_rank_keys_differ,
         "queue_pointer": int(model.queue_ptr),
-        "queues_identical": identical_across_ranks(model.queue_1) and identical_across_ranks(model.queue_2),
-        "pointers_identical": identical_across_ranks(model.queue_ptr.float()),
-        "targets_identical": identical_across_ranks(target),
-        "online_identical": identical_across_ranks(online),
+        "queues_identical": identical(model.queue_1) and identical(model.queue_2),
+        "pointers_identical": identical(model.queue_ptr.float()),
+        "targets_identical": identical(target),
+        "online_identical": identical(online),
         "target_moved": not torch.equal(target[: online.numel()], online),
+        "losses": logged_losses(trainer),
     }
     if dist.get_rank() == 0:
-        with open(summary_path, "w", encoding="utf-8") as handle:
-            json.dump(summary, handle)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, summary_path + ".safetensors")
+    write_summary(summary_path, summary)
 
 
 if __name__ == "__main__":

@@ -117,8 +117,10 @@ class ExportCalibrationCallback(TrainerCallback):
         rows = [dataset[index] for index in range(min(self.num_images, len(dataset)))]
         model = _unwrap(model)
         device = next(model.parameters()).device
-        pixel_values = collate(rows)["teacher_pixel_values"].to(device)
-        self.errors = model.calibrate_export(pixel_values, steps=self.steps)
+        batch = {key: value.to(device) for key, value in collate(rows).items()}
+        if getattr(collate, "augment_on_device", False):  # uint8 crops: augment them as training did
+            batch = collate.augment(batch)
+        self.errors = model.calibrate_export(batch["teacher_pixel_values"], steps=self.steps)
         logger.info(
             "Export [CLS] slot calibrated on %d images: relative feature error %.4f (uncalibrated %.4f).",
             len(rows), self.errors["export_error"], self.errors["export_error_uncalibrated"],
