@@ -44,6 +44,11 @@ def logged_losses(trainer) -> list[float]:
 
 
 def write_summary(path: str, summary: dict) -> None:
+    """Rank 0 writes the summary; then every rank leaves the process group together (a rank exiting while another
+    still holds gloo threads can abort the latter with "terminate called without an active exception")."""
     if not dist.is_initialized() or dist.get_rank() == 0:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(summary, handle)
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
