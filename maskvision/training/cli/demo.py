@@ -65,11 +65,17 @@ def main(argv: list[str]) -> int:
 
 
 def format_results(results: dict) -> str:
-    """A plain-text table: one row per stage, one column per reported value."""
-    columns = sorted({key for values in results.values() for key in values if key != "seconds"}) + ["seconds"]
-    rows = [["stage", *columns]]
+    """A plain-text table, one row per stage (its seconds and what it reported), then the k-NN scores by encoder."""
+    rows = [["stage", "seconds", "results"]]
     for name, values in results.items():
-        rows.append([name, *(str(values.get(column, "")) for column in columns)])
-    widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
-    return "\n" + "\n".join([lines[0], "  ".join("-" * width for width in widths), *lines[1:]])
+        reported = ", ".join(f"{key}={value}" for key, value in values.items() if key not in ("seconds", "encoder"))
+        rows.append([name, str(values.get("seconds", "")), reported])
+    width = [max(len(row[index]) for row in rows) for index in range(2)]
+    lines = [f"{row[0].ljust(width[0])}  {row[1].rjust(width[1])}  {row[2]}" for row in rows]
+    lines.insert(1, f"{'-' * width[0]}  {'-' * width[1]}  {'-' * 7}")
+    knn = {key.removeprefix("knn_top1_"): value for key, value in results.get("evaluate", {}).items()
+           if key.startswith("knn_top1_")}  # fmt: skip
+    if knn:
+        lines += ["", "k-NN top-1 on the demo test split (k = 20):"]
+        lines += [f"  {name.ljust(max(map(len, knn)))}  {100 * value:5.1f}%" for name, value in knn.items()]
+    return "\n" + "\n".join(lines)
