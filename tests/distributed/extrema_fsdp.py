@@ -100,4 +100,4 @@ def main(summary_path: str) -> None:
 
 if __name__ == "__main__":
     dist.init_process_group("gloo")
-    main(sys.argv[1])  # write_summary leaves the process group
+    main(sys.argv[1])  # write_summary ends the process

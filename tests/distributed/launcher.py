@@ -45,6 +45,15 @@ def _start(command: list[str], cwd: str | None) -> subprocess.Popen:
                             text=True, start_new_session=True)  # fmt: skip
 
 
+def _remaining_output(process: subprocess.Popen) -> str:
+    """What a killed launch wrote; a worker that outlived its launcher (torchrun starts each in a session of its own)
+    may still hold the pipe open, so wait only a little."""
+    try:
+        return process.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        return "(output unavailable: a worker process still holds the pipe)"
+
+
 def _finish(processes: list[subprocess.Popen], timeout: float) -> list[str]:
     outputs = []
     try:
@@ -54,7 +63,7 @@ def _finish(processes: list[subprocess.Popen], timeout: float) -> list[str]:
         for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
-        outputs = [process.communicate()[0] for process in processes]
+        outputs = [_remaining_output(process) for process in processes]
         pytest.fail("torchrun timed out:\n" + "\n".join(output[-4000:] for output in outputs))
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output[-8000:]

@@ -2,6 +2,8 @@
 (identical inputs for a one-process reference run), and writing rank 0's summary."""
 
 import json
+import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -44,11 +46,14 @@ def logged_losses(trainer) -> list[float]:
 
 
 def write_summary(path: str, summary: dict) -> None:
-    """Rank 0 writes the summary; then every rank leaves the process group together (a rank exiting while another
-    still holds gloo threads can abort the latter with "terminate called without an active exception")."""
+    """Rank 0 writes the summary; launched as several processes, every rank then waits for the others and leaves at
+    once. A normal interpreter exit would tear down the gloo process group held by DDP's reducer after a peer has
+    gone, and that blocks or aborts ("terminate called without an active exception") in the gloo thread's join."""
     if not dist.is_initialized() or dist.get_rank() == 0:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(summary, handle)
-    if dist.is_initialized():
+    if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
-        dist.destroy_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
