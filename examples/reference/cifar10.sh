@@ -21,7 +21,9 @@ CALIBRATION_STEPS=${CALIBRATION_STEPS:-100}  # ExtreMA's export: fits the stock 
 # ViT-Tiny width (192, 3 heads) on 32 px images in 4-pixel patches (64 tokens); DEPTH 12 is ViT-Tiny.
 DEPTH=${DEPTH:-12}
 VIT=(--model_size tiny --image_size 32 --patch_size 4 --num_hidden_layers "$DEPTH")
-LIMITS=()
+LIMITS=()  # MAX_TRAIN / MAX_EVAL: evaluate and fine-tune on random subsets (fixed by the seed)
+[[ -n "${MAX_TRAIN:-}" ]] && LIMITS+=(--max_train_samples "$MAX_TRAIN")
+[[ -n "${MAX_EVAL:-}" ]] && LIMITS+=(--max_eval_samples "$MAX_EVAL")
 if [[ -n "${SMOKE:-}" ]]; then
     STEPS=3 TOKENIZER_STEPS=3 FT_EPOCHS=1 BATCH=16 INSPECT_IMAGES=64 CALIBRATION_STEPS=2
     LIMITS=(--max_train_samples 256 --max_eval_samples 128)
@@ -31,14 +33,15 @@ PRETRAIN=(--dataset "$DATA/train.parquet" --max_steps "$STEPS" --per_device_trai
 
 mkdir -p "$OUT" "$CARDS"
 
-# Stage 1 of BEiT: the tiny dVAE (8x8 codes of 32 px images, 512 codes).
-maskvision tokenizer train --dataset "$DATA/train.parquet" --output_dir "$OUT/tokenizer" --model_size tiny \
+# Stage 1 of BEiT: the tiny dVAE (8x8 codes of 32 px images, 512 codes); TOKENIZER=DIR uses a trained one instead.
+TOKENIZER=${TOKENIZER:-$OUT/tokenizer}
+[[ -d "$TOKENIZER" ]] || maskvision tokenizer train --dataset "$DATA/train.parquet" --output_dir "$TOKENIZER" --model_size tiny \
     --max_steps "$TOKENIZER_STEPS" --per_device_train_batch_size 64 --config_overrides straight_through=true \
     --temperature_end 0.5 --crop_min_scale 0.35 --save_strategy no
-maskvision tokenizer inspect "$OUT/tokenizer" --dataset "$DATA/test.parquet" --max-images "${INSPECT_IMAGES:-2000}"
+maskvision tokenizer inspect "$TOKENIZER" --dataset "$DATA/test.parquet" --max-images "${INSPECT_IMAGES:-2000}"
 
 # Pretraining: the same backbone for every method.
-maskvision pretrain beit --tokenizer "$OUT/tokenizer" --output_dir "$OUT/beit" "${VIT[@]}" "${PRETRAIN[@]}"
+maskvision pretrain beit --tokenizer "$TOKENIZER" --output_dir "$OUT/beit" "${VIT[@]}" "${PRETRAIN[@]}"
 maskvision pretrain beit --target pixels --output_dir "$OUT/beit-pixels" "${VIT[@]}" "${PRETRAIN[@]}"
 maskvision pretrain extrema --output_dir "$OUT/extrema" "${VIT[@]}" "${PRETRAIN[@]}" --drop_path_rate 0.0 \
     --num_masks 4 --calibration_steps "$CALIBRATION_STEPS"  # 64 patches: 5 masks of 13 visible do not fit, 4 do
