@@ -38,6 +38,18 @@ class DataArguments:
     image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N images."})
 
+    def load(self):
+        """The images as a `datasets.Dataset` with an ``image`` column (`maskvision.data.load_image_dataset`), cut to
+        ``max_train_samples``."""
+        from ..data import load_image_dataset
+
+        dataset = load_image_dataset(
+            self.dataset, split=self.split, on_bad_image=self.on_bad_image, image_column=self.image_column
+        )
+        if self.max_train_samples is not None:
+            dataset = dataset.select(range(min(self.max_train_samples, len(dataset))))
+        return dataset
+
 
 def _has_accelerator() -> bool:
     accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, ROCm, XPU, MPS, ...
@@ -57,9 +69,10 @@ class PretrainingArguments(TrainingArguments):
     """`TrainingArguments` whose learning rate follows the linear scaling rule unless given explicitly:
     ``learning_rate = base_learning_rate * effective_batch / lr_reference_batch``.
 
-    Data loading: ``dataloader_num_workers`` defaults to the process's share of the CPU cores (`default_num_workers`)
-    (workers are not persistent: see the field), and ``augment_on_device`` moves the batched augmentation to the accelerator. Launched as
-    several processes on a machine without an accelerator, the run uses the CPUs (gloo) as one data-parallel run."""
+    Data loading: ``dataloader_num_workers`` defaults to the process's share of the CPU cores (`default_num_workers`),
+    the workers are not persistent (see the field), and ``augment_on_device`` moves the batched augmentation to the
+    accelerator. Launched as several processes on a machine without an accelerator, the run uses the CPUs (gloo) as
+    one data-parallel run."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Where checkpoints and the encoder go."})
     learning_rate: float | None = field(
@@ -164,19 +177,10 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> s
 
 def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_args, training_args):
     """Train, save the checkpoint to ``output_dir`` and the stock encoder to ``output_dir/encoder``."""
-    from ..data import load_image_dataset
-
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
     with training_args.main_process_first(desc="loading and checking the images"):
-        dataset = load_image_dataset(
-            data_args.dataset,
-            split=data_args.split,
-            on_bad_image=data_args.on_bad_image,
-            image_column=data_args.image_column,
-        )
-    if data_args.max_train_samples is not None:
-        dataset = dataset.select(range(min(data_args.max_train_samples, len(dataset))))
+        dataset = data_args.load()
 
     set_seed(training_args.seed)  # the model's initialisation follows --seed too
     model = recipe.build_model(model_args)

@@ -24,7 +24,7 @@ from transformers import set_seed
 from ..configuration.backbones import vit_backbone_config
 from ..configuration.configuration_dvae import DVAEConfig
 from ..configuration.configuration_vqkd import VQKD_VIT_DEFAULTS, VQKDConfig
-from ..data import load_image_dataset, to_rgb
+from ..data import to_rgb
 from ..modeling.modeling_dvae import DVAETokenizer
 from ..modeling.modeling_vqkd import VQKDTokenizer, load_teacher
 from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
@@ -179,17 +179,6 @@ def tokenizer_callbacks(model: VisualTokenizerModel, args: TokenizerArguments) -
 
 
 # ------------------------------------------------------------------------------------------------------ data
-def load_images(data_args: DataArguments):
-    """The images of ``data_args`` as a `datasets.Dataset` with an ``image`` column (`load_image_dataset`)."""
-    dataset = load_image_dataset(
-        data_args.dataset, split=data_args.split, on_bad_image=data_args.on_bad_image,
-        image_column=data_args.image_column,
-    )
-    if data_args.max_train_samples is not None:
-        dataset = dataset.select(range(min(data_args.max_train_samples, len(dataset))))
-    return dataset
-
-
 class TokenizerCollator(_PretrainingCollator):
     """Rows holding a PIL ``image`` → ``{"pixel_values": (B, 3, S, S)}`` in [0, 1]: BEiT's tokenizer view, one
     random-resized crop (area ``min_crop_scale``-1 of the image) + flip resized with Lanczos (`BeitViews`' view
@@ -289,7 +278,7 @@ def train_tokenizer(
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
     with training_args.main_process_first(desc="loading and checking the images"):
-        dataset = load_images(data_args)
+        dataset = data_args.load()
     set_seed(training_args.seed)  # the initialisation follows --seed (as in run_pretraining)
     model = build_tokenizer(model_args)
     base_lr, reference_batch = BASE_LEARNING_RATES[model_args.tokenizer_type]

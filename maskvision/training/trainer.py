@@ -219,7 +219,6 @@ class MaskVisionTrainer(Trainer):
         return loss
 
     # ------------------------------------------------------------------------------------------------- logging
-
     def _record(self, outputs, inputs) -> None:
         if isinstance(outputs, dict):
             for key, value in outputs.items():

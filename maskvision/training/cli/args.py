@@ -37,3 +37,13 @@ def parse_arguments(dataclass_types: tuple, argv: list[str], prog: str, descript
                 action.required = False
         argv = argv[1:]
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def leading_directory(argv: list[str], usage: str, doc: str) -> tuple[str, list[str]]:
+    """(DIR, the options after it) for commands of the form ``maskvision <command> DIR [options]``. Without a DIR
+    first, prints ``usage`` and ``doc`` and exits: status 0 for -h/--help, 2 (a usage error) otherwise."""
+    if argv and not argv[0].startswith("-"):
+        return argv[0], argv[1:]
+    print(f"{usage}\n")
+    print(doc)
+    raise SystemExit(0 if argv[:1] in (["-h"], ["--help"]) else 2)

@@ -11,7 +11,7 @@ trainer_state.json / data_args.json, and the results `maskvision eval` and `mask
 from dataclasses import dataclass, field
 
 from ...hub import card_for_directory
-from .args import parse_arguments
+from .args import leading_directory, parse_arguments
 
 
 @dataclass
@@ -27,11 +27,8 @@ class CardArguments:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help") or argv[0].startswith("-"):
-        print("usage: maskvision card DIR [--results JSON ...] [--output README.md] [--repo-id ID]\n")
-        print(__doc__)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    directory, rest = argv[0], argv[1:]
+    usage = "usage: maskvision card DIR [--results JSON ...] [--output README.md] [--repo-id ID]"
+    directory, rest = leading_directory(argv, usage, __doc__)
     (args,) = parse_arguments((CardArguments,), rest, prog="maskvision card")
     card = card_for_directory(directory, repo_id=args.repo_id, results=args.results)
     output = args.output or f"{directory.rstrip('/')}/README.md"

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ...hub import push_directory
-from .args import parse_arguments
+from .args import leading_directory, parse_arguments
 
 
 @dataclass
@@ -32,11 +32,8 @@ class PushArguments:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help") or argv[0].startswith("-"):
-        print("usage: maskvision push DIR --repo-id ID [--private] [--revision BRANCH] [--commit-message MSG]\n")
-        print(__doc__)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    directory, rest = argv[0], argv[1:]
+    usage = "usage: maskvision push DIR --repo-id ID [--private] [--revision BRANCH] [--commit-message MSG]"
+    directory, rest = leading_directory(argv, usage, __doc__)
     (args,) = parse_arguments((PushArguments,), rest, prog="maskvision push")
     commit = push_directory(
         directory,

@@ -48,14 +48,14 @@ def inspect(argv: list[str]) -> int:
     from transformers import AutoModel
 
     from ..pretrain import DataArguments
-    from ..tokenizer import load_images, write_report
+    from ..tokenizer import write_report
 
     model = AutoModel.from_pretrained(args.path)
     if not hasattr(model, "get_codebook_indices"):
         raise ValueError(f"{args.path} holds a {type(model).__name__}, not a maskvision visual tokenizer.")
     if torch.cuda.is_available():
         model = model.cuda()
-    dataset = load_images(DataArguments(dataset=args.dataset, split=args.split))
+    dataset = DataArguments(dataset=args.dataset, split=args.split).load()
     output_dir = args.output_dir or args.path
     os.makedirs(output_dir, exist_ok=True)
     report = write_report(
