@@ -294,7 +294,7 @@ def test_classification_transforms_train_crops_and_eval_processor():
     expected = processor(images=[image.convert("RGB") for image in batch["image"]], return_tensors="pt")["pixel_values"]
     torch.testing.assert_close(torch.stack(evaluation["pixel_values"]), expected)  # what the pipeline does
     with pytest.raises(ValueError, match="min_scale"):
-        ClassificationTransform(processor, train=True, crop_min_scale=0.0)
+        ClassificationTransform(processor, train=True, min_crop_scale=0.0)
 
 
 def test_class_names_need_labels_that_agree():

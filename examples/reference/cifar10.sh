@@ -37,7 +37,7 @@ mkdir -p "$OUT" "$CARDS"
 TOKENIZER=${TOKENIZER:-$OUT/tokenizer}
 [[ -d "$TOKENIZER" ]] || maskvision tokenizer train --dataset "$DATA/train.parquet" --output_dir "$TOKENIZER" --model_size tiny \
     --max_steps "$TOKENIZER_STEPS" --per_device_train_batch_size 64 --config_overrides straight_through=true \
-    --temperature_end 0.5 --crop_min_scale 0.35 --save_strategy no
+    --temperature_end 0.5 --min_crop_scale 0.35 --save_strategy no
 maskvision tokenizer inspect "$TOKENIZER" --dataset "$DATA/test.parquet" --max-images "${INSPECT_IMAGES:-2000}"
 
 # Pretraining: the same backbone for every method.

@@ -65,7 +65,7 @@ class FinetuneModelArguments:
     cutmix_alpha: float = field(default=1.0, metadata={"help": "CutMix Beta(α, α); 0 disables."})
     mixup_prob: float = field(default=1.0, metadata={"help": "Probability of mixing a batch."})
     mixup_switch_prob: float = field(default=0.5, metadata={"help": "Probability of CutMix when both are on."})
-    crop_min_scale: float = field(default=0.08, metadata={"help": "Smallest area share of the random-resized crop."})
+    min_crop_scale: float = field(default=0.08, metadata={"help": "Smallest area share of the random-resized crop."})
 
 
 @dataclass
@@ -167,17 +167,17 @@ def load_classifier(
 class ClassificationTransform:
     """Dataset transform (``Dataset.with_transform``) for rows with ``image`` and ``label``.
 
-    Training: BEiT's random-resized crop (scale ``crop_min_scale``-1, bicubic) + horizontal flip, normalised like
+    Training: BEiT's random-resized crop (scale ``min_crop_scale``-1, bicubic) + horizontal flip, normalised like
     the image processor (the encoder view of `BeitViews`, without a tokenizer view); evaluation: the image
     processor itself, exactly what ``pipeline("image-classification")`` does at inference.
     """
 
-    def __init__(self, image_processor, train: bool, crop_min_scale: float = 0.08):
+    def __init__(self, image_processor, train: bool, min_crop_scale: float = 0.08):
         self.image_processor = image_processor
         self.views = None
         if train:
             size, mean, std = processor_settings(image_processor)
-            self.views = BeitViews(size, None, mean, std, min_scale=crop_min_scale, interpolation="bicubic")
+            self.views = BeitViews(size, None, mean, std, min_scale=min_crop_scale, interpolation="bicubic")
 
     def __call__(self, batch: dict) -> dict:
         images = [to_rgb(image) for image in batch["image"]]
@@ -292,7 +292,7 @@ def run_finetuning(
         model=model,
         args=training_args,
         train_dataset=splits["train"].with_transform(
-            ClassificationTransform(image_processor, train=True, crop_min_scale=model_args.crop_min_scale)
+            ClassificationTransform(image_processor, train=True, min_crop_scale=model_args.min_crop_scale)
         ),
         eval_dataset=splits["eval"].with_transform(ClassificationTransform(image_processor, train=False)),
         data_collator=collate,

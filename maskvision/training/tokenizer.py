@@ -84,7 +84,7 @@ class TokenizerArguments:
         metadata={"help": "VQ-KD: the transformers image encoder (Hub name or path) whose patch features are "
                           "distilled; referenced by the checkpoint, never saved in it."},
     )
-    crop_min_scale: float = field(
+    min_crop_scale: float = field(
         default=0.08, metadata={"help": "Smallest random-resized-crop area (BEiT's and VQ-KD's 0.08)."}
     )
     temperature_start: float = field(default=1.0, metadata={"help": "dVAE: initial Gumbel-softmax temperature."})
@@ -290,7 +290,7 @@ def train_tokenizer(
         model=model,
         args=training_args,
         train_dataset=with_sample_index(dataset),
-        data_collator=TokenizerCollator(model.config.image_size, model_args.crop_min_scale, seed=training_args.seed,
+        data_collator=TokenizerCollator(model.config.image_size, model_args.min_crop_scale, seed=training_args.seed,
                                         augment_on_device=training_args.augment_on_device),
         callbacks=tokenizer_callbacks(model, model_args),
         processing_class=model.image_processor(),
@@ -319,7 +319,7 @@ def stage(context) -> dict:
         # (CIFAR-10, 200 steps: 44% of the codes used, perplexity 84, against 31% and 37 with DALL-E's schedule).
         config_overrides="straight_through=true",
         temperature_end=0.5,
-        crop_min_scale=0.35,  # 32 px images: the official 0.08 leaves 9 px crops (as the BEiT stage's views)
+        min_crop_scale=0.35,  # 32 px images: the official 0.08 leaves 9 px crops (as the BEiT stage's views)
         reseed_interval=2 if quick else 25,
         eval_images=32 if quick else 1024,
     )
