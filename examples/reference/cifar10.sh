@@ -13,6 +13,7 @@ set -euo pipefail
 DATA=${DATA:-../shared/data/cifar10}
 OUT=${OUT:-runs/cifar10}
 CARDS=${CARDS:-hub_cards}
+HUB_ORG=${HUB_ORG:-maskvision}  # the cards name the checkpoints HUB_ORG/cifar10-<method>-vit-tiny
 STEPS=${STEPS:-2000}          # pretraining optimizer steps per method
 BATCH=${BATCH:-128}           # pretraining images per step
 TOKENIZER_STEPS=${TOKENIZER_STEPS:-1000}
@@ -67,6 +68,6 @@ for method in random-init beit beit-pixels extrema moby; do
     maskvision finetune --model "$encoder" --dataset "$DATA/train.parquet" --eval_dataset "$DATA/test.parquet" \
         --output_dir "$OUT/$method/finetuned" --num_train_epochs "$FT_EPOCHS" "${LIMITS[@]}"
     maskvision card "$encoder" --results "$OUT/$method/finetuned/eval_results.json" \
-        --output "$CARDS/cifar10-$method-vit-tiny-encoder.md"
+        --repo-id "$HUB_ORG/cifar10-$method-vit-tiny" --output "$CARDS/cifar10-$method-vit-tiny-encoder.md"
 done
 python examples/reference/results_table.py "$OUT" | tee "$OUT/results.md"
