@@ -391,6 +391,22 @@ def test_bad_images_in_parquet_skip_the_right_rows_or_raise_naming_the_row(load,
         load(path, on_bad_image="raise")
 
 
+def test_max_train_samples_draws_at_random_from_class_sorted_data(tmp_path):
+    """CIFAR-10's parquet files are sorted by class: the first N rows would pretrain on a single class."""
+    from maskvision.training.pretrain import DataArguments
+
+    image = encode(Image.new("RGB", (4, 4)))
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=["a", "b", "c", "d"])})
+    path = write_parquet(tmp_path / "sorted.parquet", {"image": image_rows([image] * 40), "label": [i // 10 for i in range(40)]},
+                         features)  # fmt: skip
+    arguments = DataArguments(dataset=path, max_train_samples=8)
+    subset = arguments.load(seed=0)
+    assert len(subset) == 8 and len(set(subset["label"])) > 1
+    assert subset["label"] == arguments.load(seed=0)["label"]  # fixed by the seed
+    everything = DataArguments(dataset=path, max_train_samples=50).load()  # more than there are: all of them
+    assert sorted(everything["label"]) == sorted(load_image_dataset(path)["label"])
+
+
 def test_parquet_glob_and_folder_of_parquet_splits(load, tmp_path):
     image = encode(Image.new("RGB", (4, 4)))
     folder = tmp_path / "shards"

@@ -1,5 +1,6 @@
 """`load_image_dataset`: images from the embedded demo set, a local folder, parquet files or the Hugging Face Hub,
-as a `datasets.Dataset` with an ``image`` column (and ``label`` when the data has labels)."""
+as a `datasets.Dataset` with an ``image`` column (and ``label`` when the data has labels); `random_subset`: a
+seeded random part of one."""
 
 import glob
 import os
@@ -144,3 +145,13 @@ def _hub_builder(source: str, cache_dir: str | None, builder_kwargs: dict):
             f"Unknown source {source!r}: not 'demo', a local folder, a parquet file or glob, nor a dataset on the "
             f"Hugging Face Hub ({error})."
         ) from error
+
+
+def random_subset(dataset, num_rows: int | None, seed: int = 0):
+    """``num_rows`` rows drawn at random (fixed by ``seed``), or the whole dataset when None. Not the first rows:
+    datasets stored sorted by class (CIFAR-10's parquet files) would give a single class."""
+    if num_rows is None or num_rows >= len(dataset):
+        return dataset
+    if num_rows <= 0:
+        raise ValueError(f"The number of samples to use must be positive, got {num_rows}.")
+    return dataset.shuffle(seed=seed).select(range(num_rows))

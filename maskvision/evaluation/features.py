@@ -300,16 +300,6 @@ def _columns(dataset) -> tuple[str, str | None]:
     return "image", ("label" if "label" in dataset.column_names else None)
 
 
-def random_subset(dataset, num_rows: int | None, seed: int = 0):
-    """``num_rows`` rows drawn at random (fixed by ``seed``), or the whole dataset when None. Not the first rows:
-    datasets stored sorted by class (CIFAR-10's parquet files) would give a single class."""
-    if num_rows is None or num_rows >= len(dataset):
-        return dataset
-    if num_rows <= 0:
-        raise ValueError(f"The number of samples to use must be positive, got {num_rows}.")
-    return dataset.shuffle(seed=seed).select(range(num_rows))
-
-
 def class_names(train, evaluation, protocol: str) -> list[str]:
     """The class names shared by a training and an evaluation dataset (ClassLabel names, else the label ids);
     raises when either has no ``label`` column or when they name their classes differently."""

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
-from ..data import load_image_dataset, to_rgb
-from ..evaluation.features import class_names, processor_settings, random_subset, resolve_image_processor
+from ..data import load_image_dataset, random_subset, to_rgb
+from ..evaluation.features import class_names, processor_settings, resolve_image_processor
 from ..evaluation.metrics import accuracy_from_scores
 from ..evaluation.results import RESULTS_FILE, EvalResult, write_results
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel

@@ -36,19 +36,20 @@ class DataArguments:
         default="skip", metadata={"help": "'skip' drops corrupt images with a warning, 'raise' stops on the first."}
     )
     image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N images."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use N images drawn at random (fixed by --seed)."}
+    )
 
-    def load(self):
-        """The images as a `datasets.Dataset` with an ``image`` column (`maskvision.data.load_image_dataset`), cut to
-        ``max_train_samples``."""
-        from ..data import load_image_dataset
+    def load(self, seed: int = 0):
+        """The images as a `datasets.Dataset` with an ``image`` column (`maskvision.data.load_image_dataset`): all of
+        them, or ``max_train_samples`` drawn at random by ``seed`` (never the first rows: many datasets are stored
+        sorted by class)."""
+        from ..data import load_image_dataset, random_subset
 
         dataset = load_image_dataset(
             self.dataset, split=self.split, on_bad_image=self.on_bad_image, image_column=self.image_column
         )
-        if self.max_train_samples is not None:
-            dataset = dataset.select(range(min(self.max_train_samples, len(dataset))))
-        return dataset
+        return random_subset(dataset, self.max_train_samples, seed)
 
 
 def _has_accelerator() -> bool:
@@ -180,7 +181,7 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
     with training_args.main_process_first(desc="loading and checking the images"):
-        dataset = data_args.load()
+        dataset = data_args.load(training_args.seed)
 
     set_seed(training_args.seed)  # the model's initialisation follows --seed too
     model = recipe.build_model(model_args)

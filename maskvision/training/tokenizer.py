@@ -278,7 +278,7 @@ def train_tokenizer(
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
     with training_args.main_process_first(desc="loading and checking the images"):
-        dataset = data_args.load()
+        dataset = data_args.load(training_args.seed)
     set_seed(training_args.seed)  # the initialisation follows --seed (as in run_pretraining)
     model = build_tokenizer(model_args)
     base_lr, reference_batch = BASE_LEARNING_RATES[model_args.tokenizer_type]

@@ -17,9 +17,9 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
 from ...configuration.backbones import vit_backbone_config
-from ...data import load_image_dataset
+from ...data import load_image_dataset, random_subset
 from ...evaluation import EvalResult, extract_features, knn_evaluate, linear_probe, load_encoder
-from ...evaluation.features import DEFAULT_CACHE_DIR, build_image_processor, class_names, random_subset
+from ...evaluation.features import DEFAULT_CACHE_DIR, build_image_processor, class_names
 from ...evaluation.knn import DEFAULT_KS, DEFAULT_TEMPERATURE
 from ...evaluation.linear import DEFAULT_LEARNING_RATES
 from ...evaluation.results import RESULTS_FILE, command_line, print_table, write_results
