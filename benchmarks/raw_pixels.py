@@ -21,8 +21,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import write_results  # noqa: E402
-from maskvision.evaluation import knn_evaluate, linear_probe  # noqa: E402
 from maskvision.data import random_subset  # noqa: E402
+from maskvision.evaluation import knn_evaluate, linear_probe  # noqa: E402
 
 DEFAULT_DATA_DIR = os.environ.get("CIFAR10_DIR", "/work/shared/data/cifar10")
 

@@ -121,13 +121,9 @@ def test_tokenizer_collator_hands_over_crops_too():
 
 
 def test_finetuning_refuses_augmentation_on_the_device(tmp_path):
-    from maskvision.training.finetune import (
-        FinetuneArguments,
-        FinetuneDataArguments,
-        FinetuneModelArguments,
-        run_finetuning,
-    )
+    from maskvision.training.finetune import FinetuneArguments, FinetuneModelArguments, run_finetuning
+    from maskvision.training.labelled_data import LabelledDataArguments
 
     args = FinetuneArguments(output_dir=str(tmp_path), augment_on_device=True, use_cpu=True)
     with pytest.raises(ValueError, match="--augment_on_device applies to pretraining"):
-        run_finetuning(FinetuneModelArguments(model="unused"), FinetuneDataArguments(dataset="demo"), args)
+        run_finetuning(FinetuneModelArguments(model="unused"), LabelledDataArguments(dataset="demo"), args)

@@ -99,9 +99,10 @@ def _colour_parquet(path, num_images, seed):
 
 
 def test_finetuning_learns_a_separable_task(tiny_beit_dir, tmp_path):
-    from maskvision.training.finetune import FinetuneDataArguments, FinetuneModelArguments, run_finetuning
+    from maskvision.training.finetune import FinetuneModelArguments, run_finetuning
+    from maskvision.training.labelled_data import LabelledDataArguments
 
-    data = FinetuneDataArguments(
+    data = LabelledDataArguments(
         dataset=_colour_parquet(tmp_path / "train.parquet", 32, seed=0),
         eval_dataset=_colour_parquet(tmp_path / "test.parquet", 16, seed=1),
     )

@@ -19,14 +19,24 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+)
 
-from ..data import load_image_dataset, random_subset, to_rgb
-from ..evaluation.features import class_names, processor_settings, resolve_image_processor
+from ..data import to_rgb
+from ..evaluation.features import (
+    class_names,
+    processor_settings,
+    resolve_image_processor,
+)
 from ..evaluation.metrics import accuracy_from_scores
 from ..evaluation.results import RESULTS_FILE, EvalResult, write_results
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel
 from ..modeling.resolution import resize_state_dict
+from .labelled_data import LabelledDataArguments
 from .mixup import MixupCutmix
 from .pretrain import PretrainingArguments, resolve_checkpoint
 from .trainer import MaskVisionTrainer
@@ -66,27 +76,6 @@ class FinetuneModelArguments:
     mixup_prob: float = field(default=1.0, metadata={"help": "Probability of mixing a batch."})
     mixup_switch_prob: float = field(default=0.5, metadata={"help": "Probability of CutMix when both are on."})
     min_crop_scale: float = field(default=0.08, metadata={"help": "Smallest area share of the random-resized crop."})
-
-
-@dataclass
-class FinetuneDataArguments:
-    dataset: str = field(
-        metadata={
-            "help": "Labelled training images: 'demo', an image folder, a parquet file or glob, or a Hub dataset."
-        }
-    )
-    split: str = field(default="train", metadata={"help": "Training split."})
-    eval_dataset: str | None = field(default=None, metadata={"help": "Evaluation images (default: --dataset)."})
-    eval_split: str = field(default="test", metadata={"help": "Evaluation split."})
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Use N training images drawn at random (fixed by --seed)."}
-    )
-    max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Use N evaluation images drawn at random (fixed by --seed)."}
-    )
-    on_bad_image: str = field(default="skip", metadata={"help": "'skip' or 'raise' on a corrupt image."})
-    image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
-    label_column: str | None = field(default=None, metadata={"help": "Label column (default: found by type)."})
 
 
 @dataclass
@@ -231,24 +220,6 @@ class FinetuneTrainer(MaskVisionTrainer):
         return loss / (num_items_in_batch if num_items_in_batch is not None else labels.shape[0])
 
 
-def _load_splits(data_args: FinetuneDataArguments, training_args: FinetuneArguments) -> dict:
-    splits = {}
-    for role, source, split, limit in (
-        ("train", data_args.dataset, data_args.split, data_args.max_train_samples),
-        ("eval", data_args.eval_dataset or data_args.dataset, data_args.eval_split, data_args.max_eval_samples),
-    ):
-        with training_args.main_process_first(desc=f"loading and checking the {role} images"):
-            dataset = load_image_dataset(
-                source,
-                split=split,
-                on_bad_image=data_args.on_bad_image,
-                image_column=data_args.image_column,
-                label_column=data_args.label_column,
-            )
-        splits[role] = random_subset(dataset, limit, training_args.seed)
-    return splits
-
-
 def _mixup(model_args: FinetuneModelArguments, num_classes: int, label_smoothing: float) -> MixupCutmix | None:
     if model_args.mixup_alpha == 0 and model_args.cutmix_alpha == 0:
         return None
@@ -264,7 +235,7 @@ def _mixup(model_args: FinetuneModelArguments, num_classes: int, label_smoothing
 
 def run_finetuning(
     model_args: FinetuneModelArguments,
-    data_args: FinetuneDataArguments,
+    data_args: LabelledDataArguments,
     training_args: FinetuneArguments,
     command: str = "",
 ):
@@ -275,8 +246,9 @@ def run_finetuning(
     if training_args.augment_on_device:
         raise ValueError("--augment_on_device applies to pretraining (maskvision pretrain, tokenizer train); "
                          "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
-    splits = _load_splits(data_args, training_args)
-    names = class_names(splits["train"], splits["eval"], "fine-tuning")
+    with training_args.main_process_first(desc="loading and checking the images"):
+        train, evaluation = data_args.load(training_args.seed)
+    names = class_names(train, evaluation, "fine-tuning")
     model, image_processor = load_classifier(
         model_args.model,
         dict(enumerate(names)),
@@ -291,10 +263,10 @@ def run_finetuning(
     trainer = FinetuneTrainer(
         model=model,
         args=training_args,
-        train_dataset=splits["train"].with_transform(
+        train_dataset=train.with_transform(
             ClassificationTransform(image_processor, train=True, min_crop_scale=model_args.min_crop_scale)
         ),
-        eval_dataset=splits["eval"].with_transform(ClassificationTransform(image_processor, train=False)),
+        eval_dataset=evaluation.with_transform(ClassificationTransform(image_processor, train=False)),
         data_collator=collate,
         compute_metrics=compute_metrics,
         processing_class=image_processor,  # saved with every checkpoint and the result
@@ -320,10 +292,10 @@ def run_finetuning(
             "label_smoothing": training_args.label_smoothing_factor,
         }
         if data_args.max_train_samples is not None or data_args.max_eval_samples is not None:
-            settings |= {"train_samples": len(splits["train"]), "eval_samples": len(splits["eval"])}
+            settings |= {"train_samples": len(train), "eval_samples": len(evaluation)}
         record = dict(
             protocol="finetune",
-            dataset=data_args.eval_dataset or data_args.dataset,
+            dataset=data_args.eval_source,
             split=data_args.eval_split,
             train_dataset=data_args.dataset,
             train_split=data_args.split,

@@ -17,27 +17,30 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
 from ...configuration.backbones import vit_backbone_config
-from ...data import load_image_dataset, random_subset
-from ...evaluation import EvalResult, extract_features, knn_evaluate, linear_probe, load_encoder
+from ...evaluation import (
+    EvalResult,
+    extract_features,
+    knn_evaluate,
+    linear_probe,
+    load_encoder,
+)
 from ...evaluation.features import DEFAULT_CACHE_DIR, build_image_processor, class_names
 from ...evaluation.knn import DEFAULT_KS, DEFAULT_TEMPERATURE
 from ...evaluation.linear import DEFAULT_LEARNING_RATES
 from ...evaluation.results import RESULTS_FILE, command_line, print_table, write_results
+from ..labelled_data import LabelledDataArguments
 from .args import parse_arguments
 
 PROTOCOLS = ("knn", "linear")
 
 
 @dataclass
-class FeatureArguments:
-    model: str = field(metadata={"help": "Encoder to evaluate: a local checkpoint directory or a Hub repo id."})
-    dataset: str = field(
-        metadata={"help": "Labelled images the protocol trains on (k-NN memory bank, probe training set): 'demo', "
-                  "an image folder, a parquet file or glob, or a Hub dataset."}
+class FeatureArguments(LabelledDataArguments):
+    """The encoder, its labelled data and how its features are taken."""
+
+    model: str = field(
+        kw_only=True, metadata={"help": "Encoder to evaluate: a local checkpoint directory or a Hub repo id."}
     )
-    split: str = field(default="train", metadata={"help": "Split of --dataset to train on."})
-    eval_dataset: str | None = field(default=None, metadata={"help": "Images to evaluate on (default: --dataset)."})
-    eval_split: str = field(default="test", metadata={"help": "Split of the evaluation dataset."})
     pooling: list[str] | None = field(
         default=None,
         metadata={"help": "One or more of cls, mean, class_attention (ExtreMA pretraining checkpoints). Default: the "
@@ -56,15 +59,6 @@ class FeatureArguments:
         default=None, metadata={"help": "Override the normalisation mean (3 values)."}
     )
     image_std: list[float] | None = field(default=None, metadata={"help": "Override the normalisation std (3 values)."})
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Use N training images drawn at random (fixed by --seed)."}
-    )
-    max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Use N evaluation images drawn at random (fixed by --seed)."}
-    )
-    on_bad_image: str = field(default="skip", metadata={"help": "'skip' or 'raise' on a corrupt image."})
-    image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
-    label_column: str | None = field(default=None, metadata={"help": "Label column (default: found by type)."})
     cache_dir: str | None = field(
         default=None, metadata={"help": "Feature cache directory (default ~/.cache/maskvision/features)."}
     )
@@ -115,17 +109,6 @@ def parse_layers(values: list[str], num_layers: int) -> list[int]:
     return layers
 
 
-def _load_split(args: FeatureArguments, source: str, split: str, max_samples: int | None):
-    dataset = load_image_dataset(
-        source,
-        split=split,
-        on_bad_image=args.on_bad_image,
-        image_column=args.image_column,
-        label_column=args.label_column,
-    )
-    return random_subset(dataset, max_samples, args.seed)
-
-
 def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, command: str = "", progress: bool = True):
     """Run one protocol on one encoder; returns the `EvalResult` records (one per metric and setting)."""
     if protocol not in PROTOCOLS:
@@ -136,9 +119,7 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
     poolings = args.pooling or [encoder.default_pooling]
     layers = parse_layers(args.layers, encoder.num_layers)
     keys = encoder.check_request(poolings, layers)  # fail before loading any data
-    eval_source = args.eval_dataset or args.dataset
-    train = _load_split(args, args.dataset, args.split, args.max_train_samples)
-    test = _load_split(args, eval_source, args.eval_split, args.max_eval_samples)
+    train, test = args.load(args.seed)
     num_classes = len(class_names(train, test, protocol))
 
     cache_dir = None if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR)
@@ -156,7 +137,7 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
 
     record = dict(
         protocol=protocol,
-        dataset=eval_source,
+        dataset=args.eval_source,
         split=args.eval_split,
         train_dataset=args.dataset,
         train_split=args.split,

@@ -10,13 +10,14 @@ The result loads in ``pipeline("image-classification", model=DIR)``; its top-1 /
 """
 
 from ...evaluation.results import command_line
-from ..finetune import FinetuneArguments, FinetuneDataArguments, FinetuneModelArguments, run_finetuning
+from ..finetune import FinetuneArguments, FinetuneModelArguments, run_finetuning
+from ..labelled_data import LabelledDataArguments
 from .args import parse_arguments
 
 
 def main(argv: list[str]) -> int:
     model_args, data_args, training_args = parse_arguments(
-        (FinetuneModelArguments, FinetuneDataArguments, FinetuneArguments),
+        (FinetuneModelArguments, LabelledDataArguments, FinetuneArguments),
         argv,
         prog="maskvision finetune",
         description=__doc__.split("\n\n")[0],
