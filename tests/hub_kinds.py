@@ -13,12 +13,7 @@ import torch
 from huggingface_hub import CommitInfo, HfApi, RepoUrl
 from PIL import Image
 from safetensors.torch import save_file
-from transformers import (
-    BeitConfig,
-    BeitForImageClassification,
-    BeitModel,
-    PreTrainedModel,
-)
+from transformers import BeitConfig, BeitForImageClassification, BeitModel, PreTrainedModel
 
 from hub_isolated import call_model
 from maskvision import (
@@ -52,46 +47,30 @@ class Case:
     model: PreTrainedModel
     call: str  # "forward" or "get_codebook_indices"
     inputs: dict
-    outputs: tuple[
-        str, ...
-    ]  # fields of the forward output compared (tensor results are "ids")
+    outputs: tuple[str, ...]  # fields of the forward output compared (tensor results are "ids")
 
     def expected(self, model: PreTrainedModel | None = None) -> dict:
         """The outputs of ``model`` (default: the case's own) on the case's inputs."""
-        return call_model(
-            model or self.model, self.call, self.inputs, list(self.outputs)
-        )
+        return call_model(model or self.model, self.call, self.inputs, list(self.outputs))
 
     def save_io(self, directory: str) -> tuple[str, str]:
         """Inputs and expected outputs as safetensors files in ``directory`` → their paths."""
         os.makedirs(directory, exist_ok=True)
         inputs = os.path.join(directory, "inputs.safetensors")
         expected = os.path.join(directory, "expected.safetensors")
-        save_file(
-            {name: value.contiguous() for name, value in self.inputs.items()}, inputs
-        )
-        save_file(
-            {name: value.contiguous() for name, value in self.expected().items()},
-            expected,
-        )
+        save_file({name: value.contiguous() for name, value in self.inputs.items()}, inputs)
+        save_file({name: value.contiguous() for name, value in self.expected().items()}, expected)
         return inputs, expected
 
 
 def _views(batch: int = 4, size: int = 32) -> dict:
     generator = torch.Generator().manual_seed(0)
-    return {
-        name: torch.randn(batch, 3, size, size, generator=generator)
-        for name in ("pixel_values", "pixel_values_2")
-    }
+    return {name: torch.randn(batch, 3, size, size, generator=generator) for name in ("pixel_values", "pixel_values_2")}
 
 
 def _moby(backbone) -> MobyForPreTraining:
     config = MobyConfig(
-        backbone_config=backbone,
-        projection_dim=16,
-        projector_hidden_size=32,
-        predictor_hidden_size=32,
-        queue_size=32,
+        backbone_config=backbone, projection_dim=16, projector_hidden_size=32, predictor_hidden_size=32, queue_size=32
     )
     torch.manual_seed(0)
     model = MobyForPreTraining(config).eval()
@@ -123,11 +102,7 @@ def _extrema() -> tuple[ExtremaForPreTraining, dict]:
         patch_size=8,
     )  # fmt: skip
     config = ExtremaConfig(
-        backbone_config=backbone,
-        num_masks=2,
-        projector_hidden_size=32,
-        predictor_hidden_size=32,
-        projection_size=16,
+        backbone_config=backbone, num_masks=2, projector_hidden_size=32, predictor_hidden_size=32, projection_size=16
     )
     torch.manual_seed(0)
     model = ExtremaForPreTraining(config).eval()
@@ -135,9 +110,7 @@ def _extrema() -> tuple[ExtremaForPreTraining, dict]:
     batch = {
         "pixel_values": torch.randn(4, 3, 32, 32, generator=generator),
         "teacher_pixel_values": torch.randn(4, 3, 32, 32, generator=generator),
-        "bool_masked_pos": RandomMaskGenerator(
-            4, config.mask_ratio, config.num_masks
-        ).gen(4, generator=generator),
+        "bool_masked_pos": RandomMaskGenerator(4, config.mask_ratio, config.num_masks).gen(4, generator=generator),
     }
     return model, batch
 
@@ -147,17 +120,10 @@ def _tokenizers() -> list[Case]:
     torch.manual_seed(0)
     dvae = DVAETokenizer(
         DVAEConfig(
-            vocab_size=64,
-            hidden_size=16,
-            num_groups=3,
-            blocks_per_group=1,
-            code_embedding_size=16,
-            image_size=32,
+            vocab_size=64, hidden_size=16, num_groups=3, blocks_per_group=1, code_embedding_size=16, image_size=32
         )
     ).eval()
-    vit = dict(
-        hidden_size=32, num_attention_heads=2, intermediate_size=64, **VQKD_VIT_DEFAULTS
-    )
+    vit = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64, **VQKD_VIT_DEFAULTS)
     vqkd_config = VQKDConfig(
         vocab_size=32, codebook_dim=8, image_size=16, patch_size=4, teacher_hidden_size=24,
         encoder_config=vit_backbone_config("tiny", num_hidden_layers=2, **vit),
@@ -175,67 +141,19 @@ def _tokenizers() -> list[Case]:
 def maskvision_cases() -> list[Case]:
     """One tiny model per maskvision class (and backbone family) that gets remote code on the Hub."""
     swin = swin_backbone_config(
-        image_size=32,
-        patch_size=4,
-        embed_dim=16,
-        depths=[1, 1],
-        num_heads=[1, 2],
-        window_size=4,
+        image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2], window_size=4
     )
     vit = moby_vit_backbone_config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=32,
-        patch_size=8,
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
     )
     extrema, extrema_batch = _extrema()
-    (beit, beit_batch), (beit_pixels, beit_pixels_batch) = (
-        _beit("tokens"),
-        _beit("pixels"),
-    )
+    (beit, beit_batch), (beit_pixels, beit_pixels_batch) = _beit("tokens"), _beit("pixels")
     return [  # MoBY on Swin first: the tests' default case
-        Case(
-            "moby-swin",
-            "pretraining",
-            _moby(swin),
-            "forward",
-            _views(),
-            ("loss", "predictions", "target_keys"),
-        ),
-        Case(
-            "moby-vit",
-            "pretraining",
-            _moby(vit),
-            "forward",
-            _views(),
-            ("loss", "predictions", "target_keys"),
-        ),
-        Case(
-            "extrema",
-            "pretraining",
-            extrema,
-            "forward",
-            extrema_batch,
-            ("loss", "predictions", "targets"),
-        ),
-        Case(
-            "beit",
-            "pretraining",
-            beit,
-            "forward",
-            beit_batch,
-            ("loss", "accuracy", "logits"),
-        ),
-        Case(
-            "beit-pixels",
-            "pretraining",
-            beit_pixels,
-            "forward",
-            beit_pixels_batch,
-            ("loss", "logits"),
-        ),
+        Case("moby-swin", "pretraining", _moby(swin), "forward", _views(), ("loss", "predictions", "target_keys")),
+        Case("moby-vit", "pretraining", _moby(vit), "forward", _views(), ("loss", "predictions", "target_keys")),
+        Case("extrema", "pretraining", extrema, "forward", extrema_batch, ("loss", "predictions", "targets")),
+        Case("beit", "pretraining", beit, "forward", beit_batch, ("loss", "accuracy", "logits")),
+        Case("beit-pixels", "pretraining", beit_pixels, "forward", beit_pixels_batch, ("loss", "logits")),
         *_tokenizers(),
     ]
 
@@ -250,28 +168,19 @@ def tiny_vit_config(**overrides) -> BeitConfig:
 
 def stock_encoder():
     torch.manual_seed(0)
-    return BeitModel(tiny_vit_config()).eval(), build_image_processor(
-        32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-    )
+    return BeitModel(tiny_vit_config()).eval(), build_image_processor(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
 def stock_classifier():
     labels = ["airplane", "automobile", "bird"]
-    config = tiny_vit_config(
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
-    )
+    config = tiny_vit_config(id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)})
     torch.manual_seed(0)
-    return BeitForImageClassification(config).eval(), build_image_processor(
-        32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-    )
+    return BeitForImageClassification(config).eval(), build_image_processor(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
 def save_image(path: str, size: int = 40) -> str:
     generator = torch.Generator().manual_seed(1)
-    pixels = (
-        (torch.rand(size, size, 3, generator=generator) * 255).to(torch.uint8).numpy()
-    )
+    pixels = (torch.rand(size, size, 3, generator=generator) * 255).to(torch.uint8).numpy()
     Image.fromarray(pixels).save(path)
     return path
 
@@ -294,40 +203,25 @@ class RecordingHub:
     def files(self, repo_id: str, revision: str | None = None) -> list[str]:
         folder = self.repo_path(repo_id, revision)
         return sorted(
-            os.path.relpath(os.path.join(root, name), folder)
-            for root, _, names in os.walk(folder)
-            for name in names
+            os.path.relpath(os.path.join(root, name), folder) for root, _, names in os.walk(folder) for name in names
         )
 
     def install(self, monkeypatch) -> "RecordingHub":
         hub = self
 
-        def create_repo(
-            api, repo_id, *, private=None, exist_ok=False, repo_type=None, **kwargs
-        ):
-            hub.calls.append(
-                (
-                    "create_repo",
-                    {"repo_id": repo_id, "private": private, "exist_ok": exist_ok},
-                )
-            )
+        def create_repo(api, repo_id, *, private=None, exist_ok=False, repo_type=None, **kwargs):
+            hub.calls.append(("create_repo", {"repo_id": repo_id, "private": private, "exist_ok": exist_ok}))
             return RepoUrl(f"https://huggingface.co/{repo_id}")
 
         def create_branch(api, repo_id, *, branch, exist_ok=False, **kwargs):
             hub.calls.append(("create_branch", {"repo_id": repo_id, "branch": branch}))
 
-        def create_commit(
-            api, repo_id, operations, *, commit_message, revision=None, **kwargs
-        ):
+        def create_commit(api, repo_id, operations, *, commit_message, revision=None, **kwargs):
             contents = {}
             for index, operation in enumerate(operations):
                 if hub.fail_after is not None and index == hub.fail_after:
-                    hub.calls.append(
-                        ("failed_commit", {"repo_id": repo_id, "files_read": index})
-                    )
-                    raise ConnectionError(
-                        "Connection to the Hub lost while uploading (simulated)."
-                    )
+                    hub.calls.append(("failed_commit", {"repo_id": repo_id, "files_read": index}))
+                    raise ConnectionError("Connection to the Hub lost while uploading (simulated).")
                 with open(operation.path_or_fileobj, "rb") as handle:
                     contents[operation.path_in_repo] = handle.read()
             for path, content in contents.items():
@@ -335,32 +229,13 @@ class RecordingHub:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with open(target, "wb") as handle:
                     handle.write(content)
-            hub.calls.append(
-                (
-                    "create_commit",
-                    {
-                        "repo_id": repo_id,
-                        "message": commit_message,
-                        "revision": revision,
-                        "paths": sorted(contents),
-                        **kwargs,
-                    },
-                )
-            )
+            hub.calls.append(("create_commit", {"repo_id": repo_id, "message": commit_message, "revision": revision,
+                                                "paths": sorted(contents), **kwargs}))  # fmt: skip
             url = f"https://huggingface.co/{repo_id}/commit/{len(hub.calls):040d}"
-            return CommitInfo(
-                commit_url=url,
-                commit_message=commit_message,
-                commit_description="",
-                oid=url[-40:],
-            )
+            return CommitInfo(commit_url=url, commit_message=commit_message, commit_description="", oid=url[-40:])
 
-        def upload_file(
-            api, *, path_or_fileobj, path_in_repo, repo_id, revision=None, **kwargs
-        ):
-            hub.calls.append(
-                ("upload_file", {"repo_id": repo_id, "path": path_in_repo})
-            )
+        def upload_file(api, *, path_or_fileobj, path_in_repo, repo_id, revision=None, **kwargs):
+            hub.calls.append(("upload_file", {"repo_id": repo_id, "path": path_in_repo}))
             target = os.path.join(hub.repo_path(repo_id, revision), path_in_repo)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(path_or_fileobj, "rb") as source, open(target, "wb") as handle:
@@ -370,13 +245,8 @@ class RecordingHub:
             for root, _, names in os.walk(folder_path):
                 for name in names:
                     path = os.path.join(root, name)
-                    upload_file(
-                        api,
-                        path_or_fileobj=path,
-                        path_in_repo=os.path.relpath(path, folder_path),
-                        repo_id=repo_id,
-                        revision=revision,
-                    )
+                    upload_file(api, path_or_fileobj=path, path_in_repo=os.path.relpath(path, folder_path),
+                                repo_id=repo_id, revision=revision)  # fmt: skip
 
         for name, function in [("create_repo", create_repo), ("create_branch", create_branch),
                                ("create_commit", create_commit), ("upload_file", upload_file),
@@ -400,17 +270,10 @@ def _checked(original, stand_in):
 # ----------------------------------------------------------------------------------- the isolated interpreter
 def run_isolated(checks: list[dict], workdir: str, timeout: int = 300) -> dict:
     """Run `hub_isolated.py` on ``checks`` in a clean interpreter (no maskvision, no network, no PYTHONPATH)."""
-    spec, results = (
-        os.path.join(workdir, "isolated_spec.json"),
-        os.path.join(workdir, "isolated_results.json"),
-    )
+    spec, results = os.path.join(workdir, "isolated_spec.json"), os.path.join(workdir, "isolated_results.json")
     with open(spec, "w", encoding="utf-8") as handle:
         json.dump({"checks": checks}, handle)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("PYTHONPATH", "PYTHONSTARTUP")
-    }
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONSTARTUP")}
     env.update(
         HF_HUB_OFFLINE="1",
         HF_MODULES_CACHE=os.path.join(workdir, "hf_modules"),
@@ -427,8 +290,6 @@ def run_isolated(checks: list[dict], workdir: str, timeout: int = 300) -> dict:
         text=True,
         timeout=timeout,
     )
-    assert process.returncode == 0, (
-        f"isolated interpreter failed:\n{process.stdout[-3000:]}\n{process.stderr[-5000:]}"
-    )
+    assert process.returncode == 0, f"isolated interpreter failed:\n{process.stdout[-3000:]}\n{process.stderr[-5000:]}"
     with open(results, encoding="utf-8") as handle:
         return json.load(handle)

@@ -18,9 +18,7 @@ def read(*parts: str) -> str:
 
 def quick_start_commands() -> list[str]:
     """The commands of the first code block under the README's "Quick start" heading, comments stripped."""
-    section = re.search(
-        r"^## Quick start\n(.*?)(?=^## |\Z)", read("README.md"), re.M | re.S
-    )
+    section = re.search(r"^## Quick start\n(.*?)(?=^## |\Z)", read("README.md"), re.M | re.S)
     assert section, "README.md has no '## Quick start' section"
     block = re.search(r"```(?:bash|sh|shell)?\n(.*?)```", section.group(1), re.S)
     assert block, "the quick start has no code block"
@@ -39,43 +37,24 @@ def test_quick_start_is_make_demo_and_make_test():
 def test_quick_start_commands_are_makefile_targets():
     targets = makefile_targets()
     for command in quick_start_commands():
-        assert command.split()[1] in targets, (
-            f"{command!r}: no such Makefile target ({sorted(targets)})"
-        )
+        assert command.split()[1] in targets, f"{command!r}: no such Makefile target ({sorted(targets)})"
     demo_recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", read("Makefile"), re.M)
     assert demo_recipe and "maskvision demo" in demo_recipe.group(1)
     test_recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", read("Makefile"), re.M)
-    assert (
-        test_recipe
-        and "pytest" in test_recipe.group(1)
-        and "HF_HUB_OFFLINE=1" in test_recipe.group(1)
-    )
+    assert test_recipe and "pytest" in test_recipe.group(1) and "HF_HUB_OFFLINE=1" in test_recipe.group(1)
 
 
 def test_ci_runs_the_readme_test_command():
     script = read(".ci", "run")
-    commands = [
-        line.strip()
-        for line in script.splitlines()
-        if line.strip() and not line.strip().startswith("#")
-    ]
+    commands = [line.strip() for line in script.splitlines() if line.strip() and not line.strip().startswith("#")]
     assert "make test" in commands
     assert os.access(os.path.join(ROOT, ".ci", "run"), os.X_OK)
 
 
 def test_cli_help_lists_every_command():
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [ROOT, os.environ.get("PYTHONPATH")])
-        ),
-    }
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
-        [sys.executable, "-m", "maskvision", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=environment,
+        [sys.executable, "-m", "maskvision", "--help"], capture_output=True, text=True, cwd=ROOT, env=environment,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -86,9 +65,7 @@ def test_cli_help_lists_every_command():
 
 def test_python_usage_snippet_trains_and_exports(tmp_path, monkeypatch):
     """The README's Trainer snippet, run as written on a tiny configuration: a few steps on the demo data."""
-    section = re.search(
-        r"^### In Python.*?```python\n(.*?)```", read("README.md"), re.M | re.S
-    )
+    section = re.search(r"^### In Python.*?```python\n(.*?)```", read("README.md"), re.M | re.S)
     assert section, "README.md has no Python usage snippet"
     code = section.group(1)
     settings = re.search(r"^SIZE, IMAGE, PATCH, DATA, OUT, STEPS = .*$", code, re.M)

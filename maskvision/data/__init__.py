@@ -1,5 +1,6 @@
-"""Image data: `load_image_dataset` (demo set, folders, parquet, the Hub), `random_subset` (a seeded random part of one), `to_rgb` (any PIL image to 8-bit RGB)
-and the check that keeps undecodable images out of training (`BadImageError`)."""
+"""Image data: `load_image_dataset` (demo set, folders, parquet, the Hub), `random_subset` (a seeded random part of
+one), `to_rgb` (any PIL image to 8-bit RGB) and the check that keeps undecodable images out of training
+(`BadImageError`)."""
 
 from .bad_images import BadImageError
 from .images import to_rgb

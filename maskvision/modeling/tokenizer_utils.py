@@ -93,9 +93,7 @@ class CodebookRecorder:
         counts = code_counts(flat, self.vocab_size)
         self.counts = counts if self.counts is None else self.counts + counts
         if self.track_sums:
-            sums = vectors.new_zeros(
-                self.vocab_size, vectors.shape[-1], dtype=torch.float32
-            )
+            sums = vectors.new_zeros(self.vocab_size, vectors.shape[-1], dtype=torch.float32)
             sums.index_add_(0, flat, vectors.reshape(-1, vectors.shape[-1]).float())
             self.sums = sums if self.sums is None else self.sums + sums
         # A fixed number of rows per process (drawn with replacement) keeps `all_gather` shapes equal everywhere.
@@ -103,9 +101,7 @@ class CodebookRecorder:
         samples = vectors[torch.unravel_index(picks, indices.shape)].float()
         if self.samples is not None:  # a later micro-batch: keep a uniform mix of both
             pool = torch.cat([self.samples, samples])
-            samples = pool[
-                torch.randperm(pool.shape[0], device=pool.device)[: self.num_samples]
-            ]
+            samples = pool[torch.randperm(pool.shape[0], device=pool.device)[: self.num_samples]]
         self.samples = samples
 
     def pop(self) -> CodebookStep | None:
@@ -141,32 +137,20 @@ class VisualTokenizerModel(MaskVisionHubMixin, PreTrainedModel):
         to [0, 1], no normalisation (the tokenizer maps its input itself)."""
         size = self.config.image_size
         return ViTImageProcessorPil(
-            size={"height": size, "width": size},
-            resample=PILImageResampling.LANCZOS,
-            do_normalize=False,
+            size={"height": size, "width": size}, resample=PILImageResampling.LANCZOS, do_normalize=False
         )
 
     def check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         """Raise a ValueError naming the problem unless pixel_values is (B, C, H, W) with H, W multiples of the
         downsample factor."""
         if not torch.is_tensor(pixel_values) or pixel_values.ndim != 4:
-            shape = (
-                tuple(pixel_values.shape)
-                if torch.is_tensor(pixel_values)
-                else type(pixel_values).__name__
-            )
-            raise ValueError(
-                f"pixel_values must be a (batch, channels, height, width) tensor, got {shape}."
-            )
+            shape = tuple(pixel_values.shape) if torch.is_tensor(pixel_values) else type(pixel_values).__name__
+            raise ValueError(f"pixel_values must be a (batch, channels, height, width) tensor, got {shape}.")
         if not pixel_values.is_floating_point():
-            raise ValueError(
-                f"pixel_values must be floating point in [0, 1], got dtype {pixel_values.dtype}."
-            )
+            raise ValueError(f"pixel_values must be floating point in [0, 1], got dtype {pixel_values.dtype}.")
         channels, height, width = pixel_values.shape[1:]
         if channels != self.config.num_channels:
-            raise ValueError(
-                f"pixel_values has {channels} channels, the tokenizer expects {self.config.num_channels}."
-            )
+            raise ValueError(f"pixel_values has {channels} channels, the tokenizer expects {self.config.num_channels}.")
         factor = self.downsample_factor
         if height % factor or width % factor:
             raise ValueError(
@@ -192,9 +176,7 @@ class VisualTokenizerModel(MaskVisionHubMixin, PreTrainedModel):
     def update_codebook(self, step: CodebookStep) -> None:
         """Apply one optimizer step's statistics to the codebook (EMA codebooks); nothing for learned ones."""
 
-    def reseed_codes(
-        self, codes: torch.Tensor, samples: torch.Tensor, generator: torch.Generator
-    ) -> list[tuple]:
+    def reseed_codes(self, codes: torch.Tensor, samples: torch.Tensor, generator: torch.Generator) -> list[tuple]:
         """Give the (dead) ``codes`` new values drawn from encoder outputs ``samples`` (n, D).
 
         Returns the parameter slices copied from other codes, ``(parameter, dim, targets, sources)``, so that the

@@ -12,7 +12,7 @@ Use them as ``Trainer(data_collator=..., args=TrainingArguments(..., remove_unus
 | `TwoViewCollator` (MoBY) | ``pixel_values``, ``pixel_values_2`` |
 
 Random streams. When the rows carry their position in the dataset (a ``sample_index`` entry, added by
-`with_sample_index`, as `run_pretraining` and `train_tokenizer` do), each batch's views and masks come from a
+`IndexedRows`, as `run_pretraining` and `train_tokenizer` do), each batch's views and masks come from a
 generator derived from (seed, epoch, the batch's sample indices): a batch is a function of its samples alone, whatever
 the process, worker, number of workers or history, so a run resumed from a checkpoint replays exactly the batches of
 an uninterrupted one, different ranks and workers (which collate different samples) draw different streams, and a
@@ -62,12 +62,6 @@ class IndexedRows(torch.utils.data.Dataset):
         fetch = getattr(self.dataset, "__getitems__", None)
         rows = fetch(indices) if fetch is not None else [self.dataset[index] for index in indices]
         return [{**row, SAMPLE_INDEX: int(index)} for row, index in zip(rows, indices)]
-
-
-def with_sample_index(dataset) -> IndexedRows:
-    """``dataset``'s rows with a ``sample_index`` entry (their position): the batches of `run_pretraining` and
-    `train_tokenizer` are then a function of (seed, epoch, samples), which a resumed run replays."""
-    return IndexedRows(dataset)
 
 
 def _process_rank() -> int:

@@ -17,7 +17,7 @@ import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
 from .checkpoints import incomplete_reason, last_complete_checkpoint
-from .collators import with_sample_index
+from .collators import IndexedRows
 from .trainer import NAN_POLICIES, MaskVisionTrainer
 
 logger = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
-        train_dataset=with_sample_index(dataset),  # batches from (seed, epoch, samples): resumable
+        train_dataset=IndexedRows(dataset),  # batches from (seed, epoch, samples): resumable
         data_collator=collator,
         callbacks=recipe.build_callbacks(model, model_args),
     )

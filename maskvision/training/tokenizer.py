@@ -28,7 +28,7 @@ from ..data import to_rgb
 from ..modeling.modeling_dvae import DVAETokenizer
 from ..modeling.modeling_vqkd import VQKDTokenizer, load_teacher
 from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
-from .collators import _PretrainingCollator, with_sample_index
+from .collators import IndexedRows, _PretrainingCollator
 from .pretrain import DataArguments, PretrainingArguments, resolve_checkpoint
 from .tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
 from .trainer import MaskVisionTrainer
@@ -289,7 +289,7 @@ def train_tokenizer(
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
-        train_dataset=with_sample_index(dataset),
+        train_dataset=IndexedRows(dataset),  # batches from (seed, epoch, samples): resumable
         data_collator=TokenizerCollator(model.config.image_size, model_args.min_crop_scale, seed=training_args.seed,
                                         augment_on_device=training_args.augment_on_device),
         callbacks=tokenizer_callbacks(model, model_args),

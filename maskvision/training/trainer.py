@@ -200,7 +200,9 @@ class MaskVisionTrainer(Trainer):
                 "such steps."
             )
         if not self._skip_pending:
-            logger.warning("Non-finite loss (%s) at %s: skipping the step (no optimizer or teacher update).", value, where)
+            logger.warning(
+                "Non-finite loss (%s) at %s: skipping the step (no optimizer or teacher update).", value, where
+            )
         self._skip_pending = True
 
     def training_step(self, model, inputs, num_items_in_batch=None):

@@ -108,13 +108,10 @@ def test_batches_depend_only_on_seed_epoch_and_samples():
     import threading
 
     from maskvision.data import load_image_dataset
-    from maskvision.training.collators import (
-        MaskedImageModelingCollator,
-        with_sample_index,
-    )
+    from maskvision.training.collators import IndexedRows, MaskedImageModelingCollator
     from maskvision.training.masking import BlockwiseMaskGenerator
 
-    rows = with_sample_index(load_image_dataset("demo").select(range(8)))
+    rows = IndexedRows(load_image_dataset("demo").select(range(8)))
     rows = [rows[index] for index in range(8)]
     collator = MaskedImageModelingCollator(
         image_size=32, patch_size=4, image_mean=(0.5,) * 3, image_std=(0.5,) * 3, seed=1,
@@ -137,14 +134,14 @@ def test_batches_depend_only_on_seed_epoch_and_samples():
 def test_sample_index_is_a_view_that_keeps_dropped_rows_dropped():
     import datasets
 
-    from maskvision.training.collators import with_sample_index
+    from maskvision.training.collators import IndexedRows
 
     table = datasets.Dataset.from_dict({"image": list(range(10)), "label": list(range(10))})
     kept = table.select([0, 2, 3, 7])  # as on_bad_image="skip" leaves it: an indices mapping, nothing rewritten
-    rows = with_sample_index(kept)
+    rows = IndexedRows(kept)
     assert len(rows) == 4 and rows[3] == {"image": 7, "label": 7, "sample_index": 3}
     assert rows.__getitems__([1, 3]) == [{"image": 2, "label": 2, "sample_index": 1},
                                          {"image": 7, "label": 7, "sample_index": 3}]  # fmt: skip
     assert "sample_index" not in kept.column_names
     with pytest.raises(ValueError, match="already has a 'sample_index' column"):
-        with_sample_index(table.rename_column("label", "sample_index"))
+        IndexedRows(table.rename_column("label", "sample_index"))
