@@ -30,12 +30,12 @@ import datasets
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, AutoModel
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from ..data import to_rgb
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel
+from ..progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -414,7 +414,7 @@ def _compute(encoder, dataset, keys, images_name, labels_name, batch_size, num_w
     device = next(encoder.model.parameters()).device
     parts: dict[tuple[str, int], list[torch.Tensor]] = {key: [] for key in keys}
     label_parts = []
-    for pixel_values, labels in tqdm(loader, desc=f"{description} ({encoder.name})", disable=not progress):
+    for pixel_values, labels in progress_bar(loader, enabled=progress, desc=f"{description} ({encoder.name})"):
         batch = encoder.features(pixel_values.to(device), keys)
         for key in keys:
             parts[key].append(batch[key].float().cpu())

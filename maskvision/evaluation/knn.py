@@ -11,6 +11,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from ..progress import progress_bar
 from .metrics import accuracy_from_scores
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,10 @@ def knn_scores(
     ks=DEFAULT_KS,
     temperature: float = DEFAULT_TEMPERATURE,
     chunk_size: int = 1024,
+    progress: bool = True,
 ) -> dict[int, torch.Tensor]:
-    """Class votes (num_test, num_classes) of each test feature for each k, from one similarity pass.
+    """Class votes (num_test, num_classes) of each test feature for each k, from one similarity pass (a progress
+    bar over the test features on a terminal, unless ``progress`` is False).
 
     A k larger than the number of training features is lowered to it (with a warning); the returned dict is
     keyed by the k actually used.
@@ -69,15 +72,17 @@ def knn_scores(
     train = F.normalize(train_features.float(), dim=1)
     labels = train_labels.to(train.device)
     votes = {k: [] for k in used}
-    for start in range(0, test_features.shape[0], chunk_size):
-        test = F.normalize(test_features[start : start + chunk_size].float().to(train.device), dim=1)
-        similarity = test @ train.T  # (b, num_train)
-        top_similarity, top_index = similarity.topk(used[-1], dim=1)  # sorted, best first
-        weights = (top_similarity / temperature).exp()  # (b, k_max)
-        neighbour_labels = labels[top_index]  # (b, k_max)
-        for k in used:
-            chunk = torch.zeros(test.shape[0], num_classes, device=train.device)
-            votes[k].append(chunk.scatter_add_(1, neighbour_labels[:, :k], weights[:, :k]).cpu())
+    with progress_bar(total=test_features.shape[0], unit="image", desc="k-NN", enabled=progress) as bar:
+        for start in range(0, test_features.shape[0], chunk_size):
+            test = F.normalize(test_features[start : start + chunk_size].float().to(train.device), dim=1)
+            similarity = test @ train.T  # (b, num_train)
+            top_similarity, top_index = similarity.topk(used[-1], dim=1)  # sorted, best first
+            weights = (top_similarity / temperature).exp()  # (b, k_max)
+            neighbour_labels = labels[top_index]  # (b, k_max)
+            for k in used:
+                chunk = torch.zeros(test.shape[0], num_classes, device=train.device)
+                votes[k].append(chunk.scatter_add_(1, neighbour_labels[:, :k], weights[:, :k]).cpu())
+            bar.update(test.shape[0])
     return {k: torch.cat(parts) if parts else torch.zeros(0, num_classes) for k, parts in votes.items()}
 
 
@@ -89,6 +94,7 @@ def knn_evaluate(
     num_classes: int | None = None,
     ks=DEFAULT_KS,
     temperature: float = DEFAULT_TEMPERATURE,
+    progress: bool = True,
 ) -> dict[int, dict[str, float]]:
     """``{k: {"top1_accuracy": ..., "top5_accuracy": ...}}`` of the weighted k-NN classifier on the test set."""
     if test_labels.shape != (test_features.shape[0],):
@@ -98,5 +104,5 @@ def knn_evaluate(
         )
     if num_classes is None:
         num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    scores = knn_scores(train_features, train_labels, test_features, num_classes, ks, temperature)
+    scores = knn_scores(train_features, train_labels, test_features, num_classes, ks, temperature, progress=progress)
     return {k: accuracy_from_scores(votes, test_labels) for k, votes in scores.items()}

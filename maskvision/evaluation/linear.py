@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..progress import progress_bar
 from .metrics import accuracy_from_scores
 
 DEFAULT_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
@@ -29,8 +30,11 @@ class LinearProbeResult:
     classifier: nn.Linear | None = None  # applies to the raw features (the standardisation is folded in)
 
 
-def _train_heads(features, labels, num_classes, learning_rates, epochs, batch_size, weight_decay, generator):
-    """One linear head per learning rate, trained on the same shuffled mini-batches."""
+def _train_heads(
+    features, labels, num_classes, learning_rates, epochs, batch_size, weight_decay, generator, bar: dict
+):
+    """One linear head per learning rate, trained on the same shuffled mini-batches; ``bar``: the keyword arguments
+    of the `progress_bar` over the epochs."""
     heads = nn.ModuleList(nn.Linear(features.shape[1], num_classes) for _ in learning_rates).to(features.device)
     for head in heads:
         nn.init.normal_(head.weight, std=0.01)
@@ -41,7 +45,7 @@ def _train_heads(features, labels, num_classes, learning_rates, epochs, batch_si
     steps_per_epoch = math.ceil(features.shape[0] / batch_size)
     total = max(epochs * steps_per_epoch, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
-    for _ in range(epochs):
+    for _ in progress_bar(range(epochs), unit="epoch", **bar):
         order = torch.randperm(features.shape[0], generator=generator).to(features.device)
         for start in range(0, features.shape[0], batch_size):
             index = order[start : start + batch_size]
@@ -69,8 +73,10 @@ def linear_probe(
     validation_fraction: float = 0.1,
     seed: int = 0,
     device: str | torch.device | None = None,
+    progress: bool = True,
 ) -> LinearProbeResult:
-    """Train a linear classifier on ``train_features`` and report its accuracy on the test features."""
+    """Train a linear classifier on ``train_features`` and report its accuracy on the test features (progress bars
+    over the epochs of the sweep and of the final head on a terminal, unless ``progress`` is False)."""
     if train_features.ndim != 2 or test_features.ndim != 2 or train_features.shape[1] != test_features.shape[1]:
         raise ValueError(
             f"Need 2-D features of one width; got train {tuple(train_features.shape)}, "
@@ -100,8 +106,9 @@ def linear_probe(
     if len(learning_rates) > 1 and num_held_out > 0:
         order = torch.randperm(train.shape[0], generator=generator).to(device)
         held_out, kept = order[:num_held_out], order[num_held_out:]
+        sweep = {"enabled": progress, "desc": f"linear probe: sweep of {len(learning_rates)} learning rates"}
         heads = _train_heads(
-            train[kept], labels[kept], num_classes, learning_rates, epochs, batch_size, weight_decay, generator
+            train[kept], labels[kept], num_classes, learning_rates, epochs, batch_size, weight_decay, generator, sweep
         )
         with torch.no_grad():
             for lr, head in zip(learning_rates, heads):
@@ -109,7 +116,8 @@ def linear_probe(
                 validation_top1[lr] = (predictions == labels[held_out]).float().mean().item()
         best_lr = max(learning_rates, key=lambda lr: validation_top1[lr])  # first of equals: the smallest
 
-    (head,) = _train_heads(train, labels, num_classes, [best_lr], epochs, batch_size, weight_decay, generator)
+    final = {"enabled": progress, "desc": f"linear probe: lr {best_lr:g} on every training feature"}
+    (head,) = _train_heads(train, labels, num_classes, [best_lr], epochs, batch_size, weight_decay, generator, final)
     classifier = nn.Linear(train.shape[1], num_classes)
     with torch.no_grad():  # fold the standardisation in: classifier(x) == head((x - mean) / std)
         classifier.weight.copy_(head.weight.cpu() / std)

@@ -28,6 +28,7 @@ from ..data import to_rgb
 from ..modeling.modeling_dvae import DVAETokenizer
 from ..modeling.modeling_vqkd import VQKDTokenizer, load_teacher
 from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
+from ..progress import progress_bar
 from .collators import IndexedRows, _PretrainingCollator
 from .pretrain import DataArguments, PretrainingArguments, resolve_checkpoint
 from .tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
@@ -203,12 +204,18 @@ class TokenizerCollator(_PretrainingCollator):
 # ------------------------------------------------------------------------------------------- health, images
 @torch.no_grad()
 def evaluate_tokenizer(
-    model: VisualTokenizerModel, dataset, max_images: int = 2048, batch_size: int = 256, num_grid_images: int = 8
+    model: VisualTokenizerModel,
+    dataset,
+    max_images: int = 2048,
+    batch_size: int = 256,
+    num_grid_images: int = 8,
+    progress: bool = True,
 ) -> tuple[dict, torch.Tensor | None]:
     """Codebook health of the codes of up to ``max_images`` images (a fixed random subset of larger datasets, which
     are often sorted by class), resized by the tokenizer's image processor; for tokenizers that decode to pixels,
     also the reconstruction error (MSE, PSNR in dB) and a grid of ``num_grid_images`` originals evenly spaced
-    through the images, above their reconstructions (None otherwise)."""
+    through the images, above their reconstructions (None otherwise). A progress bar over the images on a terminal,
+    unless ``progress`` is False."""
     processor = model.image_processor()
     was_training = model.training
     model.eval()
@@ -220,7 +227,8 @@ def evaluate_tokenizer(
     if total < len(dataset):
         subset = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:total]
         dataset = dataset.select(sorted(subset.tolist()))
-    for start in range(0, total, batch_size):
+    for start in progress_bar(range(0, total, batch_size), enabled=progress, desc="codebook health",
+                              unit="batch"):  # fmt: skip
         rows = dataset[start : min(start + batch_size, total)]["image"]
         pixel_values = processor([to_rgb(image) for image in rows], return_tensors="pt")["pixel_values"]
         pixel_values = pixel_values.to(device)
@@ -259,10 +267,12 @@ def save_image_grid(images: torch.Tensor, path: str, columns: int, min_tile: int
     return path
 
 
-def write_report(model, dataset, json_path: str, png_path: str, max_images: int, batch_size: int = 256) -> dict:
+def write_report(
+    model, dataset, json_path: str, png_path: str, max_images: int, batch_size: int = 256, progress: bool = True
+) -> dict:
     """`evaluate_tokenizer` → a JSON report, and a PNG of originals above reconstructions when the tokenizer
     decodes to pixels (the report's ``reconstructions`` entry then gives its path)."""
-    report, grid = evaluate_tokenizer(model, dataset, max_images=max_images, batch_size=batch_size)
+    report, grid = evaluate_tokenizer(model, dataset, max_images=max_images, batch_size=batch_size, progress=progress)
     if grid is not None:
         report["reconstructions"] = save_image_grid(grid, png_path, columns=grid.shape[0] // 2)
     with open(json_path, "w", encoding="utf-8") as handle:
@@ -302,7 +312,8 @@ def train_tokenizer(
     if trainer.is_world_process_zero():
         output_dir = training_args.output_dir
         report = write_report(model, dataset, os.path.join(output_dir, "codebook_health.json"),
-                              os.path.join(output_dir, "reconstructions.png"), model_args.eval_images)
+                              os.path.join(output_dir, "reconstructions.png"), model_args.eval_images,
+                              progress=not training_args.disable_tqdm)
         logger.info("Codebook health on %d training images: %s", report["images"], report)
     return trainer, report
 

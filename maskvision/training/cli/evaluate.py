@@ -70,6 +70,9 @@ class FeatureArguments(LabelledDataArguments):
                   "model, else ./eval_results.json)."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of the sample subsets and of the linear probe."})
+    progress: bool = field(
+        default=True, metadata={"help": "Progress bars on a terminal (never in logs or pipes); --no_progress: none."}
+    )
 
 
 @dataclass
@@ -109,7 +112,7 @@ def parse_layers(values: list[str], num_layers: int) -> list[int]:
     return layers
 
 
-def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, command: str = "", progress: bool = True):
+def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, command: str = ""):
     """Run one protocol on one encoder; returns the `EvalResult` records (one per metric and setting)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"Unknown evaluation protocol {protocol!r}: choose one of {list(PROTOCOLS)}.")
@@ -129,7 +132,7 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         cache_dir=cache_dir,
-        progress=progress,
+        progress=args.progress,
     )
     train_set = extract_features(encoder, train, description=f"{args.split} features", **options)
     test_set = extract_features(encoder, test, description=f"{args.eval_split} features", **options)
@@ -153,7 +156,7 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
         if protocol == "knn":
             per_k = knn_evaluate(
                 train_features, train_labels, test_features, test_labels, num_classes,
-                ks=protocol_args.k, temperature=protocol_args.temperature,
+                ks=protocol_args.k, temperature=protocol_args.temperature, progress=args.progress,
             )
             for k, metrics in per_k.items():
                 settings = base | {"k": k, "temperature": protocol_args.temperature}
@@ -164,6 +167,7 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
                 learning_rates=protocol_args.learning_rates, epochs=protocol_args.epochs,
                 batch_size=protocol_args.probe_batch_size, weight_decay=protocol_args.weight_decay,
                 validation_fraction=protocol_args.validation_fraction, seed=args.seed, device=args.device,
+                progress=args.progress,
             )
             settings = base | {"learning_rate": probe.learning_rate, "epochs": protocol_args.epochs}
             metrics = {"top1_accuracy": probe.top1_accuracy, "top5_accuracy": probe.top5_accuracy}

@@ -42,6 +42,8 @@ def inspect(argv: list[str]) -> int:
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=256)
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir",
                         help="Where inspect.json and inspect_reconstructions.png go (default: the tokenizer's).")
+    parser.add_argument("--no-progress", "--no_progress", dest="progress", action="store_false",
+                        help="No progress bar (it is drawn on a terminal only).")
     args = parser.parse_args(argv)
 
     import torch
@@ -61,7 +63,7 @@ def inspect(argv: list[str]) -> int:
     report = write_report(
         model, dataset, os.path.join(output_dir, "inspect.json"),
         os.path.join(output_dir, "inspect_reconstructions.png"), max_images=args.max_images,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, progress=args.progress,
     )
     print(json.dumps(report, indent=2))
     return 0
