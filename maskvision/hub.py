@@ -12,14 +12,16 @@ classifier    a stock classifier from ``maskvision finetune``            ``pipel
 ============  =========================================================  ===========================================
 
 `stage` writes exactly what the repo holds into an empty folder: ``config.json``, ``model.safetensors`` (shards and
-their index for big models), ``preprocessor_config.json``, ``README.md`` (the model card, `maskvision.model_card`)
-and, for maskvision classes, their self-contained remote code with ``auto_map`` (`maskvision.remote_code`). `push`
-uploads a staged folder as ONE commit (`HfApi.create_commit` with every file) after ``create_repo(exist_ok=True)``,
-so a push that fails midway publishes nothing. `push_model` (the models' ``push_to_hub``) and `push_directory`
+their index for big models), ``preprocessor_config.json``, ``README.md`` (the model card, `maskvision.model_card`),
+the pictures the card shows (``training_curves.png``, when the run drew it) and, for maskvision classes, their
+self-contained remote code with ``auto_map`` (`maskvision.remote_code`). `push` uploads a staged folder as ONE
+commit (`HfApi.create_commit` with every file) after ``create_repo(exist_ok=True)``, so a push that fails midway
+publishes nothing. `push_model` (the models' ``push_to_hub``) and `push_directory`
 (``maskvision push DIR``) are staging + push.
 """
 
 import os
+import shutil
 import tempfile
 
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard
@@ -27,7 +29,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
-from .model_card import KINDS, collect_sources, read_result_files, render_card
+from .model_card import KINDS, card_files, collect_sources, read_result_files, render_card
 from .remote_code import write_remote_code
 
 REMOTE_CODE_KINDS = ("tokenizer", "pretraining")
@@ -86,16 +88,22 @@ def load_checkpoint(directory: str | os.PathLike):
     return model, processor, kind
 
 
-def _directory_card(model, kind: str, directory: str, repo_id: str | None, results: list[str], tags) -> ModelCard:
+def _directory_card(
+    model, kind: str, directory: str, repo_id: str | None, results: list[str], tags, card_dir: str | None = None
+) -> tuple[ModelCard, dict[str, str]]:
+    """(the card, the files it shows: {path in the repo: path on disk})."""
     sources = collect_sources(model, kind, directory=directory, results=read_result_files(list(results)))
-    return render_card(sources, repo_id=repo_id, tags=tags)
+    return render_card(sources, repo_id=repo_id, tags=tags, card_dir=card_dir), card_files(sources)
 
 
-def card_for_directory(directory: str, repo_id: str | None = None, results: list[str] = (), tags=None) -> ModelCard:
+def card_for_directory(
+    directory: str, repo_id: str | None = None, results: list[str] = (), tags=None, card_dir: str | None = None
+) -> ModelCard:
     """The model card of a checkpoint directory (``maskvision card``), with the records of the ``results`` files
-    on top of the directory's own ``eval_results.json``."""
+    on top of the directory's own ``eval_results.json``; ``card_dir``: the folder the card will be written to, from
+    which its pictures are linked (default: linked as the Hub repo holds them)."""
     model, _, kind = load_checkpoint(directory)
-    return _directory_card(model, kind, os.fspath(directory), repo_id, results, tags)
+    return _directory_card(model, kind, os.fspath(directory), repo_id, results, tags, card_dir)[0]
 
 
 def stage(
@@ -107,11 +115,13 @@ def stage(
     repo_id: str | None = None,
     tags: list[str] | None = None,
     max_shard_size: int | str | None = "50GB",
+    card_pictures: dict[str, str] | None = None,
 ) -> list[str]:
     """Write into the empty ``save_directory`` exactly what the model's Hub repo holds; returns the paths, sorted.
 
     ``image_processor`` defaults to the model's own (`image_processor()` of maskvision models; stock models need
-    one). ``card`` defaults to the card rendered from the model and the directory it was loaded from.
+    one). ``card`` defaults to the card rendered from the model and the directory it was loaded from, with the
+    pictures it shows; a given ``card`` comes with its ``card_pictures`` ({path in the repo: path on disk}).
     """
     save_directory = os.fspath(save_directory)
     if os.listdir(save_directory):
@@ -129,8 +139,11 @@ def stage(
     if kind in REMOTE_CODE_KINDS:
         write_remote_code(type(model), save_directory)
     if card is None:
-        card = render_card(collect_sources(model, kind), repo_id=repo_id, tags=tags)
+        sources = collect_sources(model, kind)
+        card, card_pictures = render_card(sources, repo_id=repo_id, tags=tags), card_files(sources)
     card.save(os.path.join(save_directory, CARD_FILE))
+    for repo_path, local_path in (card_pictures or {}).items():
+        shutil.copyfile(local_path, os.path.join(save_directory, repo_path))
     return sorted(
         os.path.relpath(os.path.join(root, name), save_directory).replace(os.sep, "/")
         for root, _, names in os.walk(save_directory)
@@ -187,6 +200,7 @@ def push_model(
     card: ModelCard | None = None,
     tags: list[str] | None = None,
     max_shard_size: int | str | None = "50GB",
+    card_pictures: dict[str, str] | None = None,
     **push_options,
 ):
     """Stage ``model`` (`stage`) in a temporary folder and push it as one commit (`push`)."""
@@ -199,6 +213,7 @@ def push_model(
             repo_id=repo_id,
             tags=tags,
             max_shard_size=max_shard_size,
+            card_pictures=card_pictures,
         )
         return push(folder, repo_id, **push_options)
 
@@ -208,8 +223,8 @@ def push_directory(directory: str | os.PathLike, repo_id: str, *, results: list[
     of the directory (its results, the run it comes from) and the results of ``results`` files."""
     directory = os.fspath(directory)
     model, processor, kind = load_checkpoint(directory)
-    card = _directory_card(model, kind, directory, repo_id, results, tags)
-    return push_model(model, repo_id, image_processor=processor, card=card, **push_options)
+    card, pictures = _directory_card(model, kind, directory, repo_id, results, tags)
+    return push_model(model, repo_id, image_processor=processor, card=card, card_pictures=pictures, **push_options)
 
 
 __all__ = [

@@ -22,6 +22,7 @@ from . import __version__
 from .evaluation.results import RESULTS_FILE, read_results
 from .evaluation.results import EvalResult as ResultRecord
 from .training.pretrain import DATA_ARGS_NAME
+from .visualization.curves import CURVES_FILE
 
 TEMPLATE = os.path.join(os.path.dirname(__file__), "templates", "model_card.md")
 KINDS = ("tokenizer", "pretraining", "encoder", "classifier")
@@ -179,6 +180,12 @@ class CardSources:
     run: dict = field(default_factory=dict)  # the pretraining run's files, by name (TRAINING_FILES)
     finetune: dict = field(default_factory=dict)  # a classifier's own training files
     results: list[dict] = field(default_factory=list)  # eval records
+    curves: str | None = None  # the training curves picture of the run that made the checkpoint, on disk
+
+
+def _curves(directory: str) -> str | None:
+    path = os.path.join(directory, CURVES_FILE)
+    return path if os.path.isfile(path) else None
 
 
 def _run_files(directory: str) -> dict:
@@ -217,10 +224,12 @@ def collect_sources(model, kind: str, directory: str | None = None, results: lis
             records += read_results(os.path.join(directory, "encoder", RESULTS_FILE))
         if kind == "classifier":  # described by the checkpoint it was fine-tuned from, when that is on disk
             sources.finetune = _run_files(directory)
+            sources.curves = _curves(directory)  # the fine-tuning run's own
             origins = sorted({record["model"] for record in records if record["protocol"] == "finetune"})
             run = next((_pretraining_run(origin) for origin in origins if os.path.isdir(origin)), None)
         else:
             run = _pretraining_run(directory)
+            sources.curves = _curves(run) if run is not None else None
         if run is not None:
             sources.run = _run_files(run)
             if sources.method_type is None:
@@ -422,6 +431,12 @@ def result_rows(records: list[dict]) -> list[dict]:
 
 
 # -------------------------------------------------------------------------------------------------- rendering
+def _link(path: str | None, repo_path: str, card_dir: str | None) -> str | None:
+    if path is None:
+        return None
+    return repo_path if card_dir is None else os.path.relpath(path, card_dir).replace(os.sep, "/")
+
+
 def _title(sources: CardSources, method: Method | None) -> str:
     config = sources.config
     if sources.kind == "tokenizer":
@@ -453,8 +468,16 @@ def _citation_keys(sources: CardSources, method: Method | None) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def render_card(sources: CardSources, repo_id: str | None = None, tags: list[str] | None = None) -> ModelCard:
-    """The model card of a checkpoint, from its gathered `CardSources`."""
+def card_files(sources: CardSources) -> dict[str, str]:
+    """The files a card shows besides its text, as {path in the repo: path on disk}: they go beside the card."""
+    return {CURVES_FILE: sources.curves} if sources.curves else {}
+
+
+def render_card(
+    sources: CardSources, repo_id: str | None = None, tags: list[str] | None = None, card_dir: str | None = None
+) -> ModelCard:
+    """The model card of a checkpoint, from its gathered `CardSources`. Its pictures are linked as the Hub repo holds
+    them (`card_files`: beside the card), or, for a card written into ``card_dir`` on disk, where they are."""
     method = METHODS.get(sources.method_type)
     records = sources.results
     evaluation = eval_results(records)
@@ -492,6 +515,7 @@ def render_card(sources: CardSources, repo_id: str | None = None, tags: list[str
         finetune_rows=training_rows(sources.finetune),
         finetune_data=finetune_data_line(sources.results) if sources.kind == "classifier" else None,
         codebook=sources.run.get("codebook_health.json"),
+        curves=_link(sources.curves, CURVES_FILE, card_dir),
         results=result_rows(records),
         citations=[CITATIONS[key] for key in _citation_keys(sources, method)],
         version=__version__,
@@ -503,6 +527,7 @@ __all__ = [
     "KINDS",
     "METHODS",
     "CardSources",
+    "card_files",
     "collect_sources",
     "describe_backbone",
     "eval_results",

@@ -10,7 +10,7 @@ import pytest
 from huggingface_hub import ModelCard
 from transformers import AutoModel
 
-from hub_kinds import maskvision_cases, run_isolated, save_image
+from hub_kinds import RecordingHub, maskvision_cases, run_isolated, save_image
 from maskvision.hub import load_checkpoint, stage
 from maskvision.model_card import CITATIONS, METHODS, collect_sources, eval_results, read_result_files, render_card
 from maskvision.training.cli import main as cli_main
@@ -86,6 +86,26 @@ def test_classifier_card_has_one_model_index_entry_per_protocol_from_the_results
     assert by_protocol["fine-tuning"] == round(finetune[0]["value"], 4)
     assert "## Fine-tuning" in card.text and "| batch size per device | 16 |" in card.text
     assert "fine-tuned\nfrom an encoder pretrained with MoBY" in card.text
+
+
+def test_cards_show_the_training_curves_of_the_run_that_made_the_checkpoint(run):
+    for kind, run_dir in (("pretraining", "moby"), ("encoder", "moby"), ("classifier", "classifier")):
+        assert os.path.isfile(os.path.join(run["root"], run_dir, "training_curves.png"))  # written by the run
+        text = _render(run[kind], os.path.join(run["root"], f"{kind}-curves.md")).text
+        assert f"]({run_dir}/training_curves.png)" in text  # linked from where the card is written
+    text = _render(run["encoder"], os.path.join(run["encoder"], "README.md")).text
+    assert "](../training_curves.png)" in text
+
+
+def test_push_uploads_the_training_curves_beside_the_card(run, tmp_path, monkeypatch):
+    hub = RecordingHub(str(tmp_path / "hub")).install(monkeypatch)
+    assert cli_main(["push", run["encoder"], "--repo-id", "me/encoder"]) == 0
+    assert "training_curves.png" in hub.files("me/encoder")
+    folder = hub.repo_path("me/encoder")
+    assert "](training_curves.png)" in ModelCard.load(os.path.join(folder, "README.md")).text
+    with open(os.path.join(run["root"], "moby", "training_curves.png"), "rb") as original:
+        with open(os.path.join(folder, "training_curves.png"), "rb") as pushed:
+            assert pushed.read() == original.read()
 
 
 def test_eval_results_keep_each_protocols_best_top1_per_evaluated_split():

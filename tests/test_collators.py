@@ -1,5 +1,5 @@
 """Collators on the demo images: batch keys and shapes, data-loader workers, seeding per worker / rank / epoch,
-odd images, use with the Trainer, errors; and the demo's preview stage."""
+odd images, use with the Trainer, errors."""
 
 import io
 from dataclasses import dataclass
@@ -12,10 +12,8 @@ from transformers import PreTrainedConfig, PreTrainedModel, Trainer, TrainingArg
 from transformers.modeling_outputs import ModelOutput
 
 from maskvision.data import load_image_dataset
-from maskvision.training.cli.demo import DemoContext
 from maskvision.training.collators import MaskedImageModelingCollator, MultiMaskCollator, TwoViewCollator
 from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator
-from maskvision.training.preview import demo_stage
 from maskvision.training.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 STATS = {"image_mean": IMAGENET_DEFAULT_MEAN, "image_std": IMAGENET_DEFAULT_STD}
@@ -234,16 +232,3 @@ def test_collator_errors(overrides, error, message):
 def test_multi_mask_collator_checks_its_grid():
     with pytest.raises(ValueError, match="8x8"):
         MultiMaskCollator(image_size=224, patch_size=16, **STATS, mask_generator=RandomMaskGenerator(8, 0.75))
-
-
-# -- the demo's preview stage ---------------------------------------------------------------------------------------
-
-
-def test_preview_stage_writes_the_picture(tmp_path):
-    results = demo_stage(DemoContext(output_dir=str(tmp_path), quick=True))
-    assert results["images"] == 4
-    assert abs(results["beit_masked"] - 75 / 196) < 0.03
-    assert results["extrema_masked"] == pytest.approx(157 / 196, abs=1e-3)
-    with Image.open(tmp_path / "preview.png") as picture:
-        assert picture.size == (8 * 112, 18 + 4 * 112)
-        assert np.asarray(picture.convert("L")).std() > 20  # images, not a blank canvas

@@ -1,5 +1,6 @@
 """`maskvision demo --quick`: every stage of the main job runs in order and leaves what the README promises — a
-preview, a tokenizer, each method's stock encoder, results.json with a k-NN score per encoder, and a table."""
+preview per method, a tokenizer, each method's stock encoder and training curves, results.json with a k-NN score per
+encoder, and a table."""
 
 import json
 import os
@@ -25,6 +26,9 @@ def test_quick_demo_runs_every_stage_end_to_end(tmp_path, capsys):
     for name in ("random_init", *METHODS):
         assert 0.0 <= evaluation[f"knn_top1_{name}"] <= 1.0
     assert os.path.isfile(output / "tokenizer" / "config.json")
+    for name in ("tokenizer", *METHODS):  # every run draws its logged scalars
+        assert os.path.getsize(output / name / "training_curves.png") > 0
+    assert all(os.path.isfile(output / f"preview_{method}.png") for method in METHODS)
 
     pixels = torch.rand(2, 3, 32, 32)
     for method in METHODS:  # stock encoders: AutoModel + the saved image processor, no maskvision code needed

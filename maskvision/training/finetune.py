@@ -36,6 +36,7 @@ from ..evaluation.metrics import accuracy_from_scores
 from ..evaluation.results import RESULTS_FILE, EvalResult, write_results
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel
 from ..modeling.resolution import resize_state_dict
+from ..visualization.curves import write_training_curves
 from .labelled_data import LabelledDataArguments
 from .mixup import MixupCutmix
 from .pretrain import PretrainingArguments, resolve_checkpoint
@@ -278,6 +279,7 @@ def run_finetuning(
     trainer.save_model()  # the best checkpoint (load_best_model_at_end)
     metrics = trainer.evaluate()
     trainer.save_metrics("eval", metrics)
+    write_training_curves(trainer)  # training_curves.png: loss, learning rate and every evaluation
 
     if trainer.is_world_process_zero():
         settings = {

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
+from ..visualization.curves import write_training_curves
 from .checkpoints import incomplete_reason, last_complete_checkpoint
 from .collators import IndexedRows
 from .trainer import NAN_POLICIES, MaskVisionTrainer
@@ -198,6 +199,7 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
     trainer.save_state()  # trainer_state.json: steps, epochs and the logged losses, for the model card
+    write_training_curves(trainer)  # training_curves.png, embedded in the model card
     if trainer.is_world_process_zero():
         model.export_encoder(os.path.join(training_args.output_dir, "encoder"))
         with open(os.path.join(training_args.output_dir, DATA_ARGS_NAME), "w", encoding="utf-8") as handle:

@@ -29,6 +29,7 @@ from ..modeling.modeling_dvae import DVAETokenizer
 from ..modeling.modeling_vqkd import VQKDTokenizer, load_teacher
 from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
 from ..progress import progress_bar
+from ..visualization.curves import write_training_curves
 from .collators import IndexedRows, _PretrainingCollator
 from .pretrain import DataArguments, PretrainingArguments, resolve_checkpoint
 from .tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
@@ -308,6 +309,7 @@ def train_tokenizer(
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
+    write_training_curves(trainer)  # training_curves.png: loss, temperature, KL weight, codebook health
     report = {}
     if trainer.is_world_process_zero():
         output_dir = training_args.output_dir

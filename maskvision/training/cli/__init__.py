@@ -7,10 +7,12 @@ import sys
 # name → (module, one-line help). Order is the order of `maskvision --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("maskvision.training.cli.demo", "run the whole pipeline on the embedded demo data"),
+    "preview": ("maskvision.training.cli.preview", "a picture of the views and masks a method trains on"),
     "pretrain": ("maskvision.training.cli.pretrain", "pretrain an encoder with a method: beit | extrema | moby"),
     "tokenizer": ("maskvision.training.cli.tokenizer", "visual tokenizers for BEiT: train | inspect | import-dalle"),
     "eval": ("maskvision.training.cli.evaluate", "evaluate a frozen encoder: knn | linear probe"),
     "finetune": ("maskvision.training.cli.finetune", "fine-tune an encoder into an image classifier"),
+    "visualize": ("maskvision.training.cli.visualize", "pictures of a model: beit | attention | pca | curves"),
     "card": ("maskvision.training.cli.card", "render the model card of a checkpoint from its files"),
     "push": ("maskvision.training.cli.push", "publish a checkpoint on the Hugging Face Hub in one commit"),
 }

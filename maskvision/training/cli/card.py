@@ -4,10 +4,12 @@
 
 The card (huggingface_hub `ModelCard`) is built from files only: the config, the run's training_args.json /
 trainer_state.json / data_args.json, and the results `maskvision eval` and `maskvision finetune` wrote
-(DIR/eval_results.json and any --results files) as model-index entries, one per protocol. It is the card
-`maskvision push` uploads.
+(DIR/eval_results.json and any --results files) as model-index entries, one per protocol, and it shows the run's
+training_curves.png (linked from where the card is written). It is the card `maskvision push` uploads, with the
+picture beside it.
 """
 
+import os
 from dataclasses import dataclass, field
 
 from ...hub import card_for_directory
@@ -30,8 +32,9 @@ def main(argv: list[str]) -> int:
     usage = "usage: maskvision card DIR [--results JSON ...] [--output README.md] [--repo-id ID]"
     directory, rest = leading_directory(argv, usage, __doc__)
     (args,) = parse_arguments((CardArguments,), rest, prog="maskvision card")
-    card = card_for_directory(directory, repo_id=args.repo_id, results=args.results)
     output = args.output or f"{directory.rstrip('/')}/README.md"
+    card_dir = os.path.dirname(os.path.abspath(output))  # the card links its pictures from where it is written
+    card = card_for_directory(directory, repo_id=args.repo_id, results=args.results, card_dir=card_dir)
     card.save(output)
     print(f"card: {output}")
     return 0
