@@ -80,7 +80,7 @@ def beit_args(**overrides) -> BeitModelArguments:
 SIZES = ["--image_size", "32", "--patch_size", "4"]
 PREVIEWS = {  # method → (extra flags, columns)
     "beit": ([], ["image", "view", "masked"]),
-    "extrema": (["--num_masks", "4"], ["image", "mask 1", "4 masks", "teacher view"]),
+    "extrema": (["--num_masks", "4"], ["image", "mask 1", "4 masks", "teacher"]),
     "moby": (["--window_size", "4"], ["image", "view 1", "view 2"]),
 }
 
@@ -141,7 +141,7 @@ def test_beit_prediction_fills_only_the_masked_patches_with_the_predicted_tokens
         model.lm_head.bias.copy_(torch.nn.functional.one_hot(torch.tensor(7), model.config.vocab_size).float())
     batch = BEIT.build_collator(model, beit_args(min_crop_scale=1.0), seed=0)([demo[0], demo[1]])
     columns, caption = beit_prediction_columns(model, batch)
-    assert list(columns) == ["view", "masked", "tokenizer", "prediction", "right / wrong"]
+    assert list(columns) == ["view", "masked", "tokenizer", "prediction", "right/wrong"]
     true_ids = model.tokenize(batch["tokenizer_pixel_values"]).clone()
     filled = torch.where(batch["bool_masked_pos"], torch.full_like(true_ids, 7), true_ids).view(-1, 8, 8)
     torch.testing.assert_close(columns["prediction"], model.tokenizer.decode(filled).clamp(0, 1))
@@ -202,7 +202,7 @@ def test_visualize_attention_draws_each_heads_cls_attention(kind, tmp_path, demo
     path = _stock(kind, str(tmp_path / kind))
     assert cli_main(["visualize", "attention", path, "--dataset", "demo", "--split", "test", "--num_images", "3",
                      "--tile", str(TILE)]) == 0  # fmt: skip
-    grid = tiles(os.path.join(path, "attention.png"), 4, 3)  # input, mean of heads, 2 heads
+    grid = tiles(os.path.join(path, "attention.png"), 4, 3)  # input, mean, 2 heads
     assert all(not_blank(tile) for row in grid for tile in row)
 
     encoder = load_visual_encoder(path, device="cpu")

@@ -88,7 +88,7 @@ def beit_prediction_columns(model: BeitMimForPreTraining, batch: dict) -> tuple[
     if callable(getattr(tokenizer, "decode", None)):
         columns["tokenizer"] = tokenizer.decode(true_ids.view(-1, grid, grid)).clamp(0, 1)
         columns["prediction"] = tokenizer.decode(predicted_ids.view(-1, grid, grid)).clamp(0, 1)
-    columns["right / wrong"] = _marked(view, masked, right)
+    columns["right/wrong"] = _marked(view, masked, right)
     accuracy = right[masked].float().mean().item()
     return columns, f"BEiT: {accuracy:.0%} of the masked patches' tokens predicted right"
 

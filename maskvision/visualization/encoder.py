@@ -107,12 +107,12 @@ def write_encoder_picture(kind: str, encoder: Encoder, dataset, path: str, num_i
     columns = {"input": views}
     if kind == "attention":
         maps = attention_maps(encoder, pixel_values)  # (B, heads, h, w)
-        columns["mean of heads"] = heat(rescale(maps.mean(1)))
+        columns["mean"] = heat(rescale(maps.mean(1)))
         for head in range(maps.shape[1]):
             columns[f"head {head + 1}"] = heat(rescale(maps[:, head]))
         caption = f"{_short_name(encoder.name)}: [CLS] attention, last layer"
     else:
-        columns["PCA of patches"] = patch_feature_pca(encoder, pixel_values)
+        columns["PCA"] = patch_feature_pca(encoder, pixel_values)
         caption = f"{_short_name(encoder.name)}: patch features, PCA"
     save_png(image_grid(columns, tile, caption), path)
     return {"images": len(views), "columns": list(columns), "path": path}

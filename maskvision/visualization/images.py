@@ -114,8 +114,14 @@ def image_grid(columns: dict[str, torch.Tensor], tile: int = 96, caption: str | 
 
 
 def thumbnails(images: list[Image.Image], tile: int) -> torch.Tensor:
-    """RGB PIL images of any sizes → (B, 3, tile, tile): each whole image fitted into the square, padded white."""
-    return torch.stack([pil_to_tensor(ImageOps.pad(image, (tile, tile), color="white")) for image in images])
+    """RGB PIL images of any sizes → (B, 3, tile, tile): each whole image fitted into the square, padded white;
+    enlarged pixel by pixel, as the other tiles (`image_grid`), shrunk with bicubic resampling."""
+
+    def fitted(image: Image.Image) -> Image.Image:
+        method = Image.Resampling.NEAREST if max(image.size) < tile else Image.Resampling.BICUBIC
+        return ImageOps.pad(image, (tile, tile), method=method, color="white")
+
+    return torch.stack([pil_to_tensor(fitted(image)) for image in images])
 
 
 def save_png(picture: Image.Image, path: str) -> str:
