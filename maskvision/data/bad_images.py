@@ -69,11 +69,16 @@ def _image_errors(values: list[dict], max_image_pixels: int | None) -> dict[str,
 
 
 def drop_bad_images(
-    dataset: Dataset, on_bad_image: str = "skip", source: str = "the dataset", num_proc: int | None = None
+    dataset: Dataset,
+    on_bad_image: str = "skip",
+    source: str = "the dataset",
+    num_proc: int | None = None,
+    split: str | None = None,
 ) -> Dataset:
     """``dataset`` without the rows whose ``image`` cannot be decoded (one warning with their count), or
     `BadImageError` naming the first of them when ``on_bad_image="raise"``. Raises `BadImageError` too when no
-    image decodes. ``num_proc`` processes run the check (default: one per core, at most 8, from 10 000 images)."""
+    image decodes. ``num_proc`` processes run the check (default: one per core, at most 8, from 10 000 images).
+    Logs the images found, kept and skipped (of ``split``, when given)."""
     check_on_bad_image(on_bad_image)
     if num_proc is None and len(dataset) >= PARALLEL_CHECK_MIN_IMAGES:
         num_proc = min(MAX_CHECK_PROCESSES, os.cpu_count() or 1)
@@ -91,6 +96,9 @@ def drop_bad_images(
     )
     errors = checked.with_format("arrow")["error"]
     bad = np.flatnonzero(pc.is_valid(errors).to_numpy(zero_copy_only=False))
+    checked_part = source if split is None else f"{source}, split {split!r}"
+    logger.info("%s: %d images found, %d kept, %d skipped (cannot be decoded).", checked_part, len(dataset),
+                len(dataset) - len(bad), len(bad))  # fmt: skip
     if len(bad) == 0:
         return dataset
 

@@ -36,9 +36,11 @@ from ..evaluation.metrics import accuracy_from_scores
 from ..evaluation.results import RESULTS_FILE, EvalResult, write_results
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel
 from ..modeling.resolution import resize_state_dict
+from ..data.streaming import ImageStream
 from .labelled_data import LabelledDataArguments
 from .mixup import MixupCutmix
 from .pretrain import PretrainingArguments, resolve_checkpoint
+from .streaming import training_rows
 from .trainer import MaskVisionTrainer
 from .transforms import BeitViews
 
@@ -249,6 +251,15 @@ def run_finetuning(
     with training_args.main_process_first(desc="loading and checking the images"):
         train, evaluation = data_args.load(training_args.seed)
     names = class_names(train, evaluation, "fine-tuning")
+    if names is None:
+        raise ValueError("Fine-tuning a stream needs its classes before reading it: its label column must be a "
+                         "ClassLabel (integer labels name no classes); store ClassLabel labels or drop --streaming.")
+    if isinstance(train, ImageStream):
+        epochly = [flag for flag in ("eval_strategy", "save_strategy") if getattr(training_args, flag) == "epoch"]
+        if epochly:
+            raise ValueError(f"--streaming true has no epochs to {' and '.join(epochly)} by (a stream has no "
+                             "length): pass --eval_strategy steps --save_strategy steps with --eval_steps/--save_steps.")
+        train = training_rows(train, data_args, training_args)  # this rank's part, repeating, shuffled
     model, image_processor = load_classifier(
         model_args.model,
         dict(enumerate(names)),
@@ -275,6 +286,8 @@ def run_finetuning(
     )
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
+    if trainer.preempted:  # the checkpoint is written; the run ends when a resumed one does
+        return trainer, {}
     trainer.save_model()  # the best checkpoint (load_best_model_at_end)
     metrics = trainer.evaluate()
     trainer.save_metrics("eval", metrics)

@@ -28,8 +28,10 @@ from ..data import to_rgb
 from ..modeling.modeling_dvae import DVAETokenizer
 from ..modeling.modeling_vqkd import VQKDTokenizer, load_teacher
 from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
-from .collators import IndexedRows, _PretrainingCollator
+from ..data.streaming import ImageStream
+from .collators import _PretrainingCollator
 from .pretrain import DataArguments, PretrainingArguments, resolve_checkpoint
+from .streaming import training_rows
 from .tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
 from .trainer import MaskVisionTrainer
 from .transforms import BeitViews
@@ -289,7 +291,7 @@ def train_tokenizer(
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
-        train_dataset=IndexedRows(dataset),  # batches from (seed, epoch, samples): resumable
+        train_dataset=training_rows(dataset, data_args, training_args),  # batches from (seed, epoch, samples)
         data_collator=TokenizerCollator(model.config.image_size, model_args.min_crop_scale, seed=training_args.seed,
                                         augment_on_device=training_args.augment_on_device),
         callbacks=tokenizer_callbacks(model, model_args),
@@ -297,10 +299,14 @@ def train_tokenizer(
     )
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
+    if trainer.preempted:  # the checkpoint is written; the run ends when a resumed one does
+        return trainer, {}
     trainer.save_model()
     report = {}
     if trainer.is_world_process_zero():
         output_dir = training_args.output_dir
+        if isinstance(dataset, ImageStream):  # the stream's first images: a random draw would read them all
+            dataset = dataset.head(model_args.eval_images)
         report = write_report(model, dataset, os.path.join(output_dir, "codebook_health.json"),
                               os.path.join(output_dir, "reconstructions.png"), model_args.eval_images)
         logger.info("Codebook health on %d training images: %s", report["images"], report)
