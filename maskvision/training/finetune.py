@@ -245,6 +245,8 @@ def run_finetuning(
     in ``output_dir/eval_results.json``. Returns the trainer and the final evaluation's metrics."""
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
+    # Before the data: a checkpoint named by path that is incomplete fails at once.
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     if training_args.augment_on_device:
         raise ValueError("--augment_on_device applies to pretraining (maskvision pretrain, tokenizer train); "
                          "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
@@ -284,7 +286,6 @@ def run_finetuning(
         layer_decay=None if layer_decay == 1 else layer_decay,
         mixup=_mixup(model_args, len(names), training_args.label_smoothing_factor),
     )
-    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
     if trainer.preempted:  # the checkpoint is written; the run ends when a resumed one does
         return trainer, {}

@@ -194,6 +194,8 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     """Train, save the checkpoint to ``output_dir`` and the stock encoder to ``output_dir/encoder``."""
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
+    # Before the data: a checkpoint named by path that is incomplete fails at once.
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     with training_args.main_process_first(desc="loading and checking the images"):
         dataset = data_args.load(training_args.seed)
 
@@ -208,7 +210,6 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
         data_collator=collator,
         callbacks=recipe.build_callbacks(model, model_args),
     )
-    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
     if trainer.preempted:  # the checkpoint is written; the run ends when a resumed one does
         return trainer

@@ -279,6 +279,8 @@ def train_tokenizer(
     """Train a tokenizer and save it (weights, config, image processor) with its codebook report in output_dir."""
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
+    # Before the data: a checkpoint named by path that is incomplete fails at once.
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     with training_args.main_process_first(desc="loading and checking the images"):
         dataset = data_args.load(training_args.seed)
     set_seed(training_args.seed)  # the initialisation follows --seed (as in run_pretraining)
@@ -297,7 +299,6 @@ def train_tokenizer(
         callbacks=tokenizer_callbacks(model, model_args),
         processing_class=model.image_processor(),
     )
-    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
     if trainer.preempted:  # the checkpoint is written; the run ends when a resumed one does
         return trainer, {}

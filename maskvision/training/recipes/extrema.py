@@ -114,6 +114,8 @@ class ExportCalibrationCallback(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         if not self.num_images or not state.is_world_process_zero or train_dataloader is None:
             return
+        if state.global_step < state.max_steps:  # stopped early (preempted): the run that finishes it calibrates
+            return
         dataset, collate = train_dataloader.dataset, train_dataloader.collate_fn
         if isinstance(dataset, ImageStream):  # its first images; its loader's collate_fn wraps the collator
             dataset, collate = dataset.head(self.num_images), collate.collator
