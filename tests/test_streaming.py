@@ -62,8 +62,8 @@ def test_webdataset_shards_stream_with_their_labels(image_shards):
 
 def test_nothing_is_read_before_the_first_image(image_shards, monkeypatch):
     checked = []
-    check = streaming.image_error
-    monkeypatch.setattr(streaming, "image_error", lambda *args: checked.append(args) or check(*args))
+    decode = streaming.decode_image
+    monkeypatch.setattr(streaming, "decode_image", lambda *args: checked.append(args) or decode(*args))
     stream = load_image_dataset(image_shards("parquet", 4, 6), streaming=True)
     assert checked == []
     next(iter(stream))

@@ -13,25 +13,26 @@ shards, WebDataset ``.tar`` shards, an image folder) and yields rows ``{"image":
   is done (ranks never run out of batches at different times, so data parallelism cannot hang), with the shard order
   reshuffled (`IterableDataset.set_epoch`) and a seeded shuffle buffer: windows of ``shuffle_buffer`` consecutive
   images of the stream are permuted by a generator of (seed, epoch, stream, window), so every epoch draws a new order.
-- Bad images are handled as in the map-style path, but as they are met: each image is decoded the way
-  `bad_images.image_error` checks images before a map-style run; one that cannot be decoded is skipped and counted
+- Bad images are handled as in the map-style path, but as they are met: each image is decoded once, whole, with the
+  map-style check's errors (`bad_images.decode_image`); one that cannot be decoded is skipped and counted
   (`skipped_images` in the training logs) or, with ``on_bad_image="raise"``, stops the run naming it.
 - Resuming. A batch built by `data_loader` carries its worker's position (``STREAM_POSITION``, taken off the batch
   by `MaskVisionTrainer`, which reports it to `consume`); `state_dict` is then where every stream of this rank
-  stands after the batches the trainer used, and a stream given it by `load_state_dict` continues from there:
+  stands after the batches the trainer used, and a stream given it by `load_state_dict` continues from there.
 
-  exact: each stream continues with the image after the last one trained on, in the same order (the shuffle window
-  is re-read from its start, a `datasets` state, and re-permuted by the same generator), with the same
-  ``sample_index`` (so the same views and masks), and the data loader takes the workers' batches in the same turn; a
-  resumed run trains on the batches of an uninterrupted one. The run must resume with the same number of processes
-  and data-loader workers: otherwise (the streams are cut differently) each stream restarts at the beginning of the
-  epoch it was in, with a warning, and some images of that epoch are seen twice.
-  approximate: nothing else, for the data; images that change on disk between the runs are read as they are now.
+  Exact, with the same number of processes and data-loader workers: every stream continues with the image after the
+  last one trained on, in the same order (its shuffle window is re-read from the window's start, a `datasets`
+  ``state_dict``, and re-permuted by the same generator), with the same ``sample_index`` (so the same views and
+  masks), and the loader takes the workers' batches in the same turn: the resumed run trains on the batches of the
+  uninterrupted one (the tests compare the weights bit for bit). Resuming re-reads at most one window per stream (a
+  WebDataset shard is read again up to that point: tar files cannot be entered in the middle).
+  Approximate: with another number of processes or workers the streams are cut differently, so each restarts at the
+  beginning of the epoch it was in (a warning says so) and sees some images of that epoch twice; data that changed
+  between the runs (a Hub dataset without a pinned ``revision``, files rewritten) is read as it is now.
 """
 
 import copy
 import logging
-from itertools import islice
 
 import numpy as np
 import torch
@@ -40,16 +41,17 @@ from datasets import Image as ImageFeature
 from datasets.distributed import split_dataset_by_node
 from PIL import Image
 
-from .bad_images import BadImageError, check_on_bad_image, image_error
+from .bad_images import BadImageError, check_on_bad_image, decode_image, image_error
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_INDEX = "sample_index"  # each row's key for the collators' random streams (as `IndexedRows` adds it)
+SAMPLE_INDEX = "sample_index"  # each row's key to the collators' random streams (`IndexedRows` adds it too)
 STREAM_POSITION = "stream_position"  # the batch key of the worker's position after the batch
 # sample_index = ((epoch * streams + stream) << POSITION_BITS) + the image's place in its stream's epoch: unique in
 # the job, and the same in a resumed run.
 POSITION_BITS = 32
 DEFAULT_SHUFFLE_BUFFER = 1000  # datasets' default buffer
+UNSHUFFLED_WINDOW = 64  # images per read of a stream that keeps its order
 
 
 def _fresh_position(epoch: int, skipped: int = 0) -> dict:
@@ -90,6 +92,7 @@ class ImageStream(torch.utils.data.IterableDataset):
         self.num_workers = None  # set by `data_loader`
         self._resume = None  # a `state_dict`, from `load_state_dict`
         self._position = None  # in the process iterating: where its stream stands after the last row yielded
+        self._worker = None  # ... and which worker's stream it is
         self._consumed = {}  # in the training process: worker → its position after the last batch used
         self._last_worker = None
 
@@ -170,26 +173,30 @@ class ImageStream(torch.utils.data.IterableDataset):
         part.set_epoch(epoch)  # a new shard order every epoch
         if position["window"] is not None:
             part.load_state_dict(position["window"])
-        rows = (_unbatch(batch) for batch in part.iter(batch_size=1))  # iter(): no second split by worker
-        window_size = max(1, self.shuffle_buffer)
+        shuffled = self.shuffle_buffer > 1
+        window_size = self.shuffle_buffer if shuffled else UNSHUFFLED_WINDOW
         read_any = position["window"] is not None or position["taken"] > 0
-        while window := list(islice(rows, window_size)):
+        self._position, self._worker = position, logical
+        # A window is one read of the stream: iter() (no second split by data-loader worker) in batches of a window,
+        # the state after each one the start of the next.
+        for window in part.iter(batch_size=window_size):
             read_any = True
-            order = np.arange(len(window))
-            if self.shuffle_buffer > 1:
+            values, size = window["image"], len(window["image"])
+            order = np.arange(size)
+            if shuffled:
                 entropy = [self.seed, epoch, stream, streams, position["window_index"]]
-                order = np.random.default_rng(entropy).permutation(len(window))
-            for taken in range(position["taken"], len(window)):
-                row = window[order[taken]]
+                order = np.random.default_rng(entropy).permutation(size)
+            for taken in range(position["taken"], size):
+                item = int(order[taken])
                 position["taken"] = taken + 1
-                place = f"image {position['window_index'] * window_size + order[taken]} of stream {stream} of {streams}"
-                image = self._decode(row["image"], position, place)
+                image, reason = decode_image(values[item])
                 if image is None:
+                    read = position["window_index"] * window_size + item
+                    self._bad_image(values[item], reason, position, f"image {read} of stream {stream} of {streams}")
                     continue
                 index = ((epoch * streams + stream) << POSITION_BITS) + position["count"]
                 position["count"] += 1
-                self._position = {"worker": logical, **position}
-                yield self._row(row, image, index)
+                yield self._row({key: column[item] for key, column in window.items()}, image, index)
             position.update(window=part.state_dict(), window_index=position["window_index"] + 1, taken=0)
         if not read_any:
             raise ValueError(
@@ -199,11 +206,8 @@ class ImageStream(torch.utils.data.IterableDataset):
         if position["count"] == 0:
             raise BadImageError(f"None of the images of stream {stream} of {streams} of {self.source} can be decoded.")
 
-    def _decode(self, value: dict, position: dict, place: str) -> Image.Image | None:
-        """The image, or None (counted) when it cannot be decoded; ``place`` names it when it has no file."""
-        reason = image_error(value, Image.MAX_IMAGE_PIXELS)
-        if reason is None:
-            return ImageFeature().decode_example(value)
+    def _bad_image(self, value: dict, reason: str, position: dict, place: str) -> None:
+        """Count an image that cannot be decoded, or raise; ``place`` names it when it has no file."""
         path = value.get("path")
         where = path or place
         if self.on_bad_image == "raise":
@@ -215,7 +219,6 @@ class ImageStream(torch.utils.data.IterableDataset):
             logger.warning("Skipping images of %s that cannot be decoded (first: %s: %s); the training logs count "
                            "them (skipped_images).", self.source, where, reason)  # fmt: skip
         position["skipped"] += 1
-        return None
 
     def _row(self, row: dict, image: Image.Image, index: int) -> dict:
         row = {**row, "image": image, SAMPLE_INDEX: index}
@@ -226,7 +229,7 @@ class ImageStream(torch.utils.data.IterableDataset):
     # ---------------------------------------------------------------------------------------------- resuming
     def position(self) -> dict | None:
         """This process's stream position after the last row it yielded (a data-loader worker's own)."""
-        return copy.deepcopy(self._position)
+        return None if self._position is None else {"worker": self._worker, **copy.deepcopy(self._position)}
 
     def consume(self, position: dict | None) -> None:
         """Record that the batch that carried ``position`` was used (the training process calls it per batch)."""

@@ -70,6 +70,8 @@ class PreemptionCallback(TrainerCallback):
         self.received = self.received or signal.Signals(signum).name
 
     def on_step_end(self, args, state, control, **kwargs):
+        if not self.signals:  # nothing caught: nothing to agree on
+            return
         stop = self.received is not None
         if args.world_size > 1 and self.reduce is not None:
             stop = self.reduce(torch.tensor([float(stop)], device=args.device)).item() > 0
