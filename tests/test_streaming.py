@@ -77,7 +77,8 @@ def test_bad_images_are_skipped_and_counted_or_stop_the_stream(image_shards):
     rows = take(stream, num_batches=2, batch_size=4)
     assert sorted(identifier for identifier, _ in rows) == [0, 1, 2, 4, 5, 6, 8, 9]
     assert stream.skipped_images() == 2
-    with pytest.raises(BadImageError, match=r"Cannot decode image 3 of stream 0 of 1 of .*parquet \(epoch 0\): UnidentifiedImageError"):
+    message = r"Cannot decode image 3 of stream 0 of 1 of .*parquet \(epoch 0\): UnidentifiedImageError"
+    with pytest.raises(BadImageError, match=message):
         list(load_image_dataset(path, streaming=True, on_bad_image="raise"))
 
 

@@ -60,7 +60,8 @@ def standardize_columns(
         dataset = dataset.cast_column(image_column, ImageFeature())
     if label_column is not None and _dtype(dataset.features[label_column]) in STRING_DTYPES:
         dataset = dataset.class_encode_column(label_column)
-    renames = {old: new for old, new in {image_column: "image", label_column: "label"}.items() if old not in (None, new)}
+    renames = {image_column: "image", label_column: "label"}
+    renames = {old: new for old, new in renames.items() if old not in (None, new)}
     return dataset.rename_columns(renames) if renames else dataset
 
 

@@ -264,9 +264,9 @@ class ImageStream(torch.utils.data.IterableDataset):
         if saved != (self.rank, self.world_size, self.num_workers):
             epoch = min((position["epoch"] for position in state["workers"].values()), default=0)
             logger.warning(
-                "The stream positions were saved by rank %d of %d processes with %d data-loader worker(s); this is rank "
-                "%d of %d with %d: the streams are cut differently, so they restart at the beginning of epoch %d (some "
-                "of its images are seen twice). Resume with the same processes and --dataloader_num_workers to "
+                "The stream positions were saved by rank %d of %d processes with %d data-loader worker(s); this is "
+                "rank %d of %d with %d: the streams are cut differently, so they restart at the beginning of epoch %d "
+                "(some of its images are seen twice). Resume with the same processes and --dataloader_num_workers to "
                 "continue exactly.", *saved, self.rank, self.world_size, self.num_workers, epoch,
             )  # fmt: skip
             self._resume, self._consumed, self._last_worker = {"restart_epoch": epoch}, {}, None

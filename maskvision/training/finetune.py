@@ -259,8 +259,10 @@ def run_finetuning(
     if isinstance(train, ImageStream):
         epochly = [flag for flag in ("eval_strategy", "save_strategy") if getattr(training_args, flag) == "epoch"]
         if epochly:
-            raise ValueError(f"--streaming true has no epochs to {' and '.join(epochly)} by (a stream has no "
-                             "length): pass --eval_strategy steps --save_strategy steps with --eval_steps/--save_steps.")
+            raise ValueError(
+                f"--streaming true has no epochs to {' and '.join(epochly)} by (a stream has no length): pass "
+                "--eval_strategy steps --save_strategy steps with --eval_steps / --save_steps."
+            )
         train = training_rows(train, data_args, training_args)  # this rank's part, repeating, shuffled
     model, image_processor = load_classifier(
         model_args.model,

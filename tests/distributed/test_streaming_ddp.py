@@ -1,6 +1,6 @@
-"""Streaming across processes and data-loader workers: `torchrun --nproc_per_node 2` runs tests/distributed/stream_ddp.py,
-which pretrains with ``--streaming true`` and two workers per rank on parquet shards made here, then streams an epoch
-on each of the 2 ranks x 2 workers."""
+"""Streaming across processes and data-loader workers: `torchrun --nproc_per_node 2` runs stream_ddp.py, which
+pretrains with ``--streaming true`` and two workers per rank on parquet shards made here, then streams an epoch on
+each of the 2 ranks x 2 workers."""
 
 import json
 
