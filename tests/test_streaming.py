@@ -6,7 +6,6 @@ import json
 import logging
 
 import pytest
-import torch
 from transformers import BeitConfig, BeitModel
 
 from maskvision.data import BadImageError, load_image_dataset, random_subset
