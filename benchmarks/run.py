@@ -9,8 +9,9 @@ its results}}`` (``<device>-quick.json`` with ``--quick``, a fast pass with fewe
 Each module (``benchmarks/<name>.py``) exposes ``run(quick) -> dict`` and measures its candidates side by side in one
 process (`benchmarks/common.py`); ratios are therefore immune to the machine's drift between modules. Headline keys
 (see `HEADLINES`): ``mask_speedup``, ``beit_step_vs_stock``, ``extrema_80x5_vs_beit_step``, ``data_images_per_s``,
-each method's step images/s and peak memory, BEiT's step time by image size, ExtreMA's by mask ratio, and on a GPU
-``mfu_beit_vitb_bf16`` / ``mfu_extrema_vitb_bf16`` / ``mfu_moby_swint_bf16``.
+each method's step images/s and peak memory, BEiT's step time by image size, ExtreMA's by mask ratio, startup on 2k vs
+50k images and the SIGTERM exit (``startup``), and on a GPU ``mfu_beit_vitb_bf16`` / ``mfu_extrema_vitb_bf16`` /
+``mfu_moby_swint_bf16``.
 """
 
 import argparse
@@ -27,9 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import RESULTS_DIR, device_name, device_slug  # noqa: E402
 
-MODULES = ("masking", "data_check", "tokenizer", "beit", "extrema", "moby", "scaling", "mfu")
+MODULES = ("masking", "data_check", "tokenizer", "beit", "extrema", "moby", "scaling", "mfu", "startup")
 
-# headline key → (module, path into its results, goal as (">=", value) or None, what it is)
+# headline key → (module, path into its results, goal as (">=" or "<=", value) or None, what it is)
 HEADLINES: dict[str, tuple[str, tuple[str, ...], tuple[str, float] | None, str]] = {
     "mask_speedup": ("masking", ("mask_speedup",), (">=", 20), "vectorised vs per-image block masks (256, 14x14/75)"),
     "data_images_per_s": ("masking", ("data_images_per_s",), None, "BEiT collator, images/s, one process"),
@@ -57,6 +58,14 @@ HEADLINES: dict[str, tuple[str, tuple[str, ...], tuple[str, float] | None, str]]
     "mfu_beit_vitb_bf16": ("mfu", ("mfu_beit_vitb_bf16",), (">=", 0.45), "GPU only: model FLOP/s / bf16 matmul peak"),
     "mfu_extrema_vitb_bf16": ("mfu", ("mfu_extrema_vitb_bf16",), None, "GPU only"),
     "mfu_moby_swint_bf16": ("mfu", ("mfu_moby_swint_bf16",), None, "GPU only"),
+    "startup_ratio_streaming": ("startup", ("first_step_seconds", "startup_ratio_50k_over_2k", "streaming"),
+                                ("<=", 1.5), "time to first step, 50k / 2k CIFAR-10 images, --streaming true"),
+    "startup_ratio_map_first_run": ("startup", ("first_step_seconds", "startup_ratio_50k_over_2k", "map_first_run"),
+                                    None, "the same, map-style, fresh cache (every image checked)"),
+    "stream_vs_map_data_images": ("startup", ("data_images_per_s", "streaming_vs_map_style"), None,
+                                  "stream / map-style loader, images per CPU-second"),
+    "sigterm_exit_seconds": ("startup", ("preemption", "sigterm", "exit_seconds"), ("<=", 60),
+                             "pretrain sent SIGTERM: seconds to exit, checkpoint complete"),
 }  # fmt: skip
 
 
@@ -86,7 +95,9 @@ def table(results: dict) -> str:
     rows = [("key", "value", "goal", "met", "what")]
     for key, (_, _, goal, what) in HEADLINES.items():
         value = results.get(key)
-        met = "-" if goal is None or not isinstance(value, (int, float)) else ("yes" if value >= goal[1] else "NO")
+        met = "-"
+        if goal is not None and isinstance(value, (int, float)):
+            met = "yes" if (value >= goal[1] if goal[0] == ">=" else value <= goal[1]) else "NO"
         rows.append((key, _format(value), "" if goal is None else f"{goal[0]} {goal[1]:g}", met, what))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)

@@ -364,6 +364,31 @@ def test_class_folders_give_labels_and_split_folders_give_splits(load, tmp_path)
     assert load(os.path.join(folder, "train"), drop_labels=True).column_names == ["image"]
 
 
+def test_file_names_never_choose_a_split_and_the_counts_are_reported(load, tmp_path, caplog):
+    """87 of a real corpus's 970 file names held "test": datasets made them the only split and dropped the rest."""
+    names = ["test-card.png", "g4-fillorder-test.tif", "x_train.png", "val.png", "validation-2.png",
+             "deep/eval_1.png", "deep/er/training.png", "plain.png"]  # fmt: skip
+    files = {name: encode(Image.new("RGB", (4, 4)), "TIFF" if name.endswith(".tif") else "PNG") for name in names}
+    folder = write_files(tmp_path / "named", {**files, "broken-test.png": b"not an image"})
+    with caplog.at_level(logging.INFO, logger="maskvision"):
+        dataset = load(folder)
+    assert sorted(file_names(dataset)) == sorted(os.path.basename(name) for name in names)  # nothing dropped
+    assert "split 'train': 9 images found, 8 kept, 1 skipped" in caplog.text
+    with pytest.raises(ValueError, match=r"Split 'test' not found in .*; its splits: 'train'"):
+        load(folder, split="test")  # one split: an evaluation there would score the training images
+    inferred = load(folder, split="test", split_from_file_names=True)  # asked for: datasets' inference
+    assert "test-card.png" in file_names(inferred) and "plain.png" not in file_names(inferred)
+
+
+def test_split_folders_are_the_splits_and_other_entries_are_named(load, tmp_path, caplog):
+    image = encode(Image.new("RGB", (4, 4)))
+    folder = write_files(tmp_path / "splits", {"train/a.png": image, "train/test-b.png": image, "val/c.png": image,
+                                                "stray.png": image, "extra/d.png": image})  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="maskvision"):
+        assert len(load(folder)) == 2 and len(load(folder, split="validation")) == 1
+    assert "2 other entries at its top are in no split and not used: extra/, stray.png" in caplog.text
+
+
 def test_check_is_cached_by_fingerprint(load, odd_folder, monkeypatch):
     first = load(odd_folder)
 

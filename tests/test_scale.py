@@ -62,6 +62,8 @@ def test_suite_collects_headlines_prints_a_table_and_writes_the_device_file(tmp_
         "masking": lambda quick: {"mask_speedup": 25.0, "data_images_per_s": 300.0},
         "beit": lambda quick: {"beit_step_vs_stock": 1.1, "images_per_second": {"ours": 12.0, "stock": 11.0}},
         "extrema": lambda quick: {"step_seconds_by_mask_ratio": {"0.75": 3.0, "0.90": 2.0}},
+        "startup": lambda quick: {"first_step_seconds": {"startup_ratio_50k_over_2k": {"streaming": 1.1}},
+                                  "preemption": {"sigterm": {"exit_seconds": 75.0}}},
     }
     payload = run.run_suite(modules, quick=True)
     results = payload["results"]
@@ -73,6 +75,7 @@ def test_suite_collects_headlines_prints_a_table_and_writes_the_device_file(tmp_
     assert "mask_speedup" in table and ">= 20" in table
     rows = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert rows["mask_speedup"].split()[4] == "yes" and rows["beit_step_vs_stock"].split()[4] == "NO"
+    assert rows["startup_ratio_streaming"].split()[4] == "yes" and rows["sigterm_exit_seconds"].split()[4] == "NO"
     path = run.write_suite(payload)
     with open(path, encoding="utf-8") as handle:
         assert path.endswith("-quick.json") and json.load(handle)["results"] == results

@@ -45,23 +45,36 @@ def check_on_bad_image(on_bad_image: str) -> None:
 
 
 def image_error(value: dict, max_image_pixels: int | None) -> str | None:
-    """Why the image stored as ``value`` ({"bytes", "path"}) cannot be decoded, or None when it can.
-    ``max_image_pixels`` is PIL's decompression-bomb setting, passed so that the cached result depends on it."""
+    """Why the image stored as ``value`` ({"bytes", "path"}) cannot be decoded, or None when it can (a JPEG is decoded
+    at 1/8 scale, which still reads every byte). ``max_image_pixels`` is PIL's decompression-bomb setting, passed so
+    that the cached result depends on it."""
+    return _decode(value, max_image_pixels, check_only=True)[1]
+
+
+def decode_image(value: dict) -> tuple[Image.Image | None, str | None]:
+    """(the image stored as ``value``, decoded whole as RGB by `to_rgb`, None), or (None, why it cannot be decoded):
+    the check and the decode of a streamed image in one."""
+    return _decode(value, Image.MAX_IMAGE_PIXELS, check_only=False)
+
+
+def _decode(value: dict, max_image_pixels: int | None, check_only: bool) -> tuple[Image.Image | None, str | None]:
     data, path = value.get("bytes"), value.get("path")
     if data is None and path is None:
-        return "the row holds neither image bytes nor a path"
+        return None, "the row holds neither image bytes nor a path"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's warnings (EXIF, ICC, large images) do not stop a decode
-            with (xopen(path, "rb") if data is None else io.BytesIO(data)) as file, Image.open(file) as image:
-                image.draft(None, (1, 1))  # JPEG: decode at 1/8 scale (every byte is still read)
-                image.load()
-                to_rgb(image)
+            with xopen(path, "rb") if data is None else io.BytesIO(data) as file:
+                image = Image.open(file)
+                if check_only:
+                    image.draft(None, (1, 1))  # JPEG: decode at 1/8 scale (every byte is still read)
+                image.load()  # the pixels are in memory: the file may close
+                image = to_rgb(image)
     except Image.DecompressionBombError as error:
-        return f"{error} Raise PIL.Image.MAX_IMAGE_PIXELS (now {max_image_pixels}) to keep such images"
+        return None, f"{error} Raise PIL.Image.MAX_IMAGE_PIXELS (now {max_image_pixels}) to keep such images"
     except Exception as error:  # PIL raises OSError, ValueError, SyntaxError, struct.error, ... on broken files
-        return f"{type(error).__name__}: {error}".rstrip(".")
-    return None
+        return None, f"{type(error).__name__}: {error}".rstrip(".")
+    return (None if check_only else image), None
 
 
 def _image_errors(values: list[dict], max_image_pixels: int | None) -> dict[str, list]:
@@ -69,11 +82,16 @@ def _image_errors(values: list[dict], max_image_pixels: int | None) -> dict[str,
 
 
 def drop_bad_images(
-    dataset: Dataset, on_bad_image: str = "skip", source: str = "the dataset", num_proc: int | None = None
+    dataset: Dataset,
+    on_bad_image: str = "skip",
+    source: str = "the dataset",
+    num_proc: int | None = None,
+    split: str | None = None,
 ) -> Dataset:
     """``dataset`` without the rows whose ``image`` cannot be decoded (one warning with their count), or
     `BadImageError` naming the first of them when ``on_bad_image="raise"``. Raises `BadImageError` too when no
-    image decodes. ``num_proc`` processes run the check (default: one per core, at most 8, from 10 000 images)."""
+    image decodes. ``num_proc`` processes run the check (default: one per core, at most 8, from 10 000 images).
+    Logs the images found, kept and skipped (of ``split``, when given)."""
     check_on_bad_image(on_bad_image)
     if num_proc is None and len(dataset) >= PARALLEL_CHECK_MIN_IMAGES:
         num_proc = min(MAX_CHECK_PROCESSES, os.cpu_count() or 1)
@@ -91,6 +109,9 @@ def drop_bad_images(
     )
     errors = checked.with_format("arrow")["error"]
     bad = np.flatnonzero(pc.is_valid(errors).to_numpy(zero_copy_only=False))
+    checked_part = source if split is None else f"{source}, split {split!r}"
+    logger.info("%s: %d images found, %d kept, %d skipped (cannot be decoded).", checked_part, len(dataset),
+                len(dataset) - len(bad), len(bad))  # fmt: skip
     if len(bad) == 0:
         return dataset
 

@@ -3,13 +3,15 @@
 Datasets name their columns ``img``, ``jpg``, ``picture``, ``fine_label``, ``category``...: the type says what a
 column holds. Image columns are datasets `Image` features, or (parquet written without datasets' metadata) binary
 or ``{bytes, path}`` columns whose first values PIL recognises. Label columns are `ClassLabel` features, or an
-integer or string column with a usual label name (strings become a `ClassLabel`).
+integer or string column with a usual label name (strings become a `ClassLabel`). A stream (`datasets.IterableDataset`)
+is read the same way, from its declared features and its first rows, except that string labels are not numbered
+(that would take a pass over the data): its label column must hold integers or ClassLabels.
 """
 
 import io
 import logging
 
-from datasets import ClassLabel, Dataset, Value
+from datasets import ClassLabel, Dataset, IterableDataset, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 
@@ -26,33 +28,44 @@ SNIFFED_VALUES = 16
 
 
 def standardize_columns(
-    dataset: Dataset, image_column: str | None = None, label_column: str | None = None, source: str = "the dataset"
-) -> Dataset:
+    dataset: Dataset | IterableDataset,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    source: str = "the dataset",
+) -> Dataset | IterableDataset:
     """``dataset`` reduced to an ``image`` column (a datasets `Image` feature) and a ``label`` column when it has
-    one (`ClassLabel`, or integers). ``image_column`` / ``label_column`` choose the columns instead of the search."""
+    one (`ClassLabel`, or integers). ``image_column`` / ``label_column`` choose the columns instead of the search.
+    A stream's images stay undecoded (``{bytes, path}``): `ImageStream` checks each one before decoding it."""
+    if dataset.features is None:
+        raise ValueError(f"{source} does not declare its columns' types; load it as a map-style dataset instead.")
     for argument, column in (("image_column", image_column), ("label_column", label_column)):
         if column is not None and column not in dataset.column_names:
             raise ValueError(f"{argument}={column!r} is not a column of {source}; its columns: {_describe(dataset)}.")
     image_column = image_column or find_image_column(dataset, source)
+    streaming = isinstance(dataset, IterableDataset)
     if label_column is None:
         label_column = find_label_column(dataset, exclude=image_column)
-    elif not _is_label_feature(dataset.features[label_column]):
+    elif not _is_label_feature(dataset.features[label_column], streaming):
+        kinds = "a ClassLabel or integer column (a stream's string labels cannot be numbered without a pass over it)"
         raise ValueError(
             f"label_column={label_column!r} of {source} holds {dataset.features[label_column]}; a label column must "
-            "be a ClassLabel, integer or string column."
+            f"be {kinds if streaming else 'a ClassLabel, integer or string column'}."
         )
 
     dataset = dataset.select_columns([column for column in (image_column, label_column) if column is not None])
     feature = dataset.features[image_column]
-    if not isinstance(feature, ImageFeature) or not feature.decode:  # PIL images on access
+    if streaming:  # before the renaming, which a stream does by a map that would decode every image
+        dataset = dataset.cast_column(image_column, ImageFeature(decode=False))
+    elif not isinstance(feature, ImageFeature) or not feature.decode:  # PIL images on access
         dataset = dataset.cast_column(image_column, ImageFeature())
     if label_column is not None and _dtype(dataset.features[label_column]) in STRING_DTYPES:
         dataset = dataset.class_encode_column(label_column)
     renames = {image_column: "image", label_column: "label"}
-    return dataset.rename_columns({old: new for old, new in renames.items() if old is not None and old != new})
+    renames = {old: new for old, new in renames.items() if old not in (None, new)}
+    return dataset.rename_columns(renames) if renames else dataset
 
 
-def find_image_column(dataset: Dataset, source: str = "the dataset") -> str:
+def find_image_column(dataset: Dataset | IterableDataset, source: str = "the dataset") -> str:
     features = dataset.features
     candidates = [name for name, feature in features.items() if isinstance(feature, ImageFeature)]
     if not candidates:
@@ -73,7 +86,7 @@ def find_image_column(dataset: Dataset, source: str = "the dataset") -> str:
     )
 
 
-def find_label_column(dataset: Dataset, exclude: str | None = None) -> str | None:
+def find_label_column(dataset: Dataset | IterableDataset, exclude: str | None = None) -> str | None:
     features = {name: feature for name, feature in dataset.features.items() if name != exclude}
     class_labels = [name for name, feature in features.items() if isinstance(feature, ClassLabel)]
     if class_labels:
@@ -82,14 +95,15 @@ def find_label_column(dataset: Dataset, exclude: str | None = None) -> str | Non
         if len(class_labels) > 1 and not preferred:
             logger.warning("Several label columns (%s): using %r; pass label_column= to choose.", class_labels, choice)
         return choice
+    streaming = isinstance(dataset, IterableDataset)
     for name in LABEL_COLUMN_NAMES:
-        if name in features and _is_label_feature(features[name]):
+        if name in features and _is_label_feature(features[name], streaming):
             return name
     return None
 
 
-def _is_label_feature(feature) -> bool:
-    return isinstance(feature, ClassLabel) or _dtype(feature) in INTEGER_DTYPES + STRING_DTYPES
+def _is_label_feature(feature, streaming: bool = False) -> bool:
+    return isinstance(feature, ClassLabel) or _dtype(feature) in INTEGER_DTYPES + (() if streaming else STRING_DTYPES)
 
 
 def _dtype(feature) -> str | None:
@@ -103,9 +117,12 @@ def _may_hold_images(feature) -> bool:
     return _dtype(feature) in BINARY_DTYPES
 
 
-def _holds_images(dataset: Dataset, name: str) -> bool:
+def _holds_images(dataset: Dataset | IterableDataset, name: str) -> bool:
     """Whether PIL recognises one of the first values of column ``name`` (reading file headers only)."""
-    values = dataset.select_columns([name]).with_format("arrow")[:SNIFFED_VALUES][name].to_pylist()
+    if isinstance(dataset, IterableDataset):
+        values = [row[name] for row in dataset.select_columns([name]).take(SNIFFED_VALUES)]
+    else:
+        values = dataset.select_columns([name]).with_format("arrow")[:SNIFFED_VALUES][name].to_pylist()
     return any(_is_image_file(value["bytes"] if isinstance(value, dict) else value) for value in values)
 
 
@@ -119,5 +136,5 @@ def _is_image_file(data: bytes | None) -> bool:
         return False
 
 
-def _describe(dataset: Dataset) -> str:
+def _describe(dataset: Dataset | IterableDataset) -> str:
     return ", ".join(f"{name} ({feature})" for name, feature in dataset.features.items()) or "none"

@@ -34,6 +34,7 @@ from transformers import AutoImageProcessor, AutoModel
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from ..data import to_rgb
+from ..data.streaming import ImageStream
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel
 from ..progress import progress_bar
 
@@ -300,9 +301,10 @@ def _columns(dataset) -> tuple[str, str | None]:
     return "image", ("label" if "label" in dataset.column_names else None)
 
 
-def class_names(train, evaluation, protocol: str) -> list[str]:
+def class_names(train, evaluation, protocol: str) -> list[str] | None:
     """The class names shared by a training and an evaluation dataset (ClassLabel names, else the label ids);
-    raises when either has no ``label`` column or when they name their classes differently."""
+    raises when either has no ``label`` column or when they name their classes differently. None for a stream with
+    integer labels: its classes are known once it is read."""
     names = []
     for dataset, role in ((train, "training"), (evaluation, "evaluation")):
         if "label" not in dataset.column_names:
@@ -313,6 +315,8 @@ def class_names(train, evaluation, protocol: str) -> list[str]:
         feature = dataset.features["label"]
         if isinstance(feature, datasets.ClassLabel):
             names.append(list(feature.names))
+        elif isinstance(dataset, ImageStream):
+            return None
         else:
             names.append([str(index) for index in range(max(dataset["label"]) + 1)])
     if names[0] != names[1]:
@@ -375,7 +379,9 @@ def extract_features(
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
     images_name, labels_name = _columns(dataset)
     dataset_fingerprint = getattr(dataset, "_fingerprint", None)  # set by `datasets` for every Dataset
-    if dataset_fingerprint is None and cache_dir is not None:
+    if isinstance(dataset, ImageStream):  # read once, as it streams: nothing identifies its content
+        cache_dir = None
+    elif dataset_fingerprint is None and cache_dir is not None:
         logger.warning("The dataset has no fingerprint (not a datasets.Dataset): its features are not cached.")
         cache_dir = None
     cache = FeatureCache(cache_dir)
@@ -403,7 +409,7 @@ def extract_features(
 
 def _compute(encoder, dataset, keys, images_name, labels_name, batch_size, num_workers, progress, description):
     columns = [images_name] + ([labels_name] if labels_name else [])
-    rows = dataset.select_columns(columns)
+    rows = dataset if isinstance(dataset, ImageStream) else dataset.select_columns(columns)
 
     def collate(batch):
         pixel_values = encoder.preprocess([to_rgb(row[images_name]) for row in batch])

@@ -15,6 +15,10 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_COMPLETE = "checkpoint_complete.json"
+
+
+class IncompleteCheckpointError(ValueError):
+    """A checkpoint named to resume from that a crash or a partial copy left incomplete (the message names why)."""
 _CHECKPOINT_DIR = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 

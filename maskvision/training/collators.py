@@ -35,11 +35,10 @@ from PIL import Image
 
 from ..configuration.backbones import check_patch_grid
 from ..data.images import to_rgb
+from ..data.streaming import SAMPLE_INDEX  # the column of each row's position, read by the collators
 from ..modeling.distributed import rank_and_world_size
 from .masking import BlockwiseMaskGenerator, RandomMaskGenerator
 from .transforms import BeitViews, ColorAugmentation, SharedCropViews, TwoCropViews
-
-SAMPLE_INDEX = "sample_index"  # the column of each row's position, read by the collators
 
 
 class IndexedRows(torch.utils.data.Dataset):

@@ -27,6 +27,7 @@ from transformers import (
 )
 
 from ..data import to_rgb
+from ..data.streaming import ImageStream
 from ..evaluation.features import (
     class_names,
     processor_settings,
@@ -40,6 +41,7 @@ from ..visualization.curves import write_training_curves
 from .labelled_data import LabelledDataArguments
 from .mixup import MixupCutmix
 from .pretrain import PretrainingArguments, resolve_checkpoint
+from .streaming import training_rows
 from .trainer import MaskVisionTrainer
 from .transforms import BeitViews
 
@@ -244,12 +246,25 @@ def run_finetuning(
     in ``output_dir/eval_results.json``. Returns the trainer and the final evaluation's metrics."""
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
+    # Before the data: a checkpoint named by path that is incomplete fails at once.
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     if training_args.augment_on_device:
         raise ValueError("--augment_on_device applies to pretraining (maskvision pretrain, tokenizer train); "
                          "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
     with training_args.main_process_first(desc="loading and checking the images"):
         train, evaluation = data_args.load(training_args.seed)
     names = class_names(train, evaluation, "fine-tuning")
+    if names is None:
+        raise ValueError("Fine-tuning a stream needs its classes before reading it: its label column must be a "
+                         "ClassLabel (integer labels name no classes); store ClassLabel labels or drop --streaming.")
+    if isinstance(train, ImageStream):
+        epochly = [flag for flag in ("eval_strategy", "save_strategy") if getattr(training_args, flag) == "epoch"]
+        if epochly:
+            raise ValueError(
+                f"--streaming true has no epochs to {' and '.join(epochly)} by (a stream has no length): pass "
+                "--eval_strategy steps --save_strategy steps with --eval_steps / --save_steps."
+            )
+        train = training_rows(train, data_args, training_args)  # this rank's part, repeating, shuffled
     model, image_processor = load_classifier(
         model_args.model,
         dict(enumerate(names)),
@@ -274,8 +289,9 @@ def run_finetuning(
         layer_decay=None if layer_decay == 1 else layer_decay,
         mixup=_mixup(model_args, len(names), training_args.label_smoothing_factor),
     )
-    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
+    if trainer.preempted:  # the checkpoint is written; the run ends when a resumed one does
+        return trainer, {}
     trainer.save_model()  # the best checkpoint (load_best_model_at_end)
     metrics = trainer.evaluate()
     trainer.save_metrics("eval", metrics)

@@ -1,16 +1,17 @@
 """`LabelledDataArguments`: the labelled images that `maskvision eval` and `maskvision finetune` train and evaluate
-on, with their optional seeded random subsets."""
+on, with their optional seeded random subsets, or streamed."""
 
 from dataclasses import dataclass, field
 
 from ..data import load_image_dataset, random_subset
+from .streaming import StreamingArguments
 
 
 @dataclass
-class LabelledDataArguments:
+class LabelledDataArguments(StreamingArguments):
     dataset: str = field(
         metadata={"help": "Labelled training images (fine-tuning set, k-NN memory bank, probe training set): 'demo', "
-                  "an image folder, a parquet file or glob, or a Hub dataset."}
+                  "an image folder, a parquet file or glob, WebDataset .tar shards, or a Hub dataset."}
     )
     split: str = field(default="train", metadata={"help": "Split of --dataset to train on."})
     eval_dataset: str | None = field(default=None, metadata={"help": "Images to evaluate on (default: --dataset)."})
@@ -31,7 +32,8 @@ class LabelledDataArguments:
 
     def load(self, seed: int = 0) -> tuple:
         """(training, evaluation) `datasets.Dataset`s with ``image`` and ``label`` columns, each cut to its
-        ``max_*_samples`` by a random draw fixed by ``seed`` (`maskvision.data.random_subset`)."""
+        ``max_*_samples`` by a random draw fixed by ``seed`` (`maskvision.data.random_subset`); with ``streaming``,
+        `ImageStream`s of them (one pass each, in stream order)."""
         splits = []
         for source, split, limit in (
             (self.dataset, self.split, self.max_train_samples),
@@ -43,6 +45,7 @@ class LabelledDataArguments:
                 on_bad_image=self.on_bad_image,
                 image_column=self.image_column,
                 label_column=self.label_column,
+                streaming=self.streaming,
             )
             splits.append(random_subset(dataset, limit, seed))
         return tuple(splits)

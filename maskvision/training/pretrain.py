@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
+from ..data.streaming import ImageStream
 from ..visualization.curves import write_training_curves
-from .checkpoints import incomplete_reason, last_complete_checkpoint
-from .collators import IndexedRows
+from .checkpoints import IncompleteCheckpointError, incomplete_reason, last_complete_checkpoint
+from .preemption import PREEMPTION_SIGNALS, parse_signals
+from .streaming import StreamingArguments, training_rows
 from .trainer import NAN_POLICIES, MaskVisionTrainer
 
 logger = logging.getLogger(__name__)
@@ -27,10 +29,11 @@ DATA_ARGS_NAME = "data_args.json"  # the data a run pretrained on, beside traini
 
 
 @dataclass
-class DataArguments:
+class DataArguments(StreamingArguments):
     dataset: str = field(
         default="demo",
-        metadata={"help": "Images to pretrain on: 'demo', an image folder, a parquet file or glob, or a Hub dataset."},
+        metadata={"help": "Images to pretrain on: 'demo', an image folder, a parquet file or glob, WebDataset .tar "
+                          "shards (a glob), or a Hub dataset."},
     )
     split: str = field(default="train", metadata={"help": "Dataset split."})
     on_bad_image: str = field(
@@ -44,12 +47,13 @@ class DataArguments:
     def load(self, seed: int = 0):
         """The images as a `datasets.Dataset` with an ``image`` column (`maskvision.data.load_image_dataset`): all of
         them, or ``max_train_samples`` drawn at random by ``seed`` (never the first rows: many datasets are stored
-        sorted by class)."""
+        sorted by class); with ``streaming``, an `ImageStream` of them."""
         from ..data import load_image_dataset, random_subset
 
         dataset = load_image_dataset(
-            self.dataset, split=self.split, on_bad_image=self.on_bad_image, image_column=self.image_column
-        )
+            self.dataset, split=self.split, on_bad_image=self.on_bad_image, image_column=self.image_column,
+            streaming=self.streaming,
+        )  # fmt: skip
         return random_subset(dataset, self.max_train_samples, seed)
 
 
@@ -111,6 +115,15 @@ class PretrainingArguments(TrainingArguments):
         metadata={"help": "Collate uint8 crops and run the batched augmentation (colour, blur, normalisation) on the "
                           "device: keeps data loading ahead of a fast GPU."},
     )
+    preemption_signals: list[str] = field(
+        default_factory=lambda: list(PREEMPTION_SIGNALS),
+        metadata={"help": "Signals that stop the run after its optimizer step with a complete checkpoint (SLURM, "
+                          "Kubernetes and spot instances send SIGTERM; SLURM's --signal USR1); 'none' to not catch."},
+    )
+    preemption_exit_code: int = field(
+        default=0,
+        metadata={"help": "Exit status after such a stop (0; a job script may pick another to requeue the job)."},
+    )
 
     def __post_init__(self):
         # Launched as several processes (torchrun, accelerate launch) on a machine without an accelerator: accelerate
@@ -128,6 +141,7 @@ class PretrainingArguments(TrainingArguments):
             raise ValueError(f"--nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}.")
         if self.max_grad_norm is None or self.max_grad_norm < 0:
             raise ValueError(f"--max_grad_norm must be >= 0 (0 disables gradient clipping), got {self.max_grad_norm!r}.")
+        parse_signals(self.preemption_signals)  # an unknown name: an error now, not at the first step
 
     def effective_batch_size(self) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps * self.world_size
@@ -170,7 +184,7 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> s
         raise FileNotFoundError(f"--resume_from_checkpoint {resume_from_checkpoint!r} is not a directory.")
     reason = incomplete_reason(resume_from_checkpoint)
     if reason is not None:
-        raise ValueError(
+        raise IncompleteCheckpointError(
             f"--resume_from_checkpoint {resume_from_checkpoint!r} is incomplete: {reason}. Name an earlier "
             "checkpoint, or pass 'last' for the newest complete one."
         )
@@ -181,6 +195,8 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     """Train, save the checkpoint to ``output_dir`` and the stock encoder to ``output_dir/encoder``."""
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
+    # Before the data: a checkpoint named by path that is incomplete fails at once.
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     with training_args.main_process_first(desc="loading and checking the images"):
         dataset = data_args.load(training_args.seed)
 
@@ -191,17 +207,19 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
-        train_dataset=IndexedRows(dataset),  # batches from (seed, epoch, samples): resumable
+        train_dataset=training_rows(dataset, data_args, training_args),  # batches from (seed, epoch, samples)
         data_collator=collator,
         callbacks=recipe.build_callbacks(model, model_args),
     )
-    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
+    if trainer.preempted:  # the checkpoint is written; the run ends when a resumed one does
+        return trainer
     trainer.save_model()
     trainer.save_state()  # trainer_state.json: steps, epochs and the logged losses, for the model card
     write_training_curves(trainer)  # training_curves.png, embedded in the model card
     if trainer.is_world_process_zero():
         model.export_encoder(os.path.join(training_args.output_dir, "encoder"))
         with open(os.path.join(training_args.output_dir, DATA_ARGS_NAME), "w", encoding="utf-8") as handle:
-            json.dump({**asdict(data_args), "num_images": len(dataset)}, handle, indent=2)
+            num_images = None if isinstance(dataset, ImageStream) else len(dataset)  # a stream is not counted
+            json.dump({**asdict(data_args), "num_images": num_images}, handle, indent=2)
     return trainer

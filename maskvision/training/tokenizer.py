@@ -25,13 +25,15 @@ from ..configuration.backbones import vit_backbone_config
 from ..configuration.configuration_dvae import DVAEConfig
 from ..configuration.configuration_vqkd import VQKD_VIT_DEFAULTS, VQKDConfig
 from ..data import to_rgb
+from ..data.streaming import ImageStream
 from ..modeling.modeling_dvae import DVAETokenizer
 from ..modeling.modeling_vqkd import VQKDTokenizer, load_teacher
 from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
 from ..progress import progress_bar
 from ..visualization.curves import write_training_curves
-from .collators import IndexedRows, _PretrainingCollator
+from .collators import _PretrainingCollator
 from .pretrain import DataArguments, PretrainingArguments, resolve_checkpoint
+from .streaming import training_rows
 from .tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
 from .trainer import MaskVisionTrainer
 from .transforms import BeitViews
@@ -288,6 +290,8 @@ def train_tokenizer(
     """Train a tokenizer and save it (weights, config, image processor) with its codebook report in output_dir."""
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
+    # Before the data: a checkpoint named by path that is incomplete fails at once.
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     with training_args.main_process_first(desc="loading and checking the images"):
         dataset = data_args.load(training_args.seed)
     set_seed(training_args.seed)  # the initialisation follows --seed (as in run_pretraining)
@@ -300,19 +304,22 @@ def train_tokenizer(
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
-        train_dataset=IndexedRows(dataset),  # batches from (seed, epoch, samples): resumable
+        train_dataset=training_rows(dataset, data_args, training_args),  # batches from (seed, epoch, samples)
         data_collator=TokenizerCollator(model.config.image_size, model_args.min_crop_scale, seed=training_args.seed,
                                         augment_on_device=training_args.augment_on_device),
         callbacks=tokenizer_callbacks(model, model_args),
         processing_class=model.image_processor(),
     )
-    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
+    if trainer.preempted:  # the checkpoint is written; the run ends when a resumed one does
+        return trainer, {}
     trainer.save_model()
     write_training_curves(trainer)  # training_curves.png: loss, temperature, KL weight, codebook health
     report = {}
     if trainer.is_world_process_zero():
         output_dir = training_args.output_dir
+        if isinstance(dataset, ImageStream):  # the stream's first images: a random draw would read them all
+            dataset = dataset.head(model_args.eval_images)
         report = write_report(model, dataset, os.path.join(output_dir, "codebook_health.json"),
                               os.path.join(output_dir, "reconstructions.png"), model_args.eval_images,
                               progress=not training_args.disable_tqdm)

@@ -10,6 +10,12 @@
   are rotated out only then: resuming never picks one that a crash or a full disk left half-written.
 - Collators with ``set_epoch`` (maskvision's) get the epoch before each one: batches are a function of (seed, epoch,
   samples), which a resumed run replays.
+- A streamed training set (`maskvision.data.ImageStream`, ``--streaming true``) is loaded by its own data loader (it
+  is already this rank's part: accelerate would split it again); the streams' positions after the batches trained on
+  go into every checkpoint (`training.streaming`), and a resumed run continues the streams from there instead of
+  replaying the epoch's batches.
+- Preemption (`training.preemption`): on SIGTERM or SIGUSR1 (``preemption_signals``) the run finishes its optimizer
+  step, saves a complete checkpoint and stops; ``trainer.preempted`` then tells the caller not to finish the run.
 - The training arguments are saved beside the weights as ``training_args.json``, not as Trainer's pickled
   ``training_args.bin``: nothing in a checkpoint needs unpickling arbitrary objects.
 - Optional layer-wise learning-rate decay (``layer_decay``), as BEiT fine-tuning does.
@@ -34,10 +40,13 @@ from transformers import PreTrainedModel, Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
+from ..data.streaming import STREAM_POSITION, ImageStream
 from ..modeling.modeling_utils import check_checkpoint_model_type
 from .callbacks import CollatorEpochCallback, _unwrap
 from .checkpoints import incomplete_reason, mark_complete
 from .optim import param_groups
+from .preemption import PREEMPTION_SIGNALS, PreemptionCallback
+from .streaming import load_stream_state, save_stream_state
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +75,55 @@ class MaskVisionTrainer(Trainer):
                     "draws the same views and masks, and a resumed run different ones. Leave it off."
                 )
             self.add_callback(CollatorEpochCallback(self.data_collator))
+        if isinstance(self.train_dataset, ImageStream):
+            # The streams continue from their saved positions (`train`); Trainer's replay of the epoch's first
+            # batches would skip past them.
+            self.args.ignore_data_skip = True
+        self.preemption = PreemptionCallback(
+            getattr(self.args, "preemption_signals", PREEMPTION_SIGNALS),
+            reduce=lambda flag: self.accelerator.reduce(flag, reduction="sum"),
+        )
+        self.add_callback(self.preemption)
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_steps = 0
         self._images = 0
         self._interval_start = time.perf_counter()
+
+    # ------------------------------------------------------------------------------------------------ training
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        if isinstance(resume_from_checkpoint, str) and isinstance(self.train_dataset, ImageStream):
+            load_stream_state(self.train_dataset, resume_from_checkpoint, self.args.process_index)
+        self.preemption.install()
+        try:
+            return super().train(resume_from_checkpoint, *args, **kwargs)
+        finally:
+            self.preemption.uninstall()
+
+    @property
+    def preempted(self) -> bool:
+        """True when the last `train` stopped on a preemption signal (its checkpoint is complete; the run is not)."""
+        return self.preemption.stopped_at is not None
+
+    def get_train_dataloader(self):
+        if not isinstance(self.train_dataset, ImageStream):
+            return super().get_train_dataloader()
+        args = self.args
+        return self.train_dataset.data_loader(
+            self.data_collator,
+            batch_size=self._train_batch_size,
+            num_workers=args.dataloader_num_workers,
+            pin_memory=args.dataloader_pin_memory,
+            prefetch_factor=args.dataloader_prefetch_factor,
+            persistent_workers=args.dataloader_persistent_workers,
+            multiprocessing_context=args.dataloader_multiprocessing_context,
+        )
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if isinstance(self.train_dataset, ImageStream):  # these batches are trained on: their streams move on
+            for batch in batches:
+                self.train_dataset.consume(batch.pop(STREAM_POSITION, None))
+        return batches, num_items
 
     # ----------------------------------------------------------------------------------------------- optimizer
     def get_decay_parameter_names(self, model) -> list[str]:
@@ -130,7 +184,9 @@ class MaskVisionTrainer(Trainer):
             super()._save_checkpoint(model, trial)
         finally:
             self.args.save_total_limit = limit
-        self.accelerator.wait_for_everyone()  # every process's files (RNG states, shards) are written
+        if isinstance(self.train_dataset, ImageStream):
+            save_stream_state(self.train_dataset, checkpoint, self.args.process_index)
+        self.accelerator.wait_for_everyone()  # every process's files (RNG states, shards, streams) are written
         if self.args.should_save:
             mark_complete(checkpoint, self.state.global_step)
             rotate_checkpoints(
@@ -235,6 +291,9 @@ class MaskVisionTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self.skipped_steps:
             logs["skipped_steps"] = self.skipped_steps
+        if "loss" in logs and isinstance(self.train_dataset, ImageStream):  # bad images met by all the streams
+            skipped = torch.tensor(float(self.train_dataset.skipped_images()), device=self.args.device)
+            logs["skipped_images"] = int(self.accelerator.reduce(skipped, reduction="sum").item())
         if "loss" in logs and self._metric_steps:
             logs.update(self._interval_metrics())
             for callback in self.callback_handler.callbacks:

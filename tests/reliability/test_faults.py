@@ -49,7 +49,7 @@ def test_a_killed_data_loader_worker_stops_the_run_with_a_clear_error(tmp_path):
     assert "DataLoader worker" in output and "killed by signal" in output, output[-3000:]
 
 
-def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_resume_picks_it(tmp_path, monkeypatch):
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_resume_picks_it(tmp_path, monkeypatch, capsys):
     output_dir = tmp_path / "run"
     argv = [*TINY_MOBY, "--output_dir", str(output_dir)]
     save_optimizer = Trainer._save_optimizer_and_scheduler
@@ -70,8 +70,8 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_resume_picks
     assert incomplete_reason(str(output_dir / "checkpoint-4")) is not None
     assert last_complete_checkpoint(str(output_dir)) == str(output_dir / "checkpoint-2")
     assert incomplete_reason(str(output_dir / "checkpoint-2")) is None  # not rotated out by the failed save
-    with pytest.raises(ValueError, match=r"checkpoint-4' is incomplete: no checkpoint_complete.json"):
-        cli([*argv, "--resume_from_checkpoint", str(output_dir / "checkpoint-4")])
+    assert cli([*argv, "--resume_from_checkpoint", str(output_dir / "checkpoint-4")]) == 2
+    assert "checkpoint-4' is incomplete: no checkpoint_complete.json" in capsys.readouterr().err
 
     assert cli([*argv, "--resume_from_checkpoint", "last"]) == 0  # space freed: resumes from step 2
     state = json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())
@@ -79,13 +79,20 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_resume_picks
     assert incomplete_reason(str(output_dir / "checkpoint-4")) is None  # the partial optimizer.pt was replaced
 
 
-def test_truncated_checkpoint_is_never_picked(tmp_path):
+def test_truncated_checkpoint_is_never_picked_and_refused_by_path_in_one_line(tmp_path, capsys):
     output_dir = tmp_path / "run"
     assert cli([*TINY_MOBY, "--output_dir", str(output_dir)]) == 0
     weights = output_dir / "checkpoint-4" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # e.g. a partial copy
     assert "model.safetensors has" in incomplete_reason(str(output_dir / "checkpoint-4"))
     assert last_complete_checkpoint(str(output_dir)) == str(output_dir / "checkpoint-2")
+    (output_dir / "checkpoint-2" / "optimizer.pt").unlink()  # a missing file
+    capsys.readouterr()
+    for checkpoint, reason in (("checkpoint-4", "model.safetensors has"), ("checkpoint-2", "optimizer.pt is missing")):
+        assert cli([*TINY_MOBY, "--output_dir", str(output_dir), "--resume_from_checkpoint",
+                    str(output_dir / checkpoint)]) == 2  # fmt: skip
+        error = capsys.readouterr().err.strip()  # one line, before any data is loaded
+        assert "\n" not in error and f"{checkpoint}' is incomplete: {reason}" in error, error
 
 
 @pytest.mark.distributed

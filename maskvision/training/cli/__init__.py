@@ -2,6 +2,8 @@
 imported only when their command runs, so ``maskvision --help`` stays fast."""
 
 import importlib
+import logging
+import os
 import sys
 
 # name → (module, one-line help). Order is the order of `maskvision --help`.
@@ -40,5 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"maskvision: unknown command {name!r}.\n\n{usage()}", file=sys.stderr)
         return 2
+    _log_info_to_stderr()
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    from ..checkpoints import IncompleteCheckpointError
+
+    try:
+        return int(module.main(rest) or 0)
+    except IncompleteCheckpointError as error:  # a usage error: one line naming the bad file, no traceback
+        print(f"maskvision {name}: {error}", file=sys.stderr)
+        return 2
+
+
+def _log_info_to_stderr() -> None:
+    """maskvision's INFO messages (the images found, kept and skipped, ...) on stderr, from one process per machine
+    (the others still print warnings)."""
+    logger = logging.getLogger("maskvision")
+    if not logger.handlers and os.environ.get("LOCAL_RANK", "0") == "0":
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

@@ -3,6 +3,7 @@ or from a file followed by flags that override it (``maskvision pretrain beit ru
 
 import json
 import os
+import sys
 
 import yaml
 from transformers import HfArgumentParser
@@ -47,3 +48,13 @@ def leading_directory(argv: list[str], usage: str, doc: str) -> tuple[str, list[
     print(f"{usage}\n")
     print(doc)
     raise SystemExit(0 if argv[:1] in (["-h"], ["--help"]) else 2)
+
+
+def exit_status(trainer, training_args) -> int:
+    """A training command's exit status: 0 when the run finished; for a run stopped by a preemption signal, the message
+    naming its checkpoint (printed once, by the main process) and ``--preemption_exit_code``."""
+    if not trainer.preempted:
+        return 0
+    if trainer.is_world_process_zero():
+        print(trainer.preemption.message(training_args.output_dir), file=sys.stderr)
+    return training_args.preemption_exit_code

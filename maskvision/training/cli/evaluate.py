@@ -123,7 +123,7 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
     layers = parse_layers(args.layers, encoder.num_layers)
     keys = encoder.check_request(poolings, layers)  # fail before loading any data
     train, test = args.load(args.seed)
-    num_classes = len(class_names(train, test, protocol))
+    names = class_names(train, test, protocol)
 
     cache_dir = None if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR)
     options = dict(
@@ -137,6 +137,7 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
     train_set = extract_features(encoder, train, description=f"{args.split} features", **options)
     test_set = extract_features(encoder, test, description=f"{args.eval_split} features", **options)
     train_labels, test_labels = train_set.require_labels(protocol), test_set.require_labels(protocol)
+    num_classes = len(names) if names is not None else int(torch.cat([train_labels, test_labels]).max()) + 1
 
     record = dict(
         protocol=protocol,

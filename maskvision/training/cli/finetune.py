@@ -12,7 +12,7 @@ The result loads in ``pipeline("image-classification", model=DIR)``; its top-1 /
 from ...evaluation.results import command_line
 from ..finetune import FinetuneArguments, FinetuneModelArguments, run_finetuning
 from ..labelled_data import LabelledDataArguments
-from .args import parse_arguments
+from .args import exit_status, parse_arguments
 
 
 def main(argv: list[str]) -> int:
@@ -22,6 +22,9 @@ def main(argv: list[str]) -> int:
         prog="maskvision finetune",
         description=__doc__.split("\n\n")[0],
     )
-    _, metrics = run_finetuning(model_args, data_args, training_args, command=command_line("maskvision finetune", argv))
-    print({key: value for key, value in metrics.items() if "accuracy" in key})
-    return 0
+    trainer, metrics = run_finetuning(
+        model_args, data_args, training_args, command=command_line("maskvision finetune", argv)
+    )
+    if metrics:
+        print({key: value for key, value in metrics.items() if "accuracy" in key})
+    return exit_status(trainer, training_args)

@@ -4,7 +4,7 @@ import importlib
 import sys
 
 from ..pretrain import DataArguments, run_pretraining
-from .args import parse_arguments
+from .args import exit_status, parse_arguments
 
 # method → module holding its `RECIPE` (a `PretrainingRecipe`).
 RECIPES: dict[str, str] = {
@@ -33,5 +33,5 @@ def main(argv: list[str]) -> int:
         argv[1:],
         prog=f"maskvision pretrain {recipe.name}",
     )
-    run_pretraining(recipe, data_args, model_args, training_args)
-    return 0
+    trainer = run_pretraining(recipe, data_args, model_args, training_args)
+    return exit_status(trainer, training_args)

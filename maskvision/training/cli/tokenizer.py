@@ -17,16 +17,16 @@ USAGE = "usage:\n" + __doc__.split("\n\n", 1)[1].rstrip()
 def train(argv: list[str]) -> int:
     from ..pretrain import DataArguments
     from ..tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
-    from .args import parse_arguments
+    from .args import exit_status, parse_arguments
 
     data_args, model_args, training_args = parse_arguments(
         (DataArguments, TokenizerArguments, TokenizerTrainingArguments), argv, prog="maskvision tokenizer train",
         description="Train a visual tokenizer (DALL-E's dVAE or BEiT v2's VQ-KD) for BEiT.",
     )
-    _, report = train_tokenizer(data_args, model_args, training_args)
+    trainer, report = train_tokenizer(data_args, model_args, training_args)
     if report:
         print(json.dumps(report, indent=2))
-    return 0
+    return exit_status(trainer, training_args)
 
 
 def inspect(argv: list[str]) -> int:

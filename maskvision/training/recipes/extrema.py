@@ -20,6 +20,7 @@ import torch
 from transformers import TrainerCallback
 
 from ...configuration.configuration_extrema import LOSSES, ExtremaConfig, extrema_backbone_config
+from ...data.streaming import ImageStream
 from ...modeling.modeling_extrema import ExtremaForPreTraining
 from ..callbacks import MomentumTeacherCallback, _unwrap
 from ..collators import MultiMaskCollator
@@ -113,7 +114,11 @@ class ExportCalibrationCallback(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         if not self.num_images or not state.is_world_process_zero or train_dataloader is None:
             return
+        if state.global_step < state.max_steps:  # stopped early (preempted): the run that finishes it calibrates
+            return
         dataset, collate = train_dataloader.dataset, train_dataloader.collate_fn
+        if isinstance(dataset, ImageStream):  # its first images; its loader's collate_fn wraps the collator
+            dataset, collate = dataset.head(self.num_images), collate.collator
         rows = [dataset[index] for index in range(min(self.num_images, len(dataset)))]
         model = _unwrap(model)
         device = next(model.parameters()).device

@@ -1,0 +1,73 @@
+"""Training on streamed images (``--streaming true``): the data arguments every command shares, the rows a run
+trains on, and the streams' positions in checkpoints.
+
+A streaming run reads `maskvision.data.ImageStream` rows: each rank reads its own part, the data-loader workers theirs,
+epoch after epoch (so a run is as long as ``--max_steps`` says: a stream has no length to count epochs in).
+`MaskVisionTrainer` keeps where every stream stands after the batches it trained on and writes it into each
+checkpoint (``stream_state_rank<R>.json``, before the completeness marker), and a resumed run continues the streams
+from there instead of replaying batches.
+"""
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+from ..data.streaming import DEFAULT_SHUFFLE_BUFFER, ImageStream
+from .collators import IndexedRows
+
+logger = logging.getLogger(__name__)
+
+STREAM_STATE_NAME = "stream_state_rank{rank}.json"
+
+
+@dataclass
+class StreamingArguments:
+    """How the images are read: prepared and checked before the run, or streamed."""
+
+    streaming: bool = field(
+        default=False,
+        kw_only=True,
+        metadata={"help": "Read the images as they are needed (a Hub dataset, parquet or WebDataset .tar shards, a "
+                          "folder): no pass over the data before the first step. Training then needs --max_steps."},
+    )
+    shuffle_buffer: int = field(
+        default=DEFAULT_SHUFFLE_BUFFER,
+        kw_only=True,
+        metadata={"help": "With --streaming: images of each stream (process x data-loader worker) shuffled together, "
+                          "reseeded every epoch; 0 keeps the stream's order."},
+    )
+
+
+def training_rows(dataset, data_args: StreamingArguments, training_args):
+    """What a run trains on: a map-style dataset's rows with their ``sample_index`` (`IndexedRows`), or a stream as
+    this rank trains on it (its part, repeating, shuffled by ``--seed``)."""
+    if not isinstance(dataset, ImageStream):
+        return IndexedRows(dataset)
+    if training_args.max_steps is None or training_args.max_steps <= 0:
+        raise ValueError("--streaming true needs --max_steps: a stream has no length to count epochs in.")
+    return dataset.for_training(
+        seed=training_args.seed,
+        shuffle_buffer=data_args.shuffle_buffer,
+        rank=training_args.process_index,
+        world_size=training_args.world_size,
+    )
+
+
+def save_stream_state(stream: ImageStream, checkpoint: str, rank: int) -> None:
+    """Write this rank's stream positions into ``checkpoint`` (every rank its own file)."""
+    os.makedirs(checkpoint, exist_ok=True)
+    with open(os.path.join(checkpoint, STREAM_STATE_NAME.format(rank=rank)), "w", encoding="utf-8") as handle:
+        json.dump(stream.state_dict(), handle)
+
+
+def load_stream_state(stream: ImageStream, checkpoint: str, rank: int) -> None:
+    """Continue ``stream`` from the positions saved in ``checkpoint`` for ``rank`` (from its start when the checkpoint
+    has none: a run that did not stream)."""
+    path = os.path.join(checkpoint, STREAM_STATE_NAME.format(rank=rank))
+    if not os.path.isfile(path):
+        logger.warning("%s holds no stream positions for rank %d: the stream starts from its beginning.", checkpoint,
+                       rank)  # fmt: skip
+        return
+    with open(path, encoding="utf-8") as handle:
+        stream.load_state_dict(json.load(handle))
