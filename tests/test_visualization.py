@@ -268,6 +268,7 @@ def test_every_run_flow_writes_its_training_curves(tmp_path):
 def test_visualize_curves_redraws_a_runs_curves(tmp_path, capsys):
     with open(tmp_path / "trainer_state.json", "w", encoding="utf-8") as handle:
         json.dump({"log_history": LOG_HISTORY}, handle)
+    capsys.readouterr()  # only what the command itself prints
     assert cli_main(["visualize", "curves", str(tmp_path)]) == 0
     assert "loss, learning_rate" in capsys.readouterr().out and os.path.isfile(tmp_path / "training_curves.png")
 
@@ -287,6 +288,7 @@ def test_missing_matplotlib_is_one_clear_line_and_never_fails_a_run(tmp_path, mo
 
     with open(tmp_path / "trainer_state.json", "w", encoding="utf-8") as handle:
         json.dump({"log_history": LOG_HISTORY}, handle)
+    capsys.readouterr()  # only what the command itself prints
     assert cli_main(["visualize", "curves", str(tmp_path)]) == 1
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "maskvision[plots]" in error[0]

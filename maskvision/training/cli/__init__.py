@@ -53,12 +53,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is when a record comes (as `logging.lastResort` does), not to the
+    stream it was created with: a handler outlives a replaced or closed stderr (pytest's capture, a redirect)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ sets it; the property always answers sys.stderr
+        pass
+
+
 def _log_info_to_stderr() -> None:
     """maskvision's INFO messages (the images found, kept and skipped, ...) on stderr, from one process per machine
     (the others still print warnings)."""
     logger = logging.getLogger("maskvision")
     if not logger.handlers and os.environ.get("LOCAL_RANK", "0") == "0":
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
