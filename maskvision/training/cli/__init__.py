@@ -9,6 +9,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("maskvision.training.cli.demo", "run the whole pipeline on the embedded demo data"),
     "pretrain": ("maskvision.training.cli.pretrain", "pretrain an encoder with a method: beit | extrema | moby"),
     "tokenizer": ("maskvision.training.cli.tokenizer", "visual tokenizers for BEiT: train | inspect | import-dalle"),
+    "convert": ("maskvision.training.cli.convert", "convert an official BEiT / VQ-KD / ExtreMA / MoBY .pth release"),
     "eval": ("maskvision.training.cli.evaluate", "evaluate a frozen encoder: knn | linear probe"),
     "finetune": ("maskvision.training.cli.finetune", "fine-tune an encoder into an image classifier"),
     "card": ("maskvision.training.cli.card", "render the model card of a checkpoint from its files"),
