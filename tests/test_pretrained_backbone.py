@@ -8,6 +8,7 @@ from transformers import (
     AutoModelForPreTraining, BeitConfig, BeitForMaskedImageModeling, BeitModel, DeiTConfig, DeiTModel, Dinov2Config,
     Dinov2Model, ResNetConfig, SwinConfig, SwinModel, ViTConfig, ViTModel,
 )  # fmt: skip
+from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from maskvision import (
     BeitMimConfig, BeitMimForPreTraining, DVAEConfig, ExtremaConfig, ExtremaForPreTraining, MobyConfig,
@@ -101,6 +102,16 @@ def test_deit_loses_its_distillation_token_and_the_report_says_so(tmp_path):
     assert "embeddings.distillation_token" in report.unused
     assert any("distillation token" in note for note in report.notes)
     assert model.encoder.embeddings.position_embeddings.shape == (1, 65, 32)
+
+
+def test_the_checkpoints_normalisation_replaces_the_methods(tmp_path):
+    path = saved(ViTModel(ViTConfig(**SHAPE)), tmp_path, "vit")
+    model = ExtremaForPreTraining.from_backbone(path, tiny_extrema_config())
+    assert model.config.image_mean == [0.485, 0.456, 0.406]  # no image processor: ExtreMA's own
+    assert any("has no image processor" in note for note in model.init_report.notes)
+    ViTImageProcessorPil(image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(path)
+    model = ExtremaForPreTraining.from_backbone(path, tiny_extrema_config())
+    assert model.config.image_mean == [0.5] * 3 and model.config.image_std == [0.5] * 3
 
 
 # ------------------------------------------------------------------------------------------- the report

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import torch
 from transformers import AutoConfig, AutoModel, BeitConfig, BeitForMaskedImageModeling, PreTrainedConfig, SwinConfig
+from transformers.image_processing_base import ImageProcessingMixin
 
 from .resolution import resize_state_dict
 
@@ -307,6 +308,17 @@ def resize_source(source: SourceEncoder, image_size: int) -> None:
     source.notes.append(f"position tables resampled from {old} px to {image_size} px")
 
 
+def checkpoint_normalisation(name_or_path: str, **hub_options) -> tuple[list, list] | None:
+    """(image_mean, image_std) of the checkpoint's image processor, or None when it has none."""
+    try:
+        processor, _ = ImageProcessingMixin.get_image_processor_dict(name_or_path, **hub_options)
+    except OSError:  # no preprocessor_config.json: the method's own normalisation stays (and the report says so)
+        return None
+    if processor.get("do_normalize", True) and processor.get("image_mean") and processor.get("image_std"):
+        return list(processor["image_mean"]), list(processor["image_std"])
+    return None
+
+
 # ------------------------------------------------------------------------------------------------ the entry
 def _teacher_prefixes(model) -> tuple[str, ...]:
     if not hasattr(model, "momentum_pairs"):
@@ -350,6 +362,13 @@ def initialise_from(model_class, name_or_path, config=None, **hub_options):
         check_same_shape(source.config, config.backbone_config, name_or_path)
         resize_source(source, image_size_of(config.backbone_config))
     plan = model_class.plan_from_encoder(source, config)
+    normalisation = checkpoint_normalisation(name_or_path, **hub_options)
+    if normalisation is None:
+        plan.notes.append("the checkpoint has no image processor: the method's normalisation is used "
+                          f"(mean {list(plan.config.image_mean)}, std {list(plan.config.image_std)})")  # fmt: skip
+    elif normalisation != (list(plan.config.image_mean), list(plan.config.image_std)):
+        plan.config.image_mean, plan.config.image_std = normalisation  # the inputs the encoder was trained on
+        plan.notes.append(f"the checkpoint's normalisation (mean {normalisation[0]}, std {normalisation[1]})")
     model = model_class(plan.config)
     own = model.state_dict()
     plan.unused += [name for name in plan.tensors if name not in own]  # e.g. a pooler the method's encoder lacks
@@ -376,6 +395,7 @@ def initialise_from(model_class, name_or_path, config=None, **hub_options):
 
 __all__ = [
     "EncoderPlan", "InitReport", "STOCK_ENCODERS", "SourceEncoder", "check_same_shape",
-    "checkpoint_encoder_config", "encoder_config", "group_names", "image_size_of", "initialise_from",
+    "checkpoint_encoder_config", "checkpoint_normalisation", "encoder_config", "group_names", "image_size_of",
+    "initialise_from",
     "load_stock_encoder", "resize_source",
 ]  # fmt: skip
