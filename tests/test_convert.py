@@ -84,8 +84,10 @@ def test_vqkd_release_gives_the_official_codes(tmp_path):
 def test_extrema_release_student_teacher_and_predictor_match_the_official_model(tmp_path):
     state = official.extrema_state()
     path = save(tmp_path, {"epoch": 300, "arch": "vit_custom", "state_dict": state, "optimizer": {}, "scaler": {}})
-    convert_release("extrema", path, tmp_path / "out", num_attention_heads=official.HEADS)
+    convert_release("extrema", path, tmp_path / "out", num_attention_heads=official.HEADS,
+                    config_overrides="mask_ratio=0.75,loss=infonce")  # settings the weights do not hold
     model = ExtremaForPreTraining.from_pretrained(tmp_path / "out").eval()
+    assert (model.config.mask_ratio, model.config.loss) == (0.75, "infonce")
     images = pixels()
     order = torch.stack([torch.randperm(official.GRID**2) for _ in range(2)])
     visible = [order[:, 12 * m : 12 * (m + 1)].sort(dim=1).values for m in range(4)]  # 4 disjoint masks
@@ -148,6 +150,14 @@ def test_a_key_the_converter_does_not_know_stops_the_conversion(tmp_path, kind, 
     with pytest.raises(ValueError, match="keys were not converted .*extra_adapter.*nothing was written"):
         convert_release(kind, path, tmp_path / "out", **options)
     assert not (tmp_path / "out").exists()
+
+
+def test_config_overrides_may_not_change_shapes_and_are_validated(tmp_path):
+    path = save(tmp_path, {"state_dict": official.extrema_state()})
+    with pytest.raises(ValueError, match="would change the converted tensors' shapes"):
+        convert_release("extrema", path, tmp_path / "a", num_attention_heads=2, config_overrides="projection_size=8")
+    with pytest.raises(ValueError, match="mask_ratio must be in \\(0, 1\\)"):
+        convert_release("extrema", path, tmp_path / "b", num_attention_heads=2, config_overrides="mask_ratio=1.5")
 
 
 def test_a_release_of_another_kind_is_refused_naming_the_missing_key(tmp_path):

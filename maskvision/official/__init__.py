@@ -61,11 +61,25 @@ def official_weights(checkpoint: dict, source: str) -> dict:
     raise ValueError(f"{source}: no weights under {', '.join(_WEIGHTS_KEYS)}; keys: {sorted(checkpoint)[:10]}.")
 
 
+def overridden(config, overrides: str):
+    """A copy of ``config`` with ``"key=value,..."`` set and validated again; only settings that change no tensor."""
+    changed = type(config).from_dict(config.to_dict())
+    changed.update_from_string(overrides)
+    shapes = ("backbone_config", "vocab_size", "projection_size", "projection_dim", "queue_size")
+    touched = [key.split("=")[0].strip() for key in overrides.split(",")]
+    if any(key.endswith("_size") or key.endswith("_layers") or key in shapes for key in touched):
+        raise ValueError(f"config overrides {touched} would change the converted tensors' shapes: only settings are "
+                         "overridden (masking, loss, temperature, momentum...).")  # fmt: skip
+    return type(config).from_dict(changed.to_dict())  # the config's own checks run again
+
+
 def convert_release(kind: str, path: str | os.PathLike, output_dir: str | os.PathLike, tokenizer: str | None = None,
-                    image_size: int | None = None, num_attention_heads: int | None = None) -> Conversion:
+                    image_size: int | None = None, num_attention_heads: int | None = None,
+                    config_overrides: str | None = None) -> Conversion:
     """Convert an official ``.pth`` of ``kind`` (see `KINDS`) and save it under ``output_dir``. ``tokenizer`` is
     recorded in a BEiT pretraining checkpoint's config; ``image_size`` and ``num_attention_heads`` are needed only
-    when the weights do not tell them (no position table; a width that is not 64 per head)."""
+    when the weights do not tell them (no position table; a width that is not 64 per head). ``config_overrides``
+    (``"mask_ratio=0.9,num_masks=8"``) sets what the weights do not hold: the run's masking, loss, momentum..."""
     if kind not in KINDS:
         raise ValueError(f"Unknown release kind {kind!r}: choose one of {', '.join(KINDS)}.")
     path, output_dir = os.fspath(path), os.fspath(output_dir)
@@ -85,6 +99,8 @@ def convert_release(kind: str, path: str | os.PathLike, output_dir: str | os.Pat
     else:
         model = convert_moby(reader, checkpoint.get("config"), image_size, num_attention_heads)
     reader.finish()
+    if config_overrides:
+        model.config = overridden(model.config, config_overrides)
     converted = reader.total - len(reader.dropped)
     model.save_pretrained(output_dir)
     encoder_dir = os.path.join(output_dir, "encoder")
