@@ -34,16 +34,22 @@ def linear(state, prefix, fan_in, fan_out, bias=True):
 
 
 # ------------------------------------------------------------------------------------- unilm ViT blocks (BEiT)
-def beit_relative_position_index(grid: int) -> torch.Tensor:
-    """unilm's ``relative_position_index`` (modeling_finetune.RelativePositionBias), [CLS] rows included."""
-    coords = torch.stack(torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")).flatten(1)
+def swin_relative_position_index(window: int) -> torch.Tensor:
+    """The index of each token pair's relative offset in a (2w - 1)² table (Swin's WindowAttention, BEiT's patches)."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
     relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
-    relative[:, :, 0] += grid - 1
-    relative[:, :, 1] += grid - 1
-    relative[:, :, 0] *= 2 * grid - 1
+    relative[:, :, 0] += window - 1
+    relative[:, :, 1] += window - 1
+    relative[:, :, 0] *= 2 * window - 1
+    return relative.sum(-1)
+
+
+def beit_relative_position_index(grid: int) -> torch.Tensor:
+    """unilm's ``relative_position_index`` (modeling_finetune.RelativePositionBias): the patches' offsets, then the
+    three [CLS] entries (to token, from token, to itself)."""
     distances = (2 * grid - 1) ** 2 + 3
-    index = torch.zeros((grid * grid + 1,) * 2, dtype=relative.dtype)
-    index[1:, 1:] = relative.sum(-1)
+    index = torch.zeros((grid * grid + 1,) * 2, dtype=torch.long)
+    index[1:, 1:] = swin_relative_position_index(grid)
     index[0, 0:] = distances - 3
     index[0:, 0] = distances - 2
     index[0, 0] = distances - 1
@@ -281,15 +287,6 @@ def extrema_predict(state, projection):
 
 # ---------------------------------------------------------------------------------------------------- MoBY
 SWIN_DIM, SWIN_DEPTHS, SWIN_HEADS, WINDOW, QUEUE, MOBY_HIDDEN, MOBY_OUT = 16, (2, 2), (1, 2), 4, 12, 40, 16
-
-
-def swin_relative_position_index(window: int) -> torch.Tensor:
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
-    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
-    relative[:, :, 0] += window - 1
-    relative[:, :, 1] += window - 1
-    relative[:, :, 0] *= 2 * window - 1
-    return relative.sum(-1)
 
 
 def window_partition(x, window):

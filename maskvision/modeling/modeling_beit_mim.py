@@ -31,7 +31,7 @@ from transformers.utils import ModelOutput
 
 from ..configuration.configuration_beit_mim import BEIT_PRETRAINING_BACKBONE, BeitMimConfig
 from .modeling_utils import MaskVisionPreTrainedModel
-from .pretrained_backbone import EncoderPlan, SourceEncoder
+from .pretrained_backbone import EncoderPlan, SourceEncoder, method_config
 
 # Parameters kept out of weight decay besides norms and biases (the official code skips every 1-D parameter, which
 # covers layer scale; [MASK], [CLS], position embeddings and relative position bias tables are embeddings).
@@ -148,16 +148,10 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
         if not backbone.layer_scale_init_value:
             backbone.layer_scale_init_value = 1.0
             notes.append("layer scale added; it starts at 1 (the residual branches unchanged)")
-        backbone.drop_path_rate = (
-            config.backbone_config.drop_path_rate if config is not None else BEIT_PRETRAINING_BACKBONE["drop_path_rate"]
-        )
         lm_head = head.get("lm_head.weight")
-        if config is not None:
-            config = copy.deepcopy(config)
-            config.backbone_config = backbone
-        else:
-            config = BeitMimConfig(backbone_config=backbone,
-                                   **({} if lm_head is None else {"vocab_size": lm_head.shape[0]}))  # fmt: skip
+        vocabulary = {} if lm_head is None else {"vocab_size": lm_head.shape[0]}
+        drop_path_rate = BEIT_PRETRAINING_BACKBONE["drop_path_rate"]
+        config = method_config(BeitMimConfig, config, backbone, drop_path_rate, **vocabulary)
         if lm_head is not None and (config.target != "tokens" or lm_head.shape[0] != config.vocab_size):
             unused += ["lm_head.weight", "lm_head.bias"]
             notes.append(

@@ -33,7 +33,7 @@ from .losses import byol_loss, info_nce_loss
 from .modeling_utils import MaskVisionPreTrainedModel
 from .momentum import MomentumTeacherMixin
 from .pos_embed import sincos_2d_position_embedding
-from .pretrained_backbone import EncoderPlan, SourceEncoder
+from .pretrained_backbone import EncoderPlan, SourceEncoder, method_config
 
 logger = logging.getLogger(__name__)
 
@@ -219,14 +219,7 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
             notes.append("the checkpoint has no position embeddings: ExtreMA's fixed 2-D sin-cos table is used")
         for switch in ("use_absolute_position_embeddings", "use_mask_token", "use_mean_pooling"):
             setattr(backbone, switch, EXTREMA_BACKBONE_DEFAULTS[switch])
-        backbone.drop_path_rate = (
-            config.backbone_config.drop_path_rate if config is not None else EXTREMA_BACKBONE_DEFAULTS["drop_path_rate"]
-        )
-        if config is not None:
-            config = copy.deepcopy(config)
-            config.backbone_config = backbone
-        else:
-            config = ExtremaConfig(backbone_config=backbone)
+        config = method_config(ExtremaConfig, config, backbone, EXTREMA_BACKBONE_DEFAULTS["drop_path_rate"])
         tensors = {f"backbone.{name}": tensor for name, tensor in source.tensors.items()}
         return EncoderPlan(config=config, tensors=tensors, unused=unused, notes=notes)
 

@@ -39,7 +39,7 @@ from .heads import MLPHead
 from .losses import info_nce_loss
 from .modeling_utils import MaskVisionPreTrainedModel
 from .momentum import MomentumTeacherMixin
-from .pretrained_backbone import EncoderPlan, SourceEncoder
+from .pretrained_backbone import EncoderPlan, SourceEncoder, method_config
 
 # Names of parameters kept out of weight decay besides the 1-D ones (norms, biases), as the official optimizer.
 _NO_DECAY_SUFFIXES = ("position_embeddings", "relative_position_bias_table", "cls_token")
@@ -256,12 +256,7 @@ class MobyForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
                                                                                         "layernorm.bias")})
                 unused = ["lm_head.weight", "lm_head.bias"]
                 notes.append("the head's LayerNorm of the BeitForMaskedImageModeling normalises the pooled feature")
-        backbone.drop_path_rate = config.backbone_config.drop_path_rate if config is not None else DROP_PATH_RATE
-        if config is not None:
-            config = copy.deepcopy(config)
-            config.backbone_config = backbone
-        else:
-            config = MobyConfig(backbone_config=backbone)
+        config = method_config(MobyConfig, config, backbone, DROP_PATH_RATE)
         tensors = {f"encoder.{name}": tensor for name, tensor in source.tensors.items()}
         return EncoderPlan(config=config, tensors=tensors, unused=unused, notes=notes)
 

@@ -264,6 +264,18 @@ def load_stock_encoder(name_or_path: str, **hub_options) -> SourceEncoder:
     return source
 
 
+def method_config(config_class, config, backbone, drop_path_rate: float, **defaults):
+    """The method's config around a converted ``backbone``: a copy of the given ``config`` holding it (with that
+    config's drop path), or a new ``config_class(backbone_config=backbone, **defaults)`` with ``drop_path_rate``,
+    the method's default."""
+    backbone.drop_path_rate = config.backbone_config.drop_path_rate if config is not None else drop_path_rate
+    if config is None:
+        return config_class(backbone_config=backbone, **defaults)
+    config = copy.deepcopy(config)
+    config.backbone_config = backbone
+    return config
+
+
 # -------------------------------------------------------------------------------------------------- checks
 def check_same_shape(checkpoint, requested, name: str) -> None:
     """Raise unless encoder configs ``checkpoint`` and ``requested`` have the same architecture and shape (the image
@@ -396,6 +408,6 @@ def initialise_from(model_class, name_or_path, config=None, **hub_options):
 __all__ = [
     "EncoderPlan", "InitReport", "STOCK_ENCODERS", "SourceEncoder", "check_same_shape",
     "checkpoint_encoder_config", "checkpoint_normalisation", "encoder_config", "group_names", "image_size_of",
-    "initialise_from",
+    "initialise_from", "method_config",
     "load_stock_encoder", "resize_source",
 ]  # fmt: skip
