@@ -280,9 +280,7 @@ def method_config(config_class, config, backbone, drop_path_rate: float, **defau
 def check_same_shape(checkpoint, requested, name: str) -> None:
     """Raise unless encoder configs ``checkpoint`` and ``requested`` have the same architecture and shape (the image
     size may differ: position tables are resampled)."""
-    if type(checkpoint) is not type(requested) and not (
-        isinstance(checkpoint, BeitConfig) and isinstance(requested, BeitConfig)
-    ):
+    if isinstance(checkpoint, SwinConfig) != isinstance(requested, SwinConfig):
         raise ValueError(
             f"{name!r} holds a {checkpoint.model_type} encoder but the config asks for a {requested.model_type} one "
             "(architecture): build the config for the checkpoint's encoder, or leave the config out."
@@ -292,7 +290,7 @@ def check_same_shape(checkpoint, requested, name: str) -> None:
         f"{field_name.replace('_', ' ')}: {getattr(checkpoint, field_name)} in the checkpoint, "
         f"{getattr(requested, field_name)} in the config"
         for field_name in fields
-        if _comparable(getattr(checkpoint, field_name)) != _comparable(getattr(requested, field_name))
+        if as_list(getattr(checkpoint, field_name)) != as_list(getattr(requested, field_name))
     ]
     if differences:
         raise ValueError(
@@ -301,7 +299,8 @@ def check_same_shape(checkpoint, requested, name: str) -> None:
         )
 
 
-def _comparable(value):
+def as_list(value):
+    """Tuples as lists, so that config values read from JSON (lists) and from code (tuples) compare equal."""
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
@@ -406,7 +405,7 @@ def initialise_from(model_class, name_or_path, config=None, **hub_options):
 
 
 __all__ = [
-    "EncoderPlan", "InitReport", "STOCK_ENCODERS", "SourceEncoder", "check_same_shape",
+    "EncoderPlan", "InitReport", "STOCK_ENCODERS", "SourceEncoder", "as_list", "check_same_shape",
     "checkpoint_encoder_config", "checkpoint_normalisation", "encoder_config", "group_names", "image_size_of",
     "initialise_from", "method_config",
     "load_stock_encoder", "resize_source",

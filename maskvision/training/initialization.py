@@ -10,19 +10,15 @@ continued with its own settings: its config wins, and a flag contradicting it is
 import dataclasses
 import os
 
-from ..modeling.pretrained_backbone import checkpoint_encoder_config, image_size_of
+from ..modeling.pretrained_backbone import as_list, checkpoint_encoder_config, image_size_of
 
 
 def size_name(encoder, presets: dict[str, dict]) -> str | None:
     """The named size (``VIT_SIZES`` / ``SWIN_SIZES``) whose fields all equal the encoder config's, if any."""
     for name, fields in presets.items():
-        if all(_listed(getattr(encoder, key, None)) == _listed(value) for key, value in fields.items()):
+        if all(as_list(getattr(encoder, key, None)) == as_list(value) for key, value in fields.items()):
             return name
     return None
-
-
-def _listed(value):
-    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def fit_to_checkpoint(model_args, shape_flags, method_type: str):
@@ -46,7 +42,7 @@ def fit_to_checkpoint(model_args, shape_flags, method_type: str):
     conflicts = [
         f"--{flag} {given[flag]} (the checkpoint's: {'another' if wanted is None else wanted})"
         for flag, wanted in {**checks, **values}.items()
-        if flag in given and _listed(given[flag]) != _listed(wanted)
+        if flag in given and as_list(given[flag]) != as_list(wanted)
     ]
     if conflicts:
         raise ValueError(
