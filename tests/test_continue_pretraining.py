@@ -105,3 +105,14 @@ def test_a_continued_run_keeps_its_settings_and_refuses_others(tmp_path):
     assert all(torch.equal(second[name], tensor) for name, tensor in first.items())
     with pytest.raises(ValueError, match="--queue_size 32 \\(the checkpoint's: 16\\)"):
         cli(again + RUN + ["--queue_size", "32"])
+
+
+def test_moby_flags_follow_a_vit_checkpoint(tmp_path):
+    from maskvision.training.recipes.moby import RECIPE, MobyModelArguments
+
+    ViTModel(ViTConfig(**SHAPE)).save_pretrained(tmp_path / "vit")
+    model = RECIPE.build_model(MobyModelArguments(model_name_or_path=str(tmp_path / "vit"), projector_hidden_size=32,
+                                                  predictor_hidden_size=32, projection_dim=16, queue_size=16))
+    backbone = model.config.backbone_config
+    assert (backbone.model_type, backbone.hidden_size, backbone.patch_size, backbone.image_size) == ("beit", 32, 4, 32)
+    assert not backbone.use_mean_pooling  # a ViT pools its normalised [CLS] token: kept

@@ -10,6 +10,7 @@ continued with its own settings: its config wins, and a flag contradicting it is
 import dataclasses
 import os
 
+from ..configuration.backbones import VIT_SIZES
 from ..modeling.pretrained_backbone import as_list, checkpoint_encoder_config, image_size_of
 
 
@@ -55,10 +56,11 @@ def fit_to_checkpoint(model_args, shape_flags, method_type: str):
     return dataclasses.replace(model_args, **values)
 
 
-def vit_shape(encoder) -> dict:
-    """The ViT shape flags shared by the BEiT, ExtreMA and MoBY recipes, from an encoder config in the Beit layout."""
+def vit_flags(encoder) -> tuple[dict, dict]:
+    """The ViT shape flags shared by the BEiT, ExtreMA and MoBY recipes for an encoder config in the Beit layout:
+    (width, depth, heads, MLP width, patch size to set; the named size to check), as `fit_to_checkpoint` takes them."""
     names = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "patch_size")
-    return {name: getattr(encoder, name) for name in names}
+    return {name: getattr(encoder, name) for name in names}, {"model_size": size_name(encoder, VIT_SIZES)}
 
 
 def announce(model) -> None:
@@ -67,4 +69,4 @@ def announce(model) -> None:
         print(model.init_report.summary(), flush=True)
 
 
-__all__ = ["announce", "fit_to_checkpoint", "size_name", "vit_shape"]
+__all__ = ["announce", "fit_to_checkpoint", "size_name", "vit_flags"]

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 
 from transformers import AutoModel
 
-from ...configuration.backbones import VIT_SIZES
 from ...configuration.configuration_beit_mim import TARGETS, BeitMimConfig
 from ...modeling.modeling_beit_mim import BeitMimForPreTraining
 from ..collators import MaskedImageModelingCollator
-from ..initialization import announce, fit_to_checkpoint, size_name, vit_shape
+from ..initialization import announce, fit_to_checkpoint, vit_flags
 from ..masking import BlockwiseMaskGenerator
 from ..pretrain import DataArguments, PretrainingArguments, PretrainingRecipe, run_pretraining
 
@@ -121,7 +120,7 @@ class BeitRecipe(PretrainingRecipe):
     def build_model(self, model_args: BeitModelArguments) -> BeitMimForPreTraining:
         path = model_args.model_name_or_path
         if path:
-            model_args = fit_to_checkpoint(model_args, _shape_flags, BeitMimConfig.model_type)
+            model_args = fit_to_checkpoint(model_args, vit_flags, BeitMimConfig.model_type)
         if model_args.target != "tokens":
             if model_args.tokenizer:
                 raise ValueError(f"--tokenizer is not used with --target {model_args.target}: leave it out.")
@@ -161,10 +160,6 @@ class BeitRecipe(PretrainingRecipe):
             min_crop_scale=model_args.min_crop_scale,
             seed=seed,
         )
-
-
-def _shape_flags(encoder) -> tuple[dict, dict]:
-    return vit_shape(encoder), {"model_size": size_name(encoder, VIT_SIZES)}
 
 
 RECIPE = BeitRecipe()

@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainerCallback
 
-from ...configuration.backbones import VIT_SIZES
 from ...configuration.configuration_extrema import LOSSES, ExtremaConfig, extrema_backbone_config
 from ...modeling.modeling_extrema import ExtremaForPreTraining
 from ..callbacks import MomentumTeacherCallback, _unwrap
 from ..collators import MultiMaskCollator
-from ..initialization import announce, fit_to_checkpoint, size_name, vit_shape
+from ..initialization import announce, fit_to_checkpoint, vit_flags
 from ..masking import RandomMaskGenerator
 from ..pretrain import DataArguments, PretrainingArguments, PretrainingRecipe, run_pretraining
 
@@ -142,7 +141,7 @@ class ExtremaRecipe(PretrainingRecipe):
         path = model_args.model_name_or_path
         if not path:
             return ExtremaForPreTraining(build_config(model_args))
-        model_args = fit_to_checkpoint(model_args, _shape_flags, ExtremaConfig.model_type)
+        model_args = fit_to_checkpoint(model_args, vit_flags, ExtremaConfig.model_type)
         model = ExtremaForPreTraining.from_backbone(path, build_config(model_args))
         announce(model)
         return model
@@ -166,10 +165,6 @@ class ExtremaRecipe(PretrainingRecipe):
             MomentumTeacherCallback(model.config.base_momentum, model.config.final_momentum),
             ExportCalibrationCallback(model_args.calibration_images, model_args.calibration_steps),
         ]
-
-
-def _shape_flags(encoder) -> tuple[dict, dict]:
-    return vit_shape(encoder), {"model_size": size_name(encoder, VIT_SIZES)}
 
 
 RECIPE = ExtremaRecipe()

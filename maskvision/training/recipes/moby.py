@@ -22,12 +22,12 @@ import torch
 from torch import nn
 from transformers import SwinConfig
 
-from ...configuration.backbones import SWIN_SIZES, VIT_SIZES, swin_backbone_config
+from ...configuration.backbones import SWIN_SIZES, swin_backbone_config
 from ...configuration.configuration_moby import HEAD_NORMS, MobyConfig, moby_vit_backbone_config
 from ...modeling.modeling_moby import MobyForPreTraining
 from ..callbacks import MomentumTeacherCallback
 from ..collators import TwoViewCollator
-from ..initialization import announce, fit_to_checkpoint, size_name, vit_shape
+from ..initialization import announce, fit_to_checkpoint, size_name, vit_flags
 from ..pretrain import DataArguments, PretrainingArguments, PretrainingRecipe, run_pretraining
 
 logger = logging.getLogger(__name__)
@@ -164,7 +164,8 @@ def _shape_flags(encoder) -> tuple[dict, dict]:
     if isinstance(encoder, SwinConfig):
         shape = {name: getattr(encoder, name) for name in ("patch_size", *_SWIN_ONLY)}
         return {"backbone": "swin", **shape}, {"model_size": size_name(encoder, SWIN_SIZES)}
-    return {"backbone": "vit", **vit_shape(encoder)}, {"model_size": size_name(encoder, VIT_SIZES)}
+    shape, checks = vit_flags(encoder)
+    return {"backbone": "vit", **shape}, checks
 
 
 RECIPE = MobyRecipe()
