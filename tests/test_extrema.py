@@ -223,12 +223,12 @@ def test_teacher_is_updated_once_per_optimizer_step_never_on_micro_steps(tmp_pat
     assert torch.equal(seen[0], seen[1]) and torch.equal(seen[2], seen[3])  # no update between micro-steps
     assert not torch.equal(seen[1], seen[2])
     # After the first optimizer step: teacher = m * teacher + (1 - m) * student with m = 0.996, bit for bit in the
-    # update's arithmetic ((1 - m) * student fused into the add, as torch._foreach_add_ with alpha does).
+    # update's arithmetic (teacher + (1 - m) * (student - teacher), a lerp, as torch._foreach_lerp_ does).
     momentum = callback.momentum_at(0, 2)
     assert momentum == pytest.approx(0.996)
     for name, before in teachers[0].items():
         student = students[0][name.replace("teacher_", "", 1)]
-        expected = torch.add(momentum * before, student, alpha=1 - momentum)
+        expected = torch.lerp(before, student, 1 - momentum)
         torch.testing.assert_close(teachers[1][name], expected, rtol=0, atol=0)
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 
 import pytest
-from transformers import AutoModel, AutoModelForPreTraining
+from transformers import AutoModel, AutoModelForImageClassification
 from transformers import dynamic_module_utils
 from transformers.dynamic_module_utils import get_imports
 
@@ -24,7 +24,7 @@ from maskvision.remote_code import (
 
 MOBY_FILES = {
     "configuration_moby.py", "backbones.py", "modeling_moby.py", "distributed.py", "heads.py", "losses.py",
-    "modeling_utils.py", "momentum.py",
+    "modeling_utils.py", "momentum.py", "pretrained_backbone.py", "resolution.py",
 }  # fmt: skip
 
 
@@ -74,8 +74,8 @@ def test_flat_rewrite_changes_only_relative_imports():
     assert len(body) == len(original)
     changed = {(old, new) for old, new in zip(original, body) if old != new}
     rewritten = (
-        "from ..configuration.configuration_moby import MobyConfig",
-        "from .configuration_moby import MobyConfig",
+        "from ..configuration.configuration_moby import DROP_PATH_RATE, MobyConfig",
+        "from .configuration_moby import DROP_PATH_RATE, MobyConfig",
     )
     assert rewritten in changed
     assert all(old.startswith("from .") and new.startswith("from .") for old, new in changed)
@@ -109,9 +109,10 @@ def test_auto_map_names_every_auto_class_the_model_is_registered_for(monkeypatch
     assert auto_map(MobyForPreTraining) == {
         "AutoConfig": "configuration_moby.MobyConfig",
         "AutoModel": "modeling_moby.MobyForPreTraining",
+        "AutoModelForPreTraining": "modeling_moby.MobyForPreTraining",
     }
-    monkeypatch.setitem(AutoModelForPreTraining._model_mapping._extra_content, MobyConfig, MobyForPreTraining)
-    assert auto_map(MobyForPreTraining)["AutoModelForPreTraining"] == "modeling_moby.MobyForPreTraining"
+    monkeypatch.setitem(AutoModelForImageClassification._model_mapping._extra_content, MobyConfig, MobyForPreTraining)
+    assert auto_map(MobyForPreTraining)["AutoModelForImageClassification"] == "modeling_moby.MobyForPreTraining"
 
 
 def _package(root, files: dict[str, str]) -> None:

@@ -75,10 +75,20 @@ def test_cosine_schedule_endpoints():
 
 def test_update_momentum_is_exact_ema():
     teacher, student = nn.Linear(3, 3), nn.Linear(3, 3)
-    expected = [0.9 * t.detach().clone() + 0.1 * s.detach() for t, s in zip(teacher.parameters(), student.parameters())]
+    expected = [torch.lerp(t.detach(), s.detach(), 0.1) for t, s in zip(teacher.parameters(), student.parameters())]
     update_momentum_(teacher, student, 0.9)
     for value, want in zip(teacher.parameters(), expected):
         torch.testing.assert_close(value.detach(), want, rtol=0, atol=0)
+
+
+def test_update_momentum_keeps_a_teacher_equal_to_its_student_bit_for_bit():
+    student = nn.Linear(64, 64)
+    teacher = nn.Linear(64, 64)
+    teacher.load_state_dict(student.state_dict())
+    for momentum in (0.996, 0.99, 0.5, 0.0):
+        update_momentum_(teacher, student, momentum)
+        for t, s in zip(teacher.parameters(), student.parameters()):
+            assert torch.equal(t, s)
 
 
 def test_teacher_update_once_per_optimizer_step_under_accumulation(tmp_path):

@@ -14,6 +14,7 @@ from .backbones import vit_backbone_config
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HEAD_NORMS = ("batch", "layer")
+DROP_PATH_RATE = 0.2  # the online encoder's (the paper's asymmetric drop path: the target has none)
 
 
 def moby_vit_backbone_config(size: str = "small", **overrides) -> BeitConfig:
@@ -28,7 +29,7 @@ def moby_vit_backbone_config(size: str = "small", **overrides) -> BeitConfig:
         "layer_scale_init_value": 0.0,
         "layer_norm_eps": 1e-6,
         "use_mean_pooling": True,
-        "drop_path_rate": 0.2,
+        "drop_path_rate": DROP_PATH_RATE,
     }
     return vit_backbone_config(size, **{**defaults, **overrides})
 
@@ -76,7 +77,7 @@ class MobyConfig(PreTrainedConfig):
     model_type = "maskvision_moby"
     sub_configs_defaults = {
         "backbone_config": SubConfigSpec(
-            config_class=AutoConfig, model_type="swin", init_kwargs={"drop_path_rate": 0.2}
+            config_class=AutoConfig, model_type="swin", init_kwargs={"drop_path_rate": DROP_PATH_RATE}
         ),
     }
 
@@ -147,4 +148,4 @@ class MobyConfig(PreTrainedConfig):
         return self.backbone_config.hidden_size
 
 
-__all__ = ["MobyConfig", "moby_vit_backbone_config"]
+__all__ = ["DROP_PATH_RATE", "MobyConfig", "moby_vit_backbone_config"]

@@ -17,6 +17,7 @@ transformers' `BeitForMaskedImageModeling` (``beit.*``, ``layernorm.*``, ``lm_he
 the two; unlike it, the head runs only where the loss is taken and the weights follow the official initialisation.
 """
 
+import copy
 import math
 import os
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ from transformers import AutoModel, BeitConfig, BeitModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from ..configuration.configuration_beit_mim import BeitMimConfig
+from ..configuration.configuration_beit_mim import BEIT_PRETRAINING_BACKBONE, BeitMimConfig
 from .modeling_utils import MaskVisionPreTrainedModel
+from .pretrained_backbone import EncoderPlan, SourceEncoder, method_config
 
 # Parameters kept out of weight decay besides norms and biases (the official code skips every 1-D parameter, which
 # covers layer scale; [MASK], [CLS], position embeddings and relative position bias tables are embeddings).
@@ -124,6 +126,49 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
 
     def no_weight_decay(self) -> set[str]:
         return {name for name, _ in self.named_parameters() if name.rsplit(".", 1)[-1] in _NO_WEIGHT_DECAY}
+
+    # ------------------------------------------------------------------------------------- from existing weights
+    @classmethod
+    def plan_from_encoder(cls, source: SourceEncoder, config: BeitMimConfig | None) -> EncoderPlan:
+        """BEiT from a stock ViT-family encoder (`from_backbone`): its layers as they are, a [MASK] embedding, and
+        the head's LayerNorm and ``lm_head`` from a `BeitForMaskedImageModeling` (the ``lm_head`` when its
+        vocabulary is the model's), or the head's LayerNorm from the encoder's final one (as `encoder_for_export`
+        does the other way round)."""
+        if source.is_swin:
+            raise ValueError(f"{source.name!r} is a Swin encoder (architecture): BEiT pretrains a ViT.")
+        backbone, notes, unused = copy.deepcopy(source.config), [], []
+        head = dict(source.head)
+        if "layernorm.weight" not in head:
+            head.update({f"layernorm.{name}": t for name, t in source.pop(source.final_norm_prefix).items()})
+            backbone.use_mean_pooling = True  # the final LayerNorm is the head's, before lm_head
+        backbone.use_mask_token = True
+        if not (backbone.use_relative_position_bias or backbone.use_shared_relative_position_bias):
+            backbone.use_shared_relative_position_bias = True
+            notes.append("a shared relative position bias is added; it starts at zero (attention unchanged)")
+        if not backbone.layer_scale_init_value:
+            backbone.layer_scale_init_value = 1.0
+            notes.append("layer scale added; it starts at 1 (the residual branches unchanged)")
+        lm_head = head.get("lm_head.weight")
+        vocabulary = {} if lm_head is None else {"vocab_size": lm_head.shape[0]}
+        drop_path_rate = BEIT_PRETRAINING_BACKBONE["drop_path_rate"]
+        config = method_config(BeitMimConfig, config, backbone, drop_path_rate, **vocabulary)
+        if lm_head is not None and (config.target != "tokens" or lm_head.shape[0] != config.vocab_size):
+            unused += ["lm_head.weight", "lm_head.bias"]
+            notes.append(
+                f"the checkpoint's lm_head predicts {lm_head.shape[0]} tokens, the model "
+                + (f"{config.vocab_size}" if config.target == "tokens" else "pixels") + ": its lm_head is new"
+            )
+            head = {name: tensor for name, tensor in head.items() if not name.startswith("lm_head.")}
+        tensors = {f"beit.{name}": tensor for name, tensor in source.tensors.items()}
+        return EncoderPlan(config=config, tensors={**tensors, **head}, unused=unused, notes=notes)
+
+    @classmethod
+    def config_at_image_size(cls, config: BeitMimConfig, image_size: int) -> BeitMimConfig:
+        """The masking counts follow the new grid (the official proportion of it, see `BeitMimConfig`)."""
+        values = config.to_dict()
+        values["backbone_config"]["image_size"] = image_size
+        values.update(num_masking_patches=None, min_num_patches=None)
+        return BeitMimConfig.from_dict(values)
 
     # -------------------------------------------------------------------------------------------------- tokenizer
     @property

@@ -27,12 +27,13 @@ from transformers import BeitModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from ..configuration.configuration_extrema import ExtremaConfig
+from ..configuration.configuration_extrema import EXTREMA_BACKBONE_DEFAULTS, ExtremaConfig
 from .heads import ClassAttentionBlock, ClassAttentionPooling, MLPHead
 from .losses import byol_loss, info_nce_loss
 from .modeling_utils import MaskVisionPreTrainedModel
 from .momentum import MomentumTeacherMixin
 from .pos_embed import sincos_2d_position_embedding
+from .pretrained_backbone import EncoderPlan, SourceEncoder, method_config
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,38 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
             (self.pooler, self.teacher_pooler),
             (self.projector, self.teacher_projector),
         ]
+
+    @classmethod
+    def plan_from_encoder(cls, source: SourceEncoder, config: ExtremaConfig | None) -> EncoderPlan:
+        """ExtreMA from a stock ViT-family encoder (`from_backbone`): its patch embedding, position embeddings (kept
+        fixed, as ExtreMA keeps its sin-cos table; the sin-cos table when it has none) and layers as they are; the
+        pooling, heads and teacher are new. ExtreMA encodes the visible patches only, so an encoder with a relative
+        position bias (a table over the full grid) cannot be used."""
+        if source.is_swin:
+            raise ValueError(f"{source.name!r} is a Swin encoder (architecture): ExtreMA pretrains a ViT.")
+        backbone = copy.deepcopy(source.config)
+        if backbone.use_relative_position_bias or backbone.use_shared_relative_position_bias:
+            raise ValueError(
+                f"{source.name!r} uses a relative position bias (architecture): ExtreMA encodes only the visible "
+                "patches of each mask, which a bias table over the full patch grid cannot follow. Start ExtreMA from "
+                "an encoder with absolute position embeddings (ViT, DeiT, DINOv2, a BeitModel without relative "
+                "bias) or none."
+            )
+        unused = [f"embeddings.{name}" for name in ("cls_token", "mask_token") if source.tensors.pop(
+            f"embeddings.{name}", None) is not None]  # fmt: skip
+        unused += [source.final_norm_prefix + name for name in source.pop(source.final_norm_prefix)]
+        unused += list(source.head)
+        notes = ["ExtreMA feeds no [CLS] to its encoder and pools with class attention: the checkpoint's [CLS] "
+                 "embedding and final LayerNorm are not used"]  # fmt: skip
+        if "embeddings.position_embeddings" in source.tensors:
+            notes.append("the checkpoint's position embeddings are kept fixed, as ExtreMA keeps its sin-cos table")
+        else:
+            notes.append("the checkpoint has no position embeddings: ExtreMA's fixed 2-D sin-cos table is used")
+        for switch in ("use_absolute_position_embeddings", "use_mask_token", "use_mean_pooling"):
+            setattr(backbone, switch, EXTREMA_BACKBONE_DEFAULTS[switch])
+        config = method_config(ExtremaConfig, config, backbone, EXTREMA_BACKBONE_DEFAULTS["drop_path_rate"])
+        tensors = {f"backbone.{name}": tensor for name, tensor in source.tensors.items()}
+        return EncoderPlan(config=config, tensors=tensors, unused=unused, notes=notes)
 
     def no_weight_decay(self) -> set[str]:
         # The class token of the pooling and the backbone's position / [CLS] embeddings (the Trainer leaves out the

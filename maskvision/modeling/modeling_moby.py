@@ -33,12 +33,13 @@ from transformers import BeitModel, PreTrainedModel, SwinConfig, SwinModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from ..configuration.configuration_moby import MobyConfig
+from ..configuration.configuration_moby import DROP_PATH_RATE, MobyConfig
 from .distributed import all_gather_no_grad
 from .heads import MLPHead
 from .losses import info_nce_loss
 from .modeling_utils import MaskVisionPreTrainedModel
 from .momentum import MomentumTeacherMixin
+from .pretrained_backbone import EncoderPlan, SourceEncoder, method_config
 
 # Names of parameters kept out of weight decay besides the 1-D ones (norms, biases), as the official optimizer.
 _NO_DECAY_SUFFIXES = ("position_embeddings", "relative_position_bias_table", "cls_token")
@@ -239,6 +240,25 @@ class MobyForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         if self.training:
             self._stash_keys(keys)
         return MobyForPreTrainingOutput(loss=loss, **metrics, predictions=predictions, target_keys=keys)
+
+    @classmethod
+    def plan_from_encoder(cls, source: SourceEncoder, config: MobyConfig | None) -> EncoderPlan:
+        """MoBY from a stock encoder (`from_backbone`): a `SwinModel` as it is, or a ViT-family encoder in the Beit
+        layout with its pooled feature (mean of the patch tokens through its final LayerNorm, or the normalised
+        [CLS] token: whichever the checkpoint pools); heads, queues and the target branch are new."""
+        backbone, unused, notes = copy.deepcopy(source.config), list(source.head), []
+        if not source.is_swin:
+            if source.tensors.pop("embeddings.mask_token", None) is not None:
+                unused.append("embeddings.mask_token")
+            backbone.use_mask_token = False
+            if "layernorm.weight" in source.head:  # BeitForMaskedImageModeling: its final LayerNorm is the head's
+                source.tensors.update({f"pooler.{name}": source.head[name] for name in ("layernorm.weight",
+                                                                                        "layernorm.bias")})
+                unused = ["lm_head.weight", "lm_head.bias"]
+                notes.append("the head's LayerNorm of the BeitForMaskedImageModeling normalises the pooled feature")
+        config = method_config(MobyConfig, config, backbone, DROP_PATH_RATE)
+        tensors = {f"encoder.{name}": tensor for name, tensor in source.tensors.items()}
+        return EncoderPlan(config=config, tensors=tensors, unused=unused, notes=notes)
 
     # -------------------------------------------------------------------------------------------------- export
     def encoder_for_export(self) -> PreTrainedModel:

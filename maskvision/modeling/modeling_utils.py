@@ -8,10 +8,13 @@ processor beside it, so `AutoModelForImageClassification.from_pretrained(path, n
 ``pipeline("image-feature-extraction", model=path)`` work with no maskvision code.
 """
 
+import copy
 import os
 
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+from .pretrained_backbone import EncoderPlan, SourceEncoder, initialise_from
 
 _HUB_OPTIONS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
@@ -89,6 +92,29 @@ class MaskVisionPreTrainedModel(MaskVisionHubMixin, PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
+
+    @classmethod
+    def from_backbone(cls, name_or_path, config: PreTrainedConfig | None = None, **hub_options):
+        """A model of this method started from existing weights (a local directory or a Hub id): a checkpoint of this
+        method (continue pretraining; its config wins, ``config`` may only change the image size) or a stock
+        transformers encoder (`BeitForMaskedImageModeling`, `BeitModel`, `ViTModel`, `DeiTModel`, `Dinov2Model`,
+        `SwinModel` for MoBY, or their classifiers). The encoder's shape comes from the checkpoint; ``config`` gives
+        the method's other settings and must describe an encoder of that shape (an error names each difference).
+        The model's ``init_report`` lists what was initialised, what is new and what was left out
+        (`maskvision.modeling.pretrained_backbone`)."""
+        return initialise_from(cls, name_or_path, config, **hub_options)
+
+    @classmethod
+    def plan_from_encoder(cls, source: SourceEncoder, config: PreTrainedConfig | None) -> EncoderPlan:
+        """How this method starts from a stock encoder (`from_backbone`): its config and tensors."""
+        raise NotImplementedError(f"{cls.__name__} cannot start from a stock encoder.")
+
+    @classmethod
+    def config_at_image_size(cls, config: PreTrainedConfig, image_size: int) -> PreTrainedConfig:
+        """A copy of ``config`` for ``image_size`` pixels per side (a checkpoint continued at another resolution)."""
+        config = copy.deepcopy(config)
+        config.backbone_config.image_size = image_size
+        return config
 
     def encoder_for_export(self) -> PreTrainedModel:
         """A stock transformers model holding the pretrained encoder (no maskvision class in its config)."""

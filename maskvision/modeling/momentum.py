@@ -49,10 +49,13 @@ def _paired_tensors(teacher: nn.Module, student: nn.Module) -> tuple[list[torch.
 
 @torch.no_grad()
 def update_momentum_(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
-    """In place: ``teacher = momentum * teacher + (1 - momentum) * student`` over parameters and float buffers."""
+    """In place: ``teacher = momentum * teacher + (1 - momentum) * student`` over parameters and float buffers.
+
+    Computed as ``teacher + (1 - momentum) * (student - teacher)`` (a lerp): a teacher equal to its student stays
+    bit for bit equal (``0.996 * w + 0.004 * w`` rounds away from ``w``), so a run started from a checkpoint at
+    learning rate 0 exports exactly the weights it started from."""
     teacher_tensors, student_tensors = _paired_tensors(teacher, student)
-    torch._foreach_mul_(teacher_tensors, momentum)
-    torch._foreach_add_(teacher_tensors, student_tensors, alpha=1.0 - momentum)
+    torch._foreach_lerp_(teacher_tensors, student_tensors, 1.0 - momentum)
 
 
 @torch.no_grad()

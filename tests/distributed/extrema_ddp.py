@@ -75,8 +75,8 @@ class AfterUpdate(TrainerCallback):
         model = _unwrap(model)
         m = self.momentum.momentum
         for after, teacher, student in zip(teacher_tensors(model), self.before.teacher, self.before.student):
-            # m * teacher + (1 - m) * student, in the update's arithmetic: (1 - m) * student fused into the add.
-            self.exact &= torch.equal(after, torch.add(m * teacher, student, alpha=1 - m))
+            # m * teacher + (1 - m) * student, in the update's arithmetic: teacher + (1 - m) * (student - teacher).
+            self.exact &= torch.equal(after, torch.lerp(teacher, student, 1 - m))
         self.identical &= identical_across_ranks(teacher_tensors(model))
         self.steps += 1
 

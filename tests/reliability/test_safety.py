@@ -1,10 +1,11 @@
 """Safety: nothing in the package unpickles (safetensors; `torch.load(..., weights_only=True)`; the one pickle reader
-is the DALL-E importer's restricted unpickler), nothing opts into remote code on the user's behalf, and a run's
-checkpoint holds only safetensors, JSON and tensors that `torch.load(weights_only=True)` reads.
+is the restricted unpickler of safe_pickle.py, for DALL-E and the official checkpoints), nothing opts into remote
+code on the user's behalf, and a run's checkpoint holds only safetensors, JSON and tensors that
+`torch.load(weights_only=True)` reads.
 
-Also covered elsewhere: malicious DALL-E pickles run nothing (test_dalle_import.py); remote code loads only with
-trust_remote_code=True and has no network or file-system side effects on import (test_remote_code.py); a push that
-fails midway publishes nothing (test_hub.py)."""
+Also covered elsewhere: malicious DALL-E pickles and checkpoints run nothing (test_dalle_import.py,
+test_convert.py); remote code loads only with trust_remote_code=True and has no network or file-system side effects
+on import (test_remote_code.py); a push that fails midway publishes nothing (test_hub.py)."""
 
 import ast
 import pathlib
@@ -17,7 +18,7 @@ from maskvision.training.checkpoints import CHECKPOINT_COMPLETE
 from maskvision.training.cli import main as cli
 
 PACKAGE = pathlib.Path(maskvision.__file__).parent
-PICKLE_READER = PACKAGE / "dalle_weights.py"  # RestrictedUnpickler: an allow-list of classes, no code runs
+PICKLE_READER = PACKAGE / "safe_pickle.py"  # RestrictedUnpickler: an allow-list of classes, no code runs
 
 
 def _calls(tree: ast.AST):
@@ -79,7 +80,7 @@ def test_no_pickle_loading_anywhere_in_the_package():
 
 
 def test_the_pickle_reader_restricts_classes():
-    from maskvision.dalle_weights import RestrictedUnpickler
+    from maskvision.safe_pickle import RestrictedUnpickler
 
     assert RestrictedUnpickler.find_class is not __import__("pickle").Unpickler.find_class
 

@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("maskvision.training.cli.preview", "a picture of the views and masks a method trains on"),
     "pretrain": ("maskvision.training.cli.pretrain", "pretrain an encoder with a method: beit | extrema | moby"),
     "tokenizer": ("maskvision.training.cli.tokenizer", "visual tokenizers for BEiT: train | inspect | import-dalle"),
+    "convert": ("maskvision.training.cli.convert", "convert an official BEiT / VQ-KD / ExtreMA / MoBY .pth release"),
     "eval": ("maskvision.training.cli.evaluate", "evaluate a frozen encoder: knn | linear probe"),
     "finetune": ("maskvision.training.cli.finetune", "fine-tune an encoder into an image classifier"),
     "visualize": ("maskvision.training.cli.visualize", "pictures of a model: beit | attention | pca | curves"),

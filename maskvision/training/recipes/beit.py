@@ -11,7 +11,10 @@ bias tables), gradient clipping at 3.0, 800 epochs on a cosine schedule with 10 
 The checkpoint goes to ``DIR``, the stock transformers encoder (`BeitModel` + image processor) to ``DIR/encoder``.
 Resume with ``--resume_from_checkpoint DIR/checkpoint-N`` (or ``last``): the tokenizer is given again by
 ``--tokenizer``; a checkpoint loaded with ``BeitMimForPreTraining.from_pretrained`` re-attaches it from the path in
-its config.
+its config. ``--model_name_or_path`` starts a new run from existing weights instead (`training.initialization`):
+a BEiT run, or a stock `BeitForMaskedImageModeling` (its head too) / `BeitModel` / `ViTModel` / `DeiTModel` /
+`Dinov2Model`, e.g. ``microsoft/beit-base-patch16-224-pt22k`` with the DALL-E tokenizer of ``maskvision tokenizer
+import-dalle``.
 """
 
 import os
@@ -22,12 +25,19 @@ from transformers import AutoModel
 from ...configuration.configuration_beit_mim import TARGETS, BeitMimConfig
 from ...modeling.modeling_beit_mim import BeitMimForPreTraining
 from ..collators import MaskedImageModelingCollator
+from ..initialization import announce, fit_to_checkpoint, vit_flags
 from ..masking import BlockwiseMaskGenerator
 from ..pretrain import DataArguments, PretrainingArguments, PretrainingRecipe, run_pretraining
 
 
 @dataclass
 class BeitModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Start from a checkpoint (directory or Hub id): a BEiT run (continued with its settings) or "
+                          "a stock BeitForMaskedImageModeling, BeitModel, ViTModel, DeiTModel or Dinov2Model; the "
+                          "encoder's shape comes from it."},  # fmt: skip
+    )
     tokenizer: str | None = field(
         default=None,
         metadata={"help": "Visual tokenizer (path or Hub id) whose ids are the targets; needed with --target tokens."},
@@ -108,15 +118,23 @@ class BeitRecipe(PretrainingRecipe):
     training_arguments = BeitTrainingArguments
 
     def build_model(self, model_args: BeitModelArguments) -> BeitMimForPreTraining:
+        path = model_args.model_name_or_path
+        if path:
+            model_args = fit_to_checkpoint(model_args, vit_flags, BeitMimConfig.model_type)
         if model_args.target != "tokens":
             if model_args.tokenizer:
                 raise ValueError(f"--tokenizer is not used with --target {model_args.target}: leave it out.")
-            return BeitMimForPreTraining(model_args.config())
-        if not model_args.tokenizer:
+            tokenizer, config = None, model_args.config()
+        elif not model_args.tokenizer:
             raise ValueError("--tokenizer PATH is required with --target tokens (or use --target pixels).")
-        tokenizer = AutoModel.from_pretrained(model_args.tokenizer)
-        model = BeitMimForPreTraining(model_args.config(vocab_size=tokenizer.config.vocab_size))
-        model.set_tokenizer(tokenizer)  # records the path in the config: checkpoints re-attach it
+        else:
+            tokenizer = AutoModel.from_pretrained(model_args.tokenizer)
+            config = model_args.config(vocab_size=tokenizer.config.vocab_size)
+        model = BeitMimForPreTraining.from_backbone(path, config) if path else BeitMimForPreTraining(config)
+        if tokenizer is not None:
+            model.set_tokenizer(tokenizer)  # records the path in the config: checkpoints re-attach it
+        if path:
+            announce(model)
         return model
 
     def build_collator(self, model: BeitMimForPreTraining, model_args: BeitModelArguments, seed: int):

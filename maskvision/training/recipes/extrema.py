@@ -24,6 +24,7 @@ from ...data.streaming import ImageStream
 from ...modeling.modeling_extrema import ExtremaForPreTraining
 from ..callbacks import MomentumTeacherCallback, _unwrap
 from ..collators import MultiMaskCollator
+from ..initialization import announce, fit_to_checkpoint, vit_flags
 from ..masking import RandomMaskGenerator
 from ..pretrain import DataArguments, PretrainingArguments, PretrainingRecipe, run_pretraining
 
@@ -33,7 +34,10 @@ logger = logging.getLogger(__name__)
 @dataclass
 class ExtremaModelArguments:
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Continue from an ExtreMA checkpoint (its config wins over the flags below)."}
+        default=None,
+        metadata={"help": "Start from a checkpoint (directory or Hub id): an ExtreMA run (continued with its "
+                          "settings) or a stock BeitModel (without relative position bias), ViTModel, DeiTModel or "
+                          "Dinov2Model; the encoder's shape comes from it."},  # fmt: skip
     )
     model_size: str = field(default="base", metadata={"help": "ViT size: tiny | small | base | large."})
     image_size: int = field(default=224, metadata={"help": "Input side in pixels."})
@@ -41,6 +45,7 @@ class ExtremaModelArguments:
     hidden_size: int | None = field(default=None, metadata={"help": "Override the size's width."})
     num_hidden_layers: int | None = field(default=None, metadata={"help": "Override the size's depth."})
     num_attention_heads: int | None = field(default=None, metadata={"help": "Override the size's heads."})
+    intermediate_size: int | None = field(default=None, metadata={"help": "Override the MLP width (default 4x)."})
     drop_path_rate: float = field(default=0.1, metadata={"help": "Student stochastic depth (the teacher has none)."})
     mask_ratio: float = field(default=0.8, metadata={"help": "Share of patches each mask hides (paper: 0.75-0.9)."})
     num_masks: int = field(default=5, metadata={"help": "Disjoint masks per image (80% x 5, 90% x 8)."})
@@ -74,10 +79,10 @@ class ExtremaTrainingArguments(PretrainingArguments):
 def build_config(args: ExtremaModelArguments) -> ExtremaConfig:
     overrides = {
         name: getattr(args, name)
-        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads")
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
         if getattr(args, name) is not None
     }
-    if "hidden_size" in overrides:
+    if "hidden_size" in overrides and "intermediate_size" not in overrides:
         overrides["intermediate_size"] = 4 * overrides["hidden_size"]
     backbone = extrema_backbone_config(
         args.model_size,
@@ -138,9 +143,13 @@ class ExtremaRecipe(PretrainingRecipe):
     training_arguments = ExtremaTrainingArguments
 
     def build_model(self, model_args: ExtremaModelArguments) -> ExtremaForPreTraining:
-        if model_args.model_name_or_path:
-            return ExtremaForPreTraining.from_pretrained(model_args.model_name_or_path)
-        return ExtremaForPreTraining(build_config(model_args))
+        path = model_args.model_name_or_path
+        if not path:
+            return ExtremaForPreTraining(build_config(model_args))
+        model_args = fit_to_checkpoint(model_args, vit_flags, ExtremaConfig.model_type)
+        model = ExtremaForPreTraining.from_backbone(path, build_config(model_args))
+        announce(model)
+        return model
 
     def build_collator(self, model: ExtremaForPreTraining, model_args: ExtremaModelArguments, seed: int) -> MultiMaskCollator:
         config = model.config

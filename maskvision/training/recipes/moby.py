@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from transformers import SwinConfig
 
-from ...configuration.backbones import swin_backbone_config
+from ...configuration.backbones import SWIN_SIZES, swin_backbone_config
 from ...configuration.configuration_moby import HEAD_NORMS, MobyConfig, moby_vit_backbone_config
 from ...modeling.modeling_moby import MobyForPreTraining
 from ..callbacks import MomentumTeacherCallback
 from ..collators import TwoViewCollator
+from ..initialization import announce, fit_to_checkpoint, size_name, vit_flags
 from ..pretrain import DataArguments, PretrainingArguments, PretrainingRecipe, run_pretraining
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,12 @@ _VIT_ONLY = ("hidden_size", "num_hidden_layers", "num_attention_heads", "interme
 
 @dataclass
 class MobyModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Start from a checkpoint (directory or Hub id): a MoBY run (continued with its settings), a "
+                          "stock SwinModel, or a ViT-family encoder (BeitModel, ViTModel, DeiTModel, Dinov2Model); "
+                          "the encoder's shape comes from it."},  # fmt: skip
+    )
     backbone: str = field(default="swin", metadata={"help": f"Encoder: {' or '.join(BACKBONES)} (DeiT-style ViT)."})
     model_size: str | None = field(
         default=None, metadata={"help": "Encoder size: Swin tiny/small/base (default tiny), ViT tiny/small/base/large "
@@ -125,7 +133,13 @@ class MobyRecipe(PretrainingRecipe):
     training_arguments = MobyTrainingArguments
 
     def build_model(self, model_args: MobyModelArguments) -> MobyForPreTraining:
-        model = MobyForPreTraining(model_args.config())
+        path = model_args.model_name_or_path
+        if path:
+            model_args = fit_to_checkpoint(model_args, _shape_flags, MobyConfig.model_type)
+            model = MobyForPreTraining.from_backbone(path, model_args.config())
+            announce(model)
+        else:
+            model = MobyForPreTraining(model_args.config())
         distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if model_args.sync_batch_norm and model_args.head_norm == "batch" and distributed and torch.cuda.is_available():
             logger.info("Synchronising the heads' BatchNorm across %s processes.", os.environ["WORLD_SIZE"])
@@ -144,6 +158,14 @@ class MobyRecipe(PretrainingRecipe):
 
     def build_callbacks(self, model: MobyForPreTraining, model_args: MobyModelArguments):
         return [MomentumTeacherCallback(model.config.momentum, model.config.final_momentum)]
+
+
+def _shape_flags(encoder) -> tuple[dict, dict]:
+    if isinstance(encoder, SwinConfig):
+        shape = {name: getattr(encoder, name) for name in ("patch_size", *_SWIN_ONLY)}
+        return {"backbone": "swin", **shape}, {"model_size": size_name(encoder, SWIN_SIZES)}
+    shape, checks = vit_flags(encoder)
+    return {"backbone": "vit", **shape}, checks
 
 
 RECIPE = MobyRecipe()
