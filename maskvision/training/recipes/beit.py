@@ -56,6 +56,10 @@ class BeitModelArguments:
         default=False, metadata={"help": "Mask exactly num_masking_patches per image (BEiT v2, e.g. with VQ-KD)."}
     )
     min_crop_scale: float = field(default=0.08, metadata={"help": "Smallest area fraction of the random crop."})
+    color_jitter: float = field(
+        default=0.4,
+        metadata={"help": "Brightness, contrast and saturation jitter, the same on both views of an image; 0: none."},
+    )
 
     def config(self, vocab_size: int | None = None) -> BeitMimConfig:
         backbone = {
@@ -140,6 +144,7 @@ class BeitRecipe(PretrainingRecipe):
             image_mean=config.image_mean,
             image_std=config.image_std,
             min_crop_scale=model_args.min_crop_scale,
+            color_jitter=model_args.color_jitter,
             seed=seed,
         )
 
