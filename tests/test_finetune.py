@@ -153,9 +153,10 @@ def test_layer_decay_groups_and_weight_decay_exclusions(tiny_beit_dir, tmp_path)
     assert lr("beit.embeddings.patch_embeddings.projection.weight") == pytest.approx(1e-3 * 0.5**3)
     assert len({round(group["lr"], 12) for group in optimizer.param_groups}) == 4  # embeddings, 2 blocks, head
     assert wd("beit.layers.0.mlp.fc1.weight") == 0.05 and wd("classifier.weight") == 0.05
+    # BEiT fine-tuning's default: the relative position bias tables decay, [CLS] and position embeddings not
+    assert wd("beit.layers.0.relative_position_bias.relative_position_bias_table") == 0.05
     for name in ("beit.embeddings.cls_token", "beit.embeddings.position_embeddings", "beit.layers.0.lambda_1",
-                 "beit.layers.0.relative_position_bias.relative_position_bias_table", "classifier.bias",
-                 "beit.pooler.layernorm.weight"):
+                 "classifier.bias", "beit.pooler.layernorm.weight"):
         assert wd(name) == 0.0, name
 
 

@@ -97,6 +97,9 @@ class BeitTrainingArguments(PretrainingArguments):
 
     base_learning_rate: float = field(default=1.5e-3, metadata={"help": "Learning rate at lr_reference_batch."})
     lr_reference_batch: int = field(default=2048, metadata={"help": "Batch size base_learning_rate is given for."})
+    base_min_learning_rate: float = field(
+        default=1e-5, metadata={"help": "Learning rate the cosine ends at, at lr_reference_batch (official min_lr)."}
+    )
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay."})
     adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
     adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2."})

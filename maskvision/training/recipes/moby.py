@@ -106,6 +106,12 @@ class MobyTrainingArguments(PretrainingArguments):
 
     base_learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate at lr_reference_batch."})
     lr_reference_batch: int = field(default=512, metadata={"help": "Batch size base_learning_rate is given for."})
+    base_min_learning_rate: float = field(
+        default=5e-6, metadata={"help": "Learning rate the cosine ends at, at lr_reference_batch (official MIN_LR)."}
+    )
+    base_warmup_learning_rate: float = field(
+        default=5e-7, metadata={"help": "Learning rate the warm-up starts from, at lr_reference_batch (WARMUP_LR)."}
+    )
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay."})
     max_grad_norm: float = field(
         default=2.5, metadata={"help": "Gradient clipping norm (the official 5.0 on the sum of the two directions)."}
