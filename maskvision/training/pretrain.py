@@ -134,7 +134,7 @@ class PretrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.nan_policy not in NAN_POLICIES:
             raise ValueError(f"--nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}.")
-        if self.max_grad_norm is None or self.max_grad_norm < 0:
+        if self.max_grad_norm is not None and self.max_grad_norm < 0:  # None: set later (the tokenizers')
             raise ValueError(f"--max_grad_norm must be >= 0 (0 disables gradient clipping), got {self.max_grad_norm!r}.")
 
     def effective_batch_size(self) -> int:
