@@ -119,7 +119,8 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
     poolings = args.pooling or [encoder.default_pooling]
     layers = parse_layers(args.layers, encoder.num_layers)
     keys = encoder.check_request(poolings, layers)  # fail before loading any data
-    train, test = args.load(args.seed)
+    data = args.load(args.seed)
+    train, test = data.train, data.evaluation
     num_classes = len(class_names(train, test, protocol))
 
     cache_dir = None if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR)
@@ -131,25 +132,23 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
         cache_dir=cache_dir,
         progress=progress,
     )
-    train_set = extract_features(encoder, train, description=f"{args.split} features", **options)
-    test_set = extract_features(encoder, test, description=f"{args.eval_split} features", **options)
+    train_set = extract_features(encoder, train, description=f"{data.train_split} features", **options)
+    test_set = extract_features(encoder, test, description=f"{data.eval_split} features", **options)
     train_labels, test_labels = train_set.require_labels(protocol), test_set.require_labels(protocol)
 
     record = dict(
         protocol=protocol,
         dataset=args.eval_source,
-        split=args.eval_split,
+        split=data.eval_split,
         train_dataset=args.dataset,
-        train_split=args.split,
+        train_split=data.train_split,
         model=args.model,
         command=command,
     )
     results = []
     for pooling, layer in keys:
         train_features, test_features = train_set.features[(pooling, layer)], test_set.features[(pooling, layer)]
-        base = {"pooling": pooling, "layer": layer}
-        if args.max_train_samples is not None or args.max_eval_samples is not None:
-            base |= {"train_samples": len(train), "eval_samples": len(test)}
+        base = {"pooling": pooling, "layer": layer, "train_samples": len(train), "eval_samples": len(test)}
         if protocol == "knn":
             per_k = knn_evaluate(
                 train_features, train_labels, test_features, test_labels, num_classes,
