@@ -19,11 +19,23 @@ _SWIN_DOWNSAMPLE = re.compile(r"(?:^|\.)layers\.(\d+)\.downsample\.")
 _EMBEDDING = re.compile(r"(?:^|\.)(?:embeddings|patch_embed|cls_token|mask_token|pos_embed)")
 
 
-def decay_parameter_names(model: nn.Module, excluded=lambda name: False) -> list[str]:
+# Stock transformers vision models have no `no_weight_decay()`: BEiT fine-tuning's {'pos_embed', 'cls_token'} (unilm
+# beit/modeling_finetune.py; run_class_finetuning.py decays the relative position bias tables by default).
+_STOCK_NO_WEIGHT_DECAY = re.compile(r"(position_embeddings|cls_token)$")
+
+
+def decay_parameter_names(model: nn.Module, listed_by: nn.Module | None = None) -> list[str]:
     """The parameters weight decay applies to, by the official codes' rule (BEiT's ``get_parameter_groups``, timm's
     ``add_weight_decay``, Swin's ``set_weight_decay``): all but the 1-D ones (norms, biases, layer scale), the other
-    ``.bias`` parameters and the names ``excluded`` accepts (a model's ``no_weight_decay()``). transformers' own rule
-    would also spare every name containing "bias", relative position bias tables included."""
+    ``.bias`` parameters and the names that ``listed_by`` (the model itself by default; the unwrapped model when
+    ``model`` is a wrapper with the same parameter names) lists in ``no_weight_decay()``, or, for a stock model, its
+    position and [CLS] embeddings. transformers' own rule would also spare every name containing "bias", relative
+    position bias tables included."""
+    listed_by = model if listed_by is None else listed_by
+    if hasattr(listed_by, "no_weight_decay"):
+        excluded = listed_by.no_weight_decay().__contains__
+    else:
+        excluded = _STOCK_NO_WEIGHT_DECAY.search
     return [
         name
         for name, parameter in model.named_parameters()

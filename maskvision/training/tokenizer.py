@@ -67,6 +67,9 @@ MODEL_SIZES = ("tiny", "base")
 # differences: RECIPES.md). DALL-E (paper, appendix A.2; no training code): lr 1e-4 at batch 512 annealed to 1.25e-6,
 # betas (0.9, 0.999). VQ-KD (unilm beit2/run_vqkd_training.py, TOKENIZER.md): lr 5e-5 x batch / 128, min_lr 1e-5
 # unscaled (2.5e-6 at 128 gives it at the official batch of 8 x 64), betas (0.9, 0.99), no gradient clipping.
+# The crops' resampling: the dVAE sees BEiT's tokenizer view (lanczos, beit/run_beit_pretraining.py
+# --second_interpolation), VQ-KD trains on bicubic crops (beit2/TOKENIZER.md --train_interpolation).
+TOKENIZER_INTERPOLATION = {"dvae": "lanczos", "vqkd": "bicubic"}
 TOKENIZER_OPTIMISATION = {
     "dvae": dict(base_learning_rate=1e-4, lr_reference_batch=512, base_min_learning_rate=1.25e-6, adam_beta2=0.999,
                  max_grad_norm=1.0),
@@ -205,14 +208,16 @@ def tokenizer_callbacks(model: VisualTokenizerModel, args: TokenizerArguments) -
 
 # ------------------------------------------------------------------------------------------------------ data
 class TokenizerCollator(_PretrainingCollator):
-    """Rows holding a PIL ``image`` → ``{"pixel_values": (B, 3, S, S)}`` in [0, 1]: BEiT's tokenizer view, one
-    random-resized crop (area ``min_crop_scale``-1 of the image) + flip resized with Lanczos (`BeitViews`' view
-    recipe at the tokenizer's size, unnormalised: tokenizers map their input themselves)."""
+    """Rows holding a PIL ``image`` → ``{"pixel_values": (B, 3, S, S)}`` in [0, 1]: one random-resized crop (area
+    ``min_crop_scale``-1 of the image) + flip, no colour augmentation (VQ-KD's ``--color_jitter 0``), resized with
+    ``interpolation`` (`BeitViews`' view recipe at the tokenizer's size, unnormalised: tokenizers map their input
+    themselves)."""
 
-    def __init__(self, image_size: int, min_crop_scale: float = 0.08, seed: int = 0, augment_on_device: bool = False):
+    def __init__(self, image_size: int, min_crop_scale: float = 0.08, seed: int = 0, augment_on_device: bool = False,
+                 interpolation: str = "lanczos"):  # fmt: skip
         super().__init__(seed, augment_on_device)
         self.views = BeitViews(image_size, None, image_mean=(0.0, 0.0, 0.0), image_std=(1.0, 1.0, 1.0),
-                               min_scale=min_crop_scale, interpolation="lanczos")
+                               min_scale=min_crop_scale, interpolation=interpolation)
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         generator = self.generator_for(rows)
@@ -312,7 +317,8 @@ def train_tokenizer(
         args=training_args,
         train_dataset=IndexedRows(dataset),  # batches from (seed, epoch, samples): resumable
         data_collator=TokenizerCollator(model.config.image_size, model_args.min_crop_scale, seed=training_args.seed,
-                                        augment_on_device=training_args.augment_on_device),
+                                        augment_on_device=training_args.augment_on_device,
+                                        interpolation=TOKENIZER_INTERPOLATION[model_args.tokenizer_type]),
         callbacks=tokenizer_callbacks(model, model_args),
         processing_class=model.image_processor(),
     )

@@ -27,7 +27,6 @@
 
 import logging
 import os
-import re
 import shutil
 import time
 
@@ -45,9 +44,6 @@ logger = logging.getLogger(__name__)
 
 NAN_POLICIES = ("stop", "skip")
 
-# Stock transformers vision models (no `no_weight_decay()`): BEiT fine-tuning's {'pos_embed', 'cls_token'} (unilm
-# beit/modeling_finetune.py; run_class_finetuning.py decays the relative position bias tables by default).
-_STOCK_NO_WEIGHT_DECAY = re.compile(r"(position_embeddings|cls_token)$")
 
 
 class MaskVisionTrainer(Trainer):
@@ -75,11 +71,7 @@ class MaskVisionTrainer(Trainer):
 
     # ----------------------------------------------------------------------------------------------- optimizer
     def get_decay_parameter_names(self, model) -> list[str]:
-        unwrapped = _unwrap(model)
-        if hasattr(unwrapped, "no_weight_decay"):
-            listed = unwrapped.no_weight_decay()
-            return decay_parameter_names(model, listed.__contains__)
-        return decay_parameter_names(model, _STOCK_NO_WEIGHT_DECAY.search)
+        return decay_parameter_names(model, _unwrap(model))
 
     def create_optimizer(self, model=None):
         if self.layer_decay is None or self.optimizer is not None:

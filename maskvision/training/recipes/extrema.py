@@ -75,6 +75,9 @@ class ExtremaTrainingArguments(PretrainingArguments):
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
     adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2."})
     num_train_epochs: float = field(default=300, metadata={"help": "Epochs (the paper: 300)."})
+    per_device_train_batch_size: int = field(
+        default=256, metadata={"help": "Images per device and micro-batch (official: 2048 on 8 GPUs)."}
+    )
     warmup_steps: float = field(default=40 / 300, metadata={"help": "Warm-up steps, or a fraction if < 1."})
     max_grad_norm: float = field(default=0.0, metadata={"help": "Gradient clipping norm; 0: none, as the official."})
     ddp_find_unused_parameters: bool | None = field(
