@@ -97,7 +97,7 @@ class PretrainingArguments(TrainingArguments):
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
     max_grad_norm: float = field(
-        default=1.0, metadata={"help": "Gradient clipping norm, on for every method (recipes set theirs); 0 disables."}
+        default=1.0, metadata={"help": "Gradient clipping norm (recipes set the official one); 0 disables."}
     )
     nan_policy: str = field(
         default="stop",

@@ -6,7 +6,9 @@
 Features come from the frozen encoder (cached on disk, see `maskvision.evaluation.features`); ``knn`` is the
 weighted k-NN of InstDisc / DINO (cosine, k 20 and 200, T 0.07), ``linear`` a linear probe with a learning-rate
 sweep. Prints a table and merges the results into ``eval_results.json`` (beside a local model, or
-``--output_file``), from which model cards are built.
+``--output_file``), from which model cards are built. The evaluation images are never training images: when both
+would be the same rows (one parquet file and no ``--eval_dataset``), a seeded 15% is held out for evaluation
+(``--holdout_fraction``; 0 refuses), and the records name each side's rows.
 """
 
 import os

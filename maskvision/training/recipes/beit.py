@@ -6,8 +6,10 @@ Targets are the ids of a frozen visual tokenizer (`maskvision tokenizer train`, 
 Hub id); ``--target pixels`` regresses normalised pixels instead and needs no tokenizer. The encoder view and the
 tokenizer view come from one random-resized crop, ~40% of the patches are masked blockwise, and the optimisation
 follows the official pretraining: AdamW (0.9, 0.999), lr 1.5e-3 at batch 2048 scaled linearly with the batch,
-weight decay 0.05 (none on norms, biases, layer scale, position / [MASK] / [CLS] embeddings and relative position
-bias tables), gradient clipping at 3.0, 800 epochs on a cosine schedule with 10 of warm-up, 128 images per device.
+weight decay 0.05 (none on 1-D parameters, biases and [CLS]; [MASK] and the relative position bias table decay, as
+the official optimizer), gradient clipping at 3.0, 800 epochs on a cosine schedule with 10 of warm-up ending at
+1e-5 (at batch 2048), 128 images per device. Both views get ColorJitter(0.4, 0.4, 0.4), the same for the two. Every
+row with its official source: RECIPES.md.
 The checkpoint goes to ``DIR``, the stock transformers encoder (`BeitModel` + image processor) to ``DIR/encoder``.
 Resume with ``--resume_from_checkpoint DIR/checkpoint-N`` (or ``last``): the tokenizer is given again by
 ``--tokenizer``; a checkpoint loaded with ``BeitMimForPreTraining.from_pretrained`` re-attaches it from the path in
