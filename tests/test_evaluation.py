@@ -320,7 +320,8 @@ def test_one_parquet_without_eval_dataset_holds_out_disjoint_rows(tiny_beit_dir,
     train = {image.tobytes() for image in data.train["image"]}
     evaluation = {image.tobytes() for image in data.evaluation["image"]}
     assert not train & evaluation and len(train) + len(evaluation) == 80 and len(evaluation) == 12  # 15%
-    assert (data.train_split, data.eval_split) == ("train minus held-out 15% (seed 0)", "held-out 15% of train (seed 0)")
+    assert data.train_split == "train minus held-out 15% (seed 0)"
+    assert data.eval_split == "held-out 15% of train (seed 0)"
     same = LabelledDataArguments(dataset=parquet, eval_dataset=f"{tmp_path}/./labelled.parquet", eval_split="train")
     assert same.shares_rows()  # the same file named twice is caught too
     assert not LabelledDataArguments(dataset="demo").shares_rows()  # demo's train and test splits are distinct

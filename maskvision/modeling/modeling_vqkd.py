@@ -64,7 +64,7 @@ class ProjectedImageTower(nn.Module):
         return BaseModelOutput(last_hidden_state=self.visual_projection(self.vision_model.post_layernorm(hidden)))
 
 
-def _image_tower(model: nn.Module) -> nn.Module:
+def image_tower(model: nn.Module) -> nn.Module:
     """The image encoder of a loaded model: CLIP-like models' projected image tower, other models as they are."""
     vision_model = getattr(model, "vision_model", None)
     if vision_model is None:
@@ -81,7 +81,7 @@ def load_teacher(name_or_path: str) -> tuple[nn.Module, dict]:
     architectures = getattr(AutoConfig.from_pretrained(name_or_path), "architectures", None) or []
     with_projection = [name for name in architectures if name.endswith("VisionModelWithProjection")]
     model_class = getattr(transformers, with_projection[0]) if with_projection else AutoModel  # AutoModel drops it
-    model = _image_tower(model_class.from_pretrained(name_or_path))
+    model = image_tower(model_class.from_pretrained(name_or_path))
     config = model.config
     size = getattr(config, "image_size", 224)
     size = size if isinstance(size, int) else size[0]
@@ -295,5 +295,6 @@ class VQKDTokenizer(VQKDPreTrainedModel):
 
 
 __all__ = [
-    "ProjectedImageTower", "VQKDConfig", "VQKDPreTrainedModel", "VQKDTokenizer", "VQKDTokenizerOutput", "load_teacher"
+    "ProjectedImageTower", "VQKDConfig", "VQKDPreTrainedModel", "VQKDTokenizer", "VQKDTokenizerOutput", "image_tower",
+    "load_teacher",
 ]

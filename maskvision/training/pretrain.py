@@ -83,8 +83,8 @@ class PretrainingArguments(TrainingArguments):
     lr_reference_batch: int = field(default=256, metadata={"help": "Batch size base_learning_rate is given for."})
     base_min_learning_rate: float = field(
         default=0.0,
-        metadata={"help": "Learning rate the cosine schedule ends at, at lr_reference_batch (scaled with the batch like "
-                          "the peak)."},
+        metadata={"help": "Learning rate the cosine schedule ends at, at lr_reference_batch (scaled with the batch "
+                          "like the peak)."},
     )
     base_warmup_learning_rate: float = field(
         default=0.0,

@@ -9,7 +9,8 @@ Each recipe has two stages so that the second can move to the accelerator: ``cro
 images → uint8 tensors) and ``augment(crops, generator)`` (uint8 tensors → float views); calling it runs both.
 
 - `BeitViews`: one crop (scale 0.08-1) + flip, resized for the encoder (bicubic) and for the visual tokenizer
-  (lanczos), both with the same colour jitter (`beit_color_jitter`) — Bao et al., "BEiT: BERT Pre-Training of Image Transformers", arXiv:2106.08254.
+  (lanczos), both with the same colour jitter (`beit_color_jitter`)
+  — Bao et al., "BEiT: BERT Pre-Training of Image Transformers", arXiv:2106.08254.
 - `SharedCropViews`: one crop (scale 0.2-1) + flip shared by two branches with their own colour jitter and
   grayscale — ExtreMA (Wu et al., arXiv:2206.04667, official ``SpatialConsistentColorAug``).
 - `TwoCropViews`: two independent crops (scale 0.08-1) + flips with BYOL's asymmetric colour recipe (blur p=1.0 /

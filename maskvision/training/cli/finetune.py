@@ -7,7 +7,8 @@ Mixup / CutMix, label smoothing, drop path; evaluation every epoch, best checkpo
 
 The result loads in ``pipeline("image-classification", model=DIR)``; its top-1 / top-5 go to
 ``DIR/eval_results.json``. Without ``--eval_dataset`` on a one-split source, a seeded 15% of the rows is held out
-for evaluation (``--holdout_fraction``). Flags or a YAML/JSON file followed by overriding flags, like `maskvision pretrain`.
+for evaluation (``--holdout_fraction``). Flags or a YAML/JSON file followed by overriding flags, like
+`maskvision pretrain`.
 """
 
 from ...evaluation.results import command_line

@@ -171,12 +171,12 @@ def dvae_defaults() -> SimpleNamespace:
 def vqkd_defaults() -> SimpleNamespace:
     from transformers import CLIPConfig, CLIPModel
 
-    from ...modeling.modeling_vqkd import _image_tower
+    from ...modeling.modeling_vqkd import image_tower
 
     defaults = _tokenizer_defaults("vqkd")
     tower = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
     clip = CLIPModel(CLIPConfig(vision_config=dict(tower, image_size=16, patch_size=8), text_config=tower))
-    defaults.clip_teacher = type(_image_tower(clip)).__name__  # what load_teacher makes of a CLIP model
+    defaults.clip_teacher = type(image_tower(clip)).__name__  # what load_teacher makes of a CLIP model
     return defaults
 
 
@@ -501,7 +501,8 @@ def render_markdown() -> str:
     ]
     for table in TABLES:
         lines += ["", f"## {table.title}: `{table.command}`", "",
-                  "| setting | maskvision | official | source | deliberate difference |", "| --- | --- | --- | --- | --- |"]
+                  "| setting | maskvision | official | source | deliberate difference |",
+                  "| --- | --- | --- | --- | --- |"]
         for row in table.rows:
             cells = [row.setting, row.shown or show(row.value), row.official, row.source, row.difference or "—"]
             lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
