@@ -75,6 +75,7 @@ def test_finetune_cli_result_loads_in_pipeline(tiny_beit_dir, tmp_path):
 
     saved = json.load(open(output / "eval_results.json"))
     assert list(saved) == ["results"]  # maskvision's records only, not overwritten by Trainer's metrics dict
+    assert "eval_top1_accuracy" in json.load(open(output / "all_results.json"))  # Trainer's, under their own name
     results = saved["results"]
     assert {r["metric"] for r in results} == {"top1_accuracy", "top5_accuracy"}
     top1 = next(r for r in results if r["metric"] == "top1_accuracy")

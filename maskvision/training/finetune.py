@@ -316,7 +316,9 @@ def run_finetuning(
     trainer.save_model()  # the best checkpoint (load_best_model_at_end)
     metrics = trainer.evaluate()
     trainer.log_metrics("eval", metrics)
-    trainer.save_state()  # trainer_state.json with the final evaluation; eval_results.json keeps maskvision's records
+    # Trainer's metrics under their own name (all_results.json): eval_results.json holds maskvision's records only
+    trainer.save_metrics("all", metrics, combined=False)
+    trainer.save_state()
 
     if trainer.is_world_process_zero():
         settings = {
