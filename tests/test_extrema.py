@@ -96,7 +96,7 @@ def test_config_round_trip_and_auto_classes(tmp_path):
         ({"mask_ratio": 1.0}, "mask_ratio"),
         ({"mask_ratio": 0.0}, "mask_ratio"),
         ({"num_masks": 0}, "num_masks"),
-        ({"num_masks": 5}, "num_masks"),  # 5 x 13 visible > 64 patches
+        ({"num_masks": 6}, "num_masks"),  # 6 x 12 visible > 64 patches
         ({"loss": "mse"}, "loss"),
         ({"temperature": 0.0}, "temperature"),
         ({"base_momentum": 1.5}, "base_momentum"),
