@@ -418,8 +418,8 @@ def test_loss_falls_on_demo_images_with_the_recipe_collator(tmp_path):
     collator = RECIPE.build_collator(model, args, seed=0)
     dataset = load_image_dataset("demo").select(range(256))
     batch = collator([dataset[index] for index in range(8)])
-    visible = ~batch["bool_masked_pos"]  # (B, M, N): 4 disjoint sets of 13 patches per image
-    assert batch["bool_masked_pos"].shape == (8, 4, 64) and torch.all(visible.sum(-1) == 13)
+    visible = ~batch["bool_masked_pos"]  # (B, M, N): 4 disjoint sets of int(64 x 0.2) = 12 patches per image
+    assert batch["bool_masked_pos"].shape == (8, 4, 64) and torch.all(visible.sum(-1) == 12)
     assert torch.all(visible.sum(1) <= 1)
     assert not torch.equal(batch["pixel_values"], batch["teacher_pixel_values"])  # own colour per branch
 
