@@ -156,16 +156,19 @@ def test_model_arguments_build_custom_sizes_and_mask_settings(tokenizer_dir):
         RECIPE.build_model(BeitModelArguments(target="pixels", tokenizer=tokenizer_dir))
 
 
-def test_optimizer_keeps_decay_off_embeddings_norms_biases_and_layer_scale():
+def test_optimizer_decays_as_the_official_beit_pretraining():
     model = tiny_model()
     trainer = MaskVisionTrainer(model=model, args=BeitTrainingArguments(output_dir="unused", report_to="none"))
     optimizer = trainer.create_optimizer()
     names = {id(parameter): name for name, parameter in model.named_parameters()}
     decayed = {names[id(p)] for group in optimizer.param_groups if group["weight_decay"] > 0 for p in group["params"]}
-    assert decayed and all(name.endswith("weight") for name in decayed)
+    assert decayed
     assert not decayed & model.no_weight_decay()
     assert not any("layernorm" in name for name in decayed)
     assert "lm_head.weight" in decayed and "beit.layers.0.attention.q_proj.weight" in decayed
+    # as the official optimizer: [MASK] and the shared relative position bias table decay, [CLS] and layer scale not
+    assert {"beit.embeddings.mask_token", "beit.shared_position_bias.relative_position_bias_table"} <= decayed
+    assert not {"beit.embeddings.cls_token", "beit.layers.0.lambda_1"} & decayed
 
 
 # ------------------------------------------------------------------------------------------------------ CLI

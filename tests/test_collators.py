@@ -54,6 +54,19 @@ def test_beit_batches_from_two_workers(demo):
         assert ((masked >= 1) & (masked <= 24)).all()
 
 
+def test_beit_collator_jitters_a_uniform_image_into_varying_colours_the_same_on_both_views():
+    # BEiT's ColorJitter(0.4, 0.4, 0.4) runs before the crop: both views of one image share its colours.
+    rows = [{"image": Image.new("RGB", (48, 48), (120, 90, 60))} for _ in range(16)]
+    batch = beit_collator()(rows)
+    mean, std = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None], torch.tensor(IMAGENET_DEFAULT_STD)[:, None, None]
+    encoder = (batch["pixel_values"] * std + mean).mean((2, 3))  # (16, 3) colour of each image's encoder view
+    tokenizer = batch["tokenizer_pixel_values"].mean((2, 3))
+    assert encoder.std(0).min() > 0.02  # varying colours, not the one colour of the images
+    torch.testing.assert_close(encoder, tokenizer, atol=2e-3, rtol=0)
+    plain = beit_collator(color_jitter=0.0)(rows)["tokenizer_pixel_values"].mean((2, 3))
+    torch.testing.assert_close(plain, torch.tensor([[120, 90, 60]] * 16) / 255, atol=2e-3, rtol=0)
+
+
 def test_real_size_batches(demo):
     rows = [demo[index] for index in range(4)]
     beit = MaskedImageModelingCollator(

@@ -301,6 +301,43 @@ def test_eval_cli_knn_and_linear_on_demo_data(tiny_beit_dir, tmp_path, capsys):
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2 * 3  # train + test x (cls@2, mean@2, mean@1)
 
 
+def _random_label_parquet(path, num_images=80, num_classes=4) -> str:
+    """Random images with random labels: nothing to learn, so only a leak scores above chance."""
+    dataset = _image_dataset(num_images, num_classes)
+    rng = np.random.default_rng(1)
+    dataset = dataset.cast_column("label", datasets.Value("int64")).map(
+        lambda row, index: {"label": int(rng.integers(num_classes))}, with_indices=True
+    )
+    dataset.to_parquet(str(path))
+    return str(path)
+
+
+def test_one_parquet_without_eval_dataset_holds_out_disjoint_rows(tiny_beit_dir, tmp_path):
+    from maskvision.training.labelled_data import LabelledDataArguments
+
+    parquet = _random_label_parquet(tmp_path / "labelled.parquet")
+    data = LabelledDataArguments(dataset=parquet).load(seed=0)
+    train = {image.tobytes() for image in data.train["image"]}
+    evaluation = {image.tobytes() for image in data.evaluation["image"]}
+    assert not train & evaluation and len(train) + len(evaluation) == 80 and len(evaluation) == 12  # 15%
+    assert data.train_split == "train minus held-out 15% (seed 0)"
+    assert data.eval_split == "held-out 15% of train (seed 0)"
+    same = LabelledDataArguments(dataset=parquet, eval_dataset=f"{tmp_path}/./labelled.parquet", eval_split="train")
+    assert same.shares_rows()  # the same file named twice is caught too
+    assert not LabelledDataArguments(dataset="demo").shares_rows()  # demo's train and test splits are distinct
+
+    output = tmp_path / "results.json"
+    assert cli_main(["eval", "knn", "--model", tiny_beit_dir, "--dataset", parquet, "--k", "1", "--no_cache",
+                     "--output_file", str(output)]) == 0  # fmt: skip
+    records = json.load(open(output))["results"]
+    top1 = next(r for r in records if r["metric"] == "top1_accuracy")
+    assert top1["value"] < 0.6  # chance 25%; its own row as nearest neighbour would score 100%
+    assert top1["split"] == "held-out 15% of train (seed 0)" and top1["train_split"].startswith("train minus")
+    assert (top1["settings"]["train_samples"], top1["settings"]["eval_samples"]) == (68, 12)
+    with pytest.raises(ValueError, match="pass --eval_dataset"):
+        LabelledDataArguments(dataset=parquet, holdout_fraction=0.0)
+
+
 def test_eval_cli_errors(tiny_beit_dir, tmp_path):
     assert cli_main(["eval", "probe", "--model", tiny_beit_dir]) == 2
     with pytest.raises(ValueError, match="Unknown pooling"):

@@ -73,7 +73,10 @@ def test_finetune_cli_result_loads_in_pipeline(tiny_beit_dir, tmp_path):
     assert len(predictions) == 3 and {p["label"] for p in predictions} <= names
     assert classify.model.config.drop_path_rate == 0.1
 
-    results = json.load(open(output / "eval_results.json"))["results"]
+    saved = json.load(open(output / "eval_results.json"))
+    assert list(saved) == ["results"]  # maskvision's records only, not overwritten by Trainer's metrics dict
+    assert "eval_top1_accuracy" in json.load(open(output / "all_results.json"))  # Trainer's, under their own name
+    results = saved["results"]
     assert {r["metric"] for r in results} == {"top1_accuracy", "top5_accuracy"}
     top1 = next(r for r in results if r["metric"] == "top1_accuracy")
     assert top1["protocol"] == "finetune" and top1["split"] == "test" and top1["settings"]["layer_decay"] == 0.65
@@ -106,7 +109,8 @@ def test_finetuning_learns_a_separable_task(tiny_beit_dir, tmp_path):
         dataset=_colour_parquet(tmp_path / "train.parquet", 32, seed=0),
         eval_dataset=_colour_parquet(tmp_path / "test.parquet", 16, seed=1),
     )
-    model = FinetuneModelArguments(model=tiny_beit_dir, mixup_alpha=0.0, cutmix_alpha=0.0, layer_decay=1.0)
+    model = FinetuneModelArguments(model=tiny_beit_dir, mixup_alpha=0.0, cutmix_alpha=0.0, layer_decay=1.0,
+                                   rand_augment="none", random_erasing=0.0)  # RandAugment's Invert swaps red and blue
     arguments = _arguments(
         tmp_path / "run", num_train_epochs=6, per_device_train_batch_size=8, learning_rate=3e-3, warmup_steps=0.1,
         eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True, logging_steps=4,
@@ -153,9 +157,10 @@ def test_layer_decay_groups_and_weight_decay_exclusions(tiny_beit_dir, tmp_path)
     assert lr("beit.embeddings.patch_embeddings.projection.weight") == pytest.approx(1e-3 * 0.5**3)
     assert len({round(group["lr"], 12) for group in optimizer.param_groups}) == 4  # embeddings, 2 blocks, head
     assert wd("beit.layers.0.mlp.fc1.weight") == 0.05 and wd("classifier.weight") == 0.05
+    # BEiT fine-tuning's default: the relative position bias tables decay, [CLS] and position embeddings not
+    assert wd("beit.layers.0.relative_position_bias.relative_position_bias_table") == 0.05
     for name in ("beit.embeddings.cls_token", "beit.embeddings.position_embeddings", "beit.layers.0.lambda_1",
-                 "beit.layers.0.relative_position_bias.relative_position_bias_table", "classifier.bias",
-                 "beit.pooler.layernorm.weight"):
+                 "classifier.bias", "beit.pooler.layernorm.weight"):
         assert wd(name) == 0.0, name
 
 
@@ -282,7 +287,7 @@ def test_load_classifier_from_stock_checkpoints(tmp_path):
 
 
 def test_classification_transforms_train_crops_and_eval_processor():
-    from maskvision.training.finetune import ClassificationTransform
+    from maskvision.training.finetune import ClassificationTransform, TrainingAugmentation
 
     processor = build_image_processor(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     rng = np.random.default_rng(0)
@@ -290,7 +295,9 @@ def test_classification_transforms_train_crops_and_eval_processor():
              "label": [2, 0]}
     train = ClassificationTransform(processor, train=True)(batch)
     assert [tuple(x.shape) for x in train["pixel_values"]] == [(3, 32, 32)] * 2 and train["labels"] == [2, 0]
-    assert all(-1.0 <= x.min() and x.max() <= 1.0 for x in train["pixel_values"])
+    assert all(x.dtype == torch.uint8 for x in train["pixel_values"])  # crops: the rest runs on the device
+    augmented = TrainingAugmentation(processor, "rand-m9-mstd0.5-inc1", 0.25)(torch.stack(train["pixel_values"]))
+    assert augmented.dtype == torch.float32 and augmented.shape == (2, 3, 32, 32)
     evaluation = ClassificationTransform(processor, train=False)(batch)
     expected = processor(images=[image.convert("RGB") for image in batch["image"]], return_tensors="pt")["pixel_values"]
     torch.testing.assert_close(torch.stack(evaluation["pixel_values"]), expected)  # what the pipeline does

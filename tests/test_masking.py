@@ -155,6 +155,13 @@ def test_random_masks_extrema_settings():
     assert visible.max() == 1 and (visible.sum(-1) == 5 * 39).all()
 
 
+@pytest.mark.parametrize("ratio, visible", [(0.75, 49), (0.8, 39), (0.9, 19), (0.95, 9)])
+def test_random_masks_leave_the_official_number_of_patches_visible(ratio, visible):
+    # ExtreMA's generate_mask keeps int(196 * (1 - ratio)) patches: 19 at 90%, 9 at 95% (not 196 - round(ratio * 196))
+    masks = RandomMaskGenerator(14, ratio).gen(3, torch.Generator().manual_seed(0))
+    assert ((~masks).sum(-1) == visible).all()
+
+
 def test_random_masks_are_uniform_over_patches():
     masks = RandomMaskGenerator(8, 0.75).gen(4000, torch.Generator().manual_seed(0))[:, 0].float()
     assert torch.allclose(masks.mean(0), torch.full((64,), 0.75), atol=0.04)
@@ -172,12 +179,12 @@ def test_random_masks_seeding():
        batch=st.integers(1, 6))
 def test_random_mask_properties(height, width, ratio, data, batch):
     patches = height * width
-    masked = round(ratio * patches)
-    if not 0 < masked < patches:
+    visible = int(patches * (1 - ratio))
+    masked = patches - visible
+    if not 0 < visible < patches:
         with pytest.raises(ValueError, match="mask_ratio"):
             RandomMaskGenerator((height, width), ratio)
         return
-    visible = patches - masked
     num_masks = data.draw(st.integers(1, patches // visible))
     masks = RandomMaskGenerator((height, width), ratio, num_masks).gen(batch)
     assert masks.shape == (batch, num_masks, patches)
@@ -192,7 +199,7 @@ def test_random_mask_properties(height, width, ratio, data, batch):
         ((14, 1.0), "mask_ratio"),
         ((14, -0.5), "mask_ratio"),
         ((14, True), "mask_ratio"),
-        ((2, 0.1), "mask_ratio"),  # masks round(0.4) = 0 patches
+        ((2, 0.9), "mask_ratio"),  # leaves int(4 x 0.1) = 0 patches visible
         ((14, 0.8, 0), "num_masks"),
         ((14, 0.8, 6), "num_masks=6"),  # 6 x 39 visible > 196
         ((0, 0.8), "input_size"),

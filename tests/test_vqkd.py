@@ -49,6 +49,45 @@ def test_config_derives_geometry_and_validates():
         VQKDConfig(codebook_decay=1.0)
 
 
+def test_a_partial_encoder_config_dict_keeps_the_vqkd_defaults():
+    config = VQKDConfig(encoder_config=dict(num_hidden_layers=2), decoder_config=dict(hidden_size=96))
+    encoder, decoder = config.encoder_config, config.decoder_config
+    assert encoder.num_hidden_layers == 2 and encoder.hidden_size == 768
+    for vit in (encoder, decoder):  # absolute positions, no layer scale, a final LayerNorm (not BeitConfig's own)
+        assert vit.use_absolute_position_embeddings and vit.layer_scale_init_value == 0.0
+        assert not vit.use_mean_pooling and vit.layer_norm_eps == 1e-6
+    assert decoder.num_hidden_layers == 3 and decoder.hidden_size == 96
+
+
+@pytest.mark.parametrize("architecture", ["CLIPModel", "CLIPVisionModelWithProjection"])
+def test_a_clip_teacher_gives_its_projected_tokens_as_beit_v2(tmp_path, architecture):
+    # BEiT v2 regresses ln_post(x) @ visual.proj of every patch token (512-d for ViT-B/16), not last_hidden_state
+    import transformers
+
+    vision = dict(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=64, projection_dim=24)  # fmt: skip
+    if architecture == "CLIPModel":
+        config = transformers.CLIPConfig(
+            vision_config=vision, projection_dim=24,
+            text_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32),
+        )  # fmt: skip
+    else:
+        config = transformers.CLIPVisionConfig(**vision)
+    torch.manual_seed(0)
+    getattr(transformers, architecture)(config).save_pretrained(tmp_path)
+    teacher, fields = load_teacher(str(tmp_path))
+    assert fields["teacher_hidden_size"] == 24  # the projection's width, not the tower's 32
+    reference = getattr(transformers, architecture).from_pretrained(tmp_path).eval()
+    pixel_values = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        hidden = reference.vision_model(pixel_values=pixel_values).last_hidden_state
+        expected = reference.visual_projection(reference.vision_model.post_layernorm(hidden))
+        torch.testing.assert_close(teacher(pixel_values).last_hidden_state, expected)
+    model = VQKDTokenizer(tiny_config(**fields))
+    model.set_teacher(teacher)
+    assert model.teacher_features(torch.rand(2, 3, 16, 16)).shape == (2, 16, 24)
+
+
 def test_official_size_forward_backward(teacher_path):
     """ViT-B/16 encoder, 3-layer decoder, 8192 x 32 codebook (at 64 px to stay fast); slow."""
     teacher, fields = load_teacher(teacher_path)

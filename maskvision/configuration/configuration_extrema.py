@@ -34,6 +34,10 @@ _REQUIRED_BACKBONE_SWITCHES = (
     "use_mean_pooling",
 )
 LOSSES = ("byol", "infonce")
+# The class-attention blocks' layer scale by size: the official --layer_scale_init_value is "0.1 for base, 1e-5 for
+# large" (microsoft/ExtreMA main.py); the ViT blocks themselves have none.
+POOLING_LAYER_SCALE = {"large": 1e-5}
+DEFAULT_POOLING_LAYER_SCALE = 0.1
 
 
 def extrema_backbone_config(size: str = "base", **overrides) -> BeitConfig:
@@ -45,8 +49,9 @@ def extrema_backbone_config(size: str = "base", **overrides) -> BeitConfig:
 
 
 def num_visible_patches(num_patches: int, mask_ratio: float) -> int:
-    """Patches each mask leaves visible: ``N - round(mask_ratio * N)`` (39 of 196 at 80%, 20 at 90%)."""
-    return num_patches - round(mask_ratio * num_patches)
+    """Patches each mask leaves visible: ``int(N * (1 - mask_ratio))`` as the official ``generate_mask``
+    (microsoft/ExtreMA ``lib/builder.py``): 39 of 196 at 80%, 19 at 90%, 9 at 95%."""
+    return int(num_patches * (1 - mask_ratio))
 
 
 @strict
@@ -65,7 +70,7 @@ class ExtremaConfig(PreTrainedConfig):
     pooling_depth (`int`, *optional*, defaults to 2):
         Class-attention blocks (CaiT) pooling the patch tokens into the instance representation.
     pooling_layer_scale (`float`, *optional*, defaults to 0.1):
-        Initial layer scale of the class-attention blocks.
+        Initial layer scale of the class-attention blocks (the official 1e-5 for ViT-L: `POOLING_LAYER_SCALE`).
     projector_num_layers / projector_hidden_size (`int`, *optional*, defaults to 3 / 4096):
         Projector MLP (LayerNorm + GELU between layers).
     projection_size (`int`, *optional*, defaults to 256):
@@ -92,7 +97,7 @@ class ExtremaConfig(PreTrainedConfig):
     mask_ratio: float = 0.8
     num_masks: int = 5
     pooling_depth: int = 2
-    pooling_layer_scale: float = 0.1
+    pooling_layer_scale: float = DEFAULT_POOLING_LAYER_SCALE
     projector_num_layers: int = 3
     projector_hidden_size: int = 4096
     projection_size: int = 256
@@ -194,4 +199,4 @@ class ExtremaConfig(PreTrainedConfig):
             )
 
 
-__all__ = ["EXTREMA_BACKBONE_DEFAULTS", "ExtremaConfig", "extrema_backbone_config"]
+__all__ = ["EXTREMA_BACKBONE_DEFAULTS", "POOLING_LAYER_SCALE", "ExtremaConfig", "extrema_backbone_config"]

@@ -37,7 +37,8 @@ class VQKDConfig(PreTrainedConfig):
     image_size (`int`, defaults to 224), patch_size (`int`, defaults to 16), num_channels (`int`, defaults to 3):
         the encoder's input; a code covers ``patch_size`` pixels per side.
     image_mean, image_std: normalisation of the encoder's input (default 0.5, 0.5: pixels to [-1, 1], official).
-    encoder_config, decoder_config (`BeitConfig`): width, depth and heads of the encoder and decoder ViTs.
+    encoder_config, decoder_config (`BeitConfig` or a dict): width, depth and heads of the encoder and decoder ViTs;
+        a dict is merged onto the VQ-KD defaults (`VQKD_VIT_DEFAULTS`, 3 decoder layers).
     teacher_name_or_path (`str`, optional): the transformers image encoder distilled (Hub name or local path);
         referenced here, never stored in the tokenizer's weights.
     teacher_hidden_size (`int`, defaults to 768): width of the teacher's patch features (the decoder's output).
@@ -83,6 +84,9 @@ class VQKDConfig(PreTrainedConfig):
         for name in ("image_mean", "image_std", "teacher_image_mean", "teacher_image_std"):
             if len(getattr(self, name)) != self.num_channels:
                 raise ValueError(f"VQKDConfig.{name} needs num_channels ({self.num_channels}) values.")
+        for name, spec in self.sub_configs_defaults.items():
+            if isinstance(getattr(self, name), dict):  # a partial dict keeps the VQ-KD defaults it does not name
+                setattr(self, name, {**spec.init_kwargs, **getattr(self, name)})
         super().__post_init__(**kwargs)
         for name in ("encoder_config", "decoder_config"):
             config = getattr(self, name)

@@ -33,11 +33,6 @@ from ..configuration.configuration_beit_mim import BEIT_PRETRAINING_BACKBONE, Be
 from .modeling_utils import MaskVisionPreTrainedModel
 from .pretrained_backbone import EncoderPlan, SourceEncoder, method_config
 
-# Parameters kept out of weight decay besides norms and biases (the official code skips every 1-D parameter, which
-# covers layer scale; [MASK], [CLS], position embeddings and relative position bias tables are embeddings).
-_NO_WEIGHT_DECAY = (
-    "cls_token", "mask_token", "position_embeddings", "relative_position_bias_table", "lambda_1", "lambda_2"
-)  # fmt: skip
 
 
 def _trunc_normal_(tensor: torch.Tensor, std: float) -> None:
@@ -125,7 +120,10 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
                 init.copy_(weight, weight / math.sqrt(2.0 * depth))
 
     def no_weight_decay(self) -> set[str]:
-        return {name for name, _ in self.named_parameters() if name.rsplit(".", 1)[-1] in _NO_WEIGHT_DECAY}
+        """The [CLS] and absolute position embeddings, as the official ``no_weight_decay`` ({'pos_embed', 'cls_token'},
+        unilm beit/modeling_pretrain.py): the [MASK] embedding and the relative position bias table are decayed there
+        and here."""
+        return {name for name, _ in self.named_parameters() if name.endswith(("cls_token", "position_embeddings"))}
 
     # ------------------------------------------------------------------------------------- from existing weights
     @classmethod

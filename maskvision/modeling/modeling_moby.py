@@ -41,9 +41,6 @@ from .modeling_utils import MaskVisionPreTrainedModel
 from .momentum import MomentumTeacherMixin
 from .pretrained_backbone import EncoderPlan, SourceEncoder, method_config
 
-# Names of parameters kept out of weight decay besides the 1-D ones (norms, biases), as the official optimizer.
-_NO_DECAY_SUFFIXES = ("position_embeddings", "relative_position_bias_table", "cls_token")
-
 
 @dataclass
 class MobyForPreTrainingOutput(ModelOutput):
@@ -266,11 +263,10 @@ class MobyForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         return self.encoder
 
     def no_weight_decay(self) -> set[str]:
-        return {
-            name
-            for name, parameter in self.named_parameters()
-            if parameter.ndim <= 1 or name.endswith(_NO_DECAY_SUFFIXES)
-        }
+        """None besides the 1-D parameters, as the official optimizer: Transformer-SSL's ``build_optimizer`` reads
+        ``no_weight_decay()`` from the MoBY wrapper, which defines none, so the relative position bias tables (and a
+        ViT's [CLS] and position embeddings) are decayed."""
+        return set()
 
 
 @torch.no_grad()

@@ -121,7 +121,9 @@ class MaskVisionPreTrainedModel(MaskVisionHubMixin, PreTrainedModel):
         raise NotImplementedError
 
     def no_weight_decay(self) -> set[str]:
-        """Parameter names (as in ``named_parameters``) kept out of weight decay besides norms and biases."""
+        """Names (as in ``named_parameters``) of parameters kept out of weight decay besides the 1-D ones, as timm's
+        and the official codes' ``no_weight_decay()``: `MaskVisionTrainer` never decays a 1-D parameter (norms,
+        biases, layer scale) and adds these names; a model lists each of its method's official names here, once."""
         return set()
 
     def image_processor(self) -> ViTImageProcessorPil:

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoImageProcessor, AutoModel, BeitModel
+import transformers
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, BeitModel
 from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
 from ..configuration.configuration_vqkd import VQKDConfig
@@ -47,12 +49,39 @@ def spherical_kmeans(samples: torch.Tensor, num_clusters: int, generator: torch.
     return centroids
 
 
+class ProjectedImageTower(nn.Module):
+    """A CLIP image tower as BEiT v2 distils it: every token through the final LayerNorm and the image projection,
+    ``ln_post(x) @ visual.proj`` (unilm beit2/modeling_vqkd.py ``get_regress_target``: 512-d for ViT-B/16), not
+    the unprojected states before that LayerNorm which transformers' ``last_hidden_state`` holds."""
+
+    def __init__(self, vision_model: nn.Module, visual_projection: nn.Module):
+        super().__init__()
+        self.vision_model, self.visual_projection = vision_model, visual_projection
+        self.config = vision_model.config
+
+    def forward(self, pixel_values: torch.Tensor) -> BaseModelOutput:
+        hidden = self.vision_model(pixel_values=pixel_values).last_hidden_state  # (B, 1 + N, width)
+        return BaseModelOutput(last_hidden_state=self.visual_projection(self.vision_model.post_layernorm(hidden)))
+
+
+def image_tower(model: nn.Module) -> nn.Module:
+    """The image encoder of a loaded model: CLIP-like models' projected image tower, other models as they are."""
+    vision_model = getattr(model, "vision_model", None)
+    if vision_model is None:
+        return model
+    projection = getattr(model, "visual_projection", None)
+    return ProjectedImageTower(vision_model, projection) if projection is not None else vision_model
+
+
 def load_teacher(name_or_path: str) -> tuple[nn.Module, dict]:
     """A frozen transformers image encoder and the `VQKDConfig` fields describing it: its name, input size and
     normalisation (from its image processor when it has one, ImageNet's otherwise) and the width of its patch
-    features (measured by one forward pass, which also checks that it outputs patch tokens)."""
-    model = AutoModel.from_pretrained(name_or_path)
-    model = getattr(model, "vision_model", model)  # CLIP-like models: their image tower
+    features (measured by one forward pass, which also checks that it outputs patch tokens). A CLIP model (or its
+    image tower with projection) gives its projected tokens, as BEiT v2 (`ProjectedImageTower`)."""
+    architectures = getattr(AutoConfig.from_pretrained(name_or_path), "architectures", None) or []
+    with_projection = [name for name in architectures if name.endswith("VisionModelWithProjection")]
+    model_class = getattr(transformers, with_projection[0]) if with_projection else AutoModel  # AutoModel drops it
+    model = image_tower(model_class.from_pretrained(name_or_path))
     config = model.config
     size = getattr(config, "image_size", 224)
     size = size if isinstance(size, int) else size[0]
@@ -265,4 +294,7 @@ class VQKDTokenizer(VQKDPreTrainedModel):
         return []
 
 
-__all__ = ["VQKDConfig", "VQKDPreTrainedModel", "VQKDTokenizer", "VQKDTokenizerOutput", "load_teacher"]
+__all__ = [
+    "ProjectedImageTower", "VQKDConfig", "VQKDPreTrainedModel", "VQKDTokenizer", "VQKDTokenizerOutput", "image_tower",
+    "load_teacher",
+]

@@ -38,7 +38,7 @@ from ..data.images import to_rgb
 from ..data.streaming import SAMPLE_INDEX  # the column of each row's position, read by the collators
 from ..modeling.distributed import rank_and_world_size
 from .masking import BlockwiseMaskGenerator, RandomMaskGenerator
-from .transforms import BeitViews, ColorAugmentation, SharedCropViews, TwoCropViews
+from .transforms import BeitViews, ColorAugmentation, SharedCropViews, TwoCropViews, beit_color_jitter
 
 
 class IndexedRows(torch.utils.data.Dataset):
@@ -188,6 +188,8 @@ class MaskedImageModelingCollator(_PretrainingCollator):
             patch grid (BEiT: 112 for 224 / 16 with a x8 dVAE); None for pixel targets (no tokenizer view).
         min_crop_scale: the smallest crop's share of the image (BEiT: 0.08).
         interpolation, tokenizer_interpolation: the views' resampling (BEiT: bicubic, lanczos).
+        color_jitter: brightness, contrast and saturation jitter, the same for both views of an image (BEiT: 0.4,
+            `transforms.beit_color_jitter`); 0 disables it.
         seed: the base seed of the views and masks (see `stream_generator`).
         augment_on_device: return the uint8 crops (same keys) and leave the rest to `augment`, on the device.
 
@@ -207,6 +209,7 @@ class MaskedImageModelingCollator(_PretrainingCollator):
         min_crop_scale: float = 0.08,
         interpolation: str = "bicubic",
         tokenizer_interpolation: str = "lanczos",
+        color_jitter: float = 0.4,
         seed: int = 0,
         augment_on_device: bool = False,
     ):
@@ -222,6 +225,7 @@ class MaskedImageModelingCollator(_PretrainingCollator):
         self.views = BeitViews(
             image_size, tokenizer_image_size, image_mean, image_std, min_crop_scale,
             interpolation=interpolation, tokenizer_interpolation=tokenizer_interpolation,
+            color=beit_color_jitter(color_jitter),
         )
         self.mask_generator = mask_generator
 

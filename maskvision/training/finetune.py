@@ -1,10 +1,14 @@
 """Fine-tuning an encoder into an image classifier: the stock ``AutoModelForImageClassification`` on `Trainer`.
 
-BEiT's recipe (Bao et al. 2021, after DeiT): AdamW with layer-wise learning-rate decay (0.65 for BEiT-style
-checkpoints), weight decay 0.05 but none on norms, biases, position embeddings, [CLS] and relative position
-bias tables, cosine schedule with warm-up, label smoothing 0.1, drop path 0.1, Mixup 0.8 / CutMix 1.0,
-random-resized-crop + flip augmentation; evaluation every epoch, best checkpoint kept. The output directory is
-a stock checkpoint with its image processor: ``pipeline("image-classification", model=DIR)`` loads it.
+The defaults are BEiT-B's fine-tuning recipe (unilm beit/run_class_finetuning.py with the command of its
+get_started_for_image_classification.md; every row with its source: RECIPES.md): AdamW with layer-wise
+learning-rate decay (0.65 for BEiT-style checkpoints), lr 4e-3 at batch 1024, weight decay 0.05 but none on 1-D
+parameters, position embeddings and [CLS], 100 epochs with 20 of warm-up on a cosine to 1e-6, label smoothing 0.1,
+drop path 0.1, a random-resized crop + flip, RandAugment ``rand-m9-mstd0.5-inc1``, random erasing 0.25 and Mixup 0.8
+/ CutMix 1.0; each piece has its flag (``--rand_augment none``, ``--random_erasing 0``, ``--mixup_alpha 0``, ...).
+Crops are made per image in the data loader; RandAugment, normalisation, random erasing and Mixup / CutMix then run
+on the batch on the device (`FinetuneTrainer`). Evaluation every epoch, best checkpoint kept. The output directory
+is a stock checkpoint with its image processor: ``pipeline("image-classification", model=DIR)`` loads it.
 
 Works on stock checkpoints (BeitModel, ViTModel, SwinModel and their ForImageClassification variants, local or
 on the Hub), on maskvision encoder exports (``<run>/encoder``) and on maskvision pretraining runs (their encoder
@@ -43,13 +47,13 @@ from .mixup import MixupCutmix
 from .pretrain import PretrainingArguments, resolve_checkpoint
 from .streaming import training_rows
 from .trainer import MaskVisionTrainer
-from .transforms import BeitViews
+from .rand_augment import RandomErasing, parse_rand_augment
+from .transforms import BeitViews, normalize, to_float
 
 logger = logging.getLogger(__name__)
 
 # Layer-wise lr decay by architecture: BEiT's 0.65 (ViT-B), MAE's 0.75 (ViT-B), SimMIM's 0.9 (Swin-B).
 DEFAULT_LAYER_DECAY = {"beit": 0.65, "data2vec-vision": 0.65, "vit": 0.75, "swin": 0.9}
-# Parameters kept out of weight decay besides the 1-D ones (timm / BEiT `no_weight_decay`).
 
 
 # ------------------------------------------------------------------------------------------------- arguments
@@ -79,15 +83,24 @@ class FinetuneModelArguments:
     mixup_prob: float = field(default=1.0, metadata={"help": "Probability of mixing a batch."})
     mixup_switch_prob: float = field(default=0.5, metadata={"help": "Probability of CutMix when both are on."})
     min_crop_scale: float = field(default=0.08, metadata={"help": "Smallest area share of the random-resized crop."})
+    rand_augment: str = field(
+        default="rand-m9-mstd0.5-inc1",
+        metadata={"help": "RandAugment in timm's notation (BEiT: rand-m9-mstd0.5-inc1); 'none' disables it."},
+    )
+    random_erasing: float = field(default=0.25, metadata={"help": "Probability of random erasing; 0 disables it."})
 
 
 @dataclass
 class FinetuneArguments(PretrainingArguments):
-    """BEiT-B's fine-tuning defaults (lr 4e-3 at batch 1024, i.e. 1e-3 at 256; 100 epochs, 20 of warm-up; weight
+    """BEiT-B's fine-tuning defaults (lr 4e-3 at batch 1024 on a cosine to 1e-6; 100 epochs, 20 of warm-up; weight
     decay 0.05; no gradient clipping)."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Where checkpoints and the classifier go."})
-    base_learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate at lr_reference_batch."})
+    base_learning_rate: float = field(default=4e-3, metadata={"help": "Learning rate at lr_reference_batch."})
+    lr_reference_batch: int = field(default=1024, metadata={"help": "Batch size base_learning_rate is given for."})
+    base_min_learning_rate: float = field(
+        default=1e-6, metadata={"help": "Learning rate the cosine ends at, at lr_reference_batch (official min_lr)."}
+    )
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay."})
     num_train_epochs: float = field(default=100.0, metadata={"help": "Epochs."})
     warmup_steps: float = field(default=0.2, metadata={"help": "Warm-up steps, or a fraction of training if < 1."})
@@ -159,9 +172,9 @@ def load_classifier(
 class ClassificationTransform:
     """Dataset transform (``Dataset.with_transform``) for rows with ``image`` and ``label``.
 
-    Training: BEiT's random-resized crop (scale ``min_crop_scale``-1, bicubic) + horizontal flip, normalised like
-    the image processor (the encoder view of `BeitViews`, without a tokenizer view); evaluation: the image
-    processor itself, exactly what ``pipeline("image-classification")`` does at inference.
+    Training: BEiT's random-resized crop (scale ``min_crop_scale``-1, bicubic) + horizontal flip as uint8 crops (the
+    encoder view of `BeitViews`, without a tokenizer view), which `TrainingAugmentation` finishes on the device;
+    evaluation: the image processor itself, exactly what ``pipeline("image-classification")`` does at inference.
     """
 
     def __init__(self, image_processor, train: bool, min_crop_scale: float = 0.08):
@@ -174,7 +187,7 @@ class ClassificationTransform:
     def __call__(self, batch: dict) -> dict:
         images = [to_rgb(image) for image in batch["image"]]
         if self.views is not None:
-            pixel_values, _ = self.views(images)
+            pixel_values, _ = self.views.crop(images)
         else:
             pixel_values = self.image_processor(images=images, return_tensors="pt")["pixel_values"]
         return {"pixel_values": list(pixel_values), "labels": list(batch["label"])}
@@ -187,6 +200,24 @@ def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
     }
 
 
+class TrainingAugmentation:
+    """The training batch's augmentation, on whatever device it is: uint8 crops (B, 3, S, S) → RandAugment →
+    normalisation → random erasing (timm's order in BEiT's fine-tuning transform)."""
+
+    def __init__(self, image_processor, rand_augment: str | None = None, random_erasing: float = 0.0):
+        _, mean, std = processor_settings(image_processor)
+        self.mean, self.std = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+        self.rand_augment = parse_rand_augment(rand_augment, fill=mean)  # geometric ops fill with the mean, as timm
+        self.random_erasing = RandomErasing(random_erasing) if random_erasing else None
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        images = to_float(crops)
+        if self.rand_augment is not None:
+            images = self.rand_augment(images)
+        images = normalize(images, self.mean, self.std)
+        return images if self.random_erasing is None else self.random_erasing(images)
+
+
 # ---------------------------------------------------------------------------------------------- trainer
 def compute_metrics(eval_prediction) -> dict[str, float]:
     logits = eval_prediction.predictions
@@ -195,17 +226,22 @@ def compute_metrics(eval_prediction) -> dict[str, float]:
 
 
 class FinetuneTrainer(MaskVisionTrainer):
-    """`MaskVisionTrainer` for classification: Mixup / CutMix on training batches (on the device, as DeiT and BEiT
-    do), soft-target cross-entropy with label smoothing."""
+    """`MaskVisionTrainer` for classification: the training batches' augmentation (`TrainingAugmentation`) then
+    Mixup / CutMix on the device, as DeiT and BEiT do, and soft-target cross-entropy with label smoothing."""
 
-    def __init__(self, *args, mixup: MixupCutmix | None = None, **kwargs):
+    def __init__(
+        self, *args, augmentation: TrainingAugmentation | None = None, mixup: MixupCutmix | None = None, **kwargs
+    ):
         super().__init__(*args, compute_loss_func=self.classification_loss, **kwargs)
-        self.mixup = mixup
+        self.augmentation, self.mixup = augmentation, mixup
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.mixup is not None and model.training:
+        if model.training and (self.augmentation is not None or self.mixup is not None):
             inputs = dict(inputs)
-            inputs["pixel_values"], inputs["labels"] = self.mixup(inputs["pixel_values"], inputs["labels"])
+            if self.augmentation is not None:
+                inputs["pixel_values"] = self.augmentation(inputs["pixel_values"])
+            if self.mixup is not None:
+                inputs["pixel_values"], inputs["labels"] = self.mixup(inputs["pixel_values"], inputs["labels"])
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     def classification_loss(self, outputs, labels, num_items_in_batch=None) -> torch.Tensor:
@@ -252,7 +288,8 @@ def run_finetuning(
         raise ValueError("--augment_on_device applies to pretraining (maskvision pretrain, tokenizer train); "
                          "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
     with training_args.main_process_first(desc="loading and checking the images"):
-        train, evaluation = data_args.load(training_args.seed)
+        data = data_args.load(training_args.seed)
+    train, evaluation = data.train, data.evaluation
     names = class_names(train, evaluation, "fine-tuning")
     if names is None:
         raise ValueError("Fine-tuning a stream needs its classes before reading it: its label column must be a "
@@ -287,6 +324,7 @@ def run_finetuning(
         compute_metrics=compute_metrics,
         processing_class=image_processor,  # saved with every checkpoint and the result
         layer_decay=None if layer_decay == 1 else layer_decay,
+        augmentation=TrainingAugmentation(image_processor, model_args.rand_augment, model_args.random_erasing),
         mixup=_mixup(model_args, len(names), training_args.label_smoothing_factor),
     )
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -294,7 +332,10 @@ def run_finetuning(
         return trainer, {}
     trainer.save_model()  # the best checkpoint (load_best_model_at_end)
     metrics = trainer.evaluate()
-    trainer.save_metrics("eval", metrics)
+    trainer.log_metrics("eval", metrics)
+    # Trainer's metrics under their own name (all_results.json): eval_results.json holds maskvision's records only
+    trainer.save_metrics("all", metrics, combined=False)
+    trainer.save_state()
     write_training_curves(trainer)  # training_curves.png: loss, learning rate and every evaluation
 
     if trainer.is_world_process_zero():
@@ -305,18 +346,20 @@ def run_finetuning(
             "batch_size": training_args.effective_batch_size(),
             "layer_decay": layer_decay,
             "drop_path_rate": model_args.drop_path_rate,
+            "rand_augment": model_args.rand_augment,
+            "random_erasing": model_args.random_erasing,
             "mixup_alpha": model_args.mixup_alpha,
             "cutmix_alpha": model_args.cutmix_alpha,
             "label_smoothing": training_args.label_smoothing_factor,
         }
-        if data_args.max_train_samples is not None or data_args.max_eval_samples is not None:
+        if not data_args.streaming:  # a stream has no length
             settings |= {"train_samples": len(train), "eval_samples": len(evaluation)}
         record = dict(
             protocol="finetune",
             dataset=data_args.eval_source,
-            split=data_args.eval_split,
+            split=data.eval_split,
             train_dataset=data_args.dataset,
-            train_split=data_args.split,
+            train_split=data.train_split,
             model=model_args.model,
             settings=settings,
             command=command,

@@ -20,6 +20,8 @@ import threading
 import numpy as np
 import torch
 
+from ..configuration.configuration_extrema import num_visible_patches
+
 
 _THREAD_LOCAL = threading.local()  # each thread's PCG64 bit generator for `_numpy_rng`
 
@@ -309,11 +311,12 @@ class _BlockTables:
 
 
 class RandomMaskGenerator:
-    """Uniform random masks hiding exactly ``round(mask_ratio * N)`` of the N patches, ``num_masks`` per image.
+    """Uniform random masks leaving exactly ``int(N * (1 - mask_ratio))`` of the N patches visible (ExtreMA's rule,
+    `num_visible_patches`), ``num_masks`` per image.
 
     With several masks, the visible sets of one image are disjoint consecutive slices of one random permutation of
     its patches (ExtreMA's multi-masking: 80% x 5 masks leaves 39 of 196 patches visible in each mask, no patch
-    visible twice).
+    visible twice; 90% leaves 19).
 
     Args:
         input_size: patch grid, ``int`` or ``(height, width)``.
@@ -328,13 +331,12 @@ class RandomMaskGenerator:
             raise ValueError(f"mask_ratio must be a number in (0, 1), got {mask_ratio!r}.")
         if not isinstance(num_masks, int) or isinstance(num_masks, bool) or num_masks < 1:
             raise ValueError(f"num_masks must be a positive int, got {num_masks!r}.")
-        num_masked = round(mask_ratio * self.num_patches)
-        if not 0 < num_masked < self.num_patches:
+        self.num_visible = num_visible_patches(self.num_patches, mask_ratio)
+        if not 0 < self.num_visible < self.num_patches:
             raise ValueError(
-                f"mask_ratio={mask_ratio} masks {num_masked} of {self.num_patches} patches: it must mask at least "
-                "one patch and leave at least one visible."
+                f"mask_ratio={mask_ratio} leaves {self.num_visible} of {self.num_patches} patches visible: it must "
+                "mask at least one patch and leave at least one visible."
             )
-        self.num_visible = self.num_patches - num_masked
         if num_masks * self.num_visible > self.num_patches:
             raise ValueError(
                 f"num_masks={num_masks} masks with {self.num_visible} visible patches each need "

@@ -6,15 +6,41 @@ pooler and final norm are layer ``L + 1`` (scale 1). Works on stock transformers
 or without a task head) and on maskvision's pretraining models.
 """
 
+import math
 import re
 from collections.abc import Iterable
 
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 _BLOCK = re.compile(r"(?:^|\.)(?:layers|layer)\.(\d+)\.")  # Beit `layers.3.`, ViT `encoder.layer.3.`
 _SWIN_BLOCK = re.compile(r"(?:^|\.)layers\.(\d+)\.blocks\.(\d+)\.")
 _SWIN_DOWNSAMPLE = re.compile(r"(?:^|\.)layers\.(\d+)\.downsample\.")
 _EMBEDDING = re.compile(r"(?:^|\.)(?:embeddings|patch_embed|cls_token|mask_token|pos_embed)")
+
+
+# Stock transformers vision models have no `no_weight_decay()`: BEiT fine-tuning's {'pos_embed', 'cls_token'} (unilm
+# beit/modeling_finetune.py; run_class_finetuning.py decays the relative position bias tables by default).
+_STOCK_NO_WEIGHT_DECAY = re.compile(r"(position_embeddings|cls_token)$")
+
+
+def decay_parameter_names(model: nn.Module, listed_by: nn.Module | None = None) -> list[str]:
+    """The parameters weight decay applies to, by the official codes' rule (BEiT's ``get_parameter_groups``, timm's
+    ``add_weight_decay``, Swin's ``set_weight_decay``): all but the 1-D ones (norms, biases, layer scale), the other
+    ``.bias`` parameters and the names that ``listed_by`` (the model itself by default; the unwrapped model when
+    ``model`` is a wrapper with the same parameter names) lists in ``no_weight_decay()``, or, for a stock model, its
+    position and [CLS] embeddings. transformers' own rule would also spare every name containing "bias", relative
+    position bias tables included."""
+    listed_by = model if listed_by is None else listed_by
+    if hasattr(listed_by, "no_weight_decay"):
+        excluded = listed_by.no_weight_decay().__contains__
+    else:
+        excluded = _STOCK_NO_WEIGHT_DECAY.search
+    return [
+        name
+        for name, parameter in model.named_parameters()
+        if parameter.ndim > 1 and not name.endswith(".bias") and not excluded(name)
+    ]
 
 
 def layer_id(name: str, num_layers: int, swin_depths: Iterable[int] | None = None) -> int:
@@ -64,3 +90,19 @@ def param_groups(
         )
         group["params"].append(parameter)
     return list(groups.values())
+
+
+def cosine_schedule_with_bounds(
+    optimizer, num_warmup_steps: int, num_training_steps: int, start_ratio: float = 0.0, floor_ratio: float = 0.0
+) -> LambdaLR:
+    """A linear warm-up from ``start_ratio`` x the peak over ``num_warmup_steps``, then a half cosine to ``floor_ratio``
+    x the peak at ``num_training_steps``: BEiT's ``utils.cosine_scheduler`` (floor ``min_lr``) and MoBY's warm-up from
+    ``WARMUP_LR`` to a ``MIN_LR`` floor. Each parameter group's own learning rate (layer decay) is scaled alike."""
+
+    def factor(step: int) -> float:
+        if step < num_warmup_steps:
+            return start_ratio + (1 - start_ratio) * step / num_warmup_steps
+        progress = min(1.0, (step - num_warmup_steps) / max(1, num_training_steps - num_warmup_steps))
+        return floor_ratio + (1 - floor_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return LambdaLR(optimizer, factor)

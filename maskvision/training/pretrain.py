@@ -86,6 +86,15 @@ class PretrainingArguments(TrainingArguments):
     )
     base_learning_rate: float = field(default=1.5e-4, metadata={"help": "Learning rate at lr_reference_batch."})
     lr_reference_batch: int = field(default=256, metadata={"help": "Batch size base_learning_rate is given for."})
+    base_min_learning_rate: float = field(
+        default=0.0,
+        metadata={"help": "Learning rate the cosine schedule ends at, at lr_reference_batch (scaled with the batch "
+                          "like the peak)."},
+    )
+    base_warmup_learning_rate: float = field(
+        default=0.0,
+        metadata={"help": "Learning rate the linear warm-up starts from, at lr_reference_batch (scaled likewise)."},
+    )
     remove_unused_columns: bool = field(default=False, metadata={"help": "Collators need the image column."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
     warmup_steps: float = field(default=0.05, metadata={"help": "Warm-up steps, or a fraction of training if < 1."})
@@ -93,7 +102,7 @@ class PretrainingArguments(TrainingArguments):
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
     max_grad_norm: float = field(
-        default=1.0, metadata={"help": "Gradient clipping norm, on for every method (recipes set theirs); 0 disables."}
+        default=1.0, metadata={"help": "Gradient clipping norm (recipes set the official one); 0 disables."}
     )
     nan_policy: str = field(
         default="stop",
@@ -139,7 +148,7 @@ class PretrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.nan_policy not in NAN_POLICIES:
             raise ValueError(f"--nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}.")
-        if self.max_grad_norm is None or self.max_grad_norm < 0:
+        if self.max_grad_norm is not None and self.max_grad_norm < 0:  # None: set later (the tokenizers')
             raise ValueError(f"--max_grad_norm must be >= 0 (0 disables gradient clipping), got {self.max_grad_norm!r}.")
         parse_signals(self.preemption_signals)  # an unknown name: an error now, not at the first step
 
@@ -150,6 +159,20 @@ class PretrainingArguments(TrainingArguments):
         if self.learning_rate is None:
             self.learning_rate = self.base_learning_rate * self.effective_batch_size() / self.lr_reference_batch
         return self.learning_rate
+
+    def schedule_bounds(self) -> tuple[float, float]:
+        """(the warm-up's first learning rate, the cosine's last), scaled with the batch as the official BEiT and MoBY
+        code scale theirs: the same share of the peak as at ``lr_reference_batch``."""
+        scale = self.effective_batch_size() / self.lr_reference_batch
+        start, floor = self.base_warmup_learning_rate * scale, self.base_min_learning_rate * scale
+        peak = self.resolve_learning_rate()
+        if not 0 <= start <= peak or not 0 <= floor < peak:
+            raise ValueError(
+                f"The schedule's bounds must lie below the peak learning rate {peak:.3g}: warm-up start {start:.3g} "
+                f"and floor {floor:.3g} (--base_warmup_learning_rate, --base_min_learning_rate at batch "
+                f"{self.lr_reference_batch}, scaled to batch {self.effective_batch_size()})."
+            )
+        return start, floor
 
 
 class PretrainingRecipe:

@@ -67,8 +67,19 @@ def _vqkd_config(size: str) -> dict:
 
 TOKENIZERS = {"dvae": (DVAEConfig, DVAETokenizer, _dvae_config), "vqkd": (VQKDConfig, VQKDTokenizer, _vqkd_config)}
 MODEL_SIZES = ("tiny", "base")
-# Official optimisation: DALL-E lr 1e-4 at batch 512; BEiT v2's VQ-KD lr 5e-5 at batch 128. Both AdamW, wd 1e-4.
-BASE_LEARNING_RATES = {"dvae": (1e-4, 512), "vqkd": (5e-5, 128)}
+# Each tokenizer's official optimisation, taken by the `TokenizerTrainingArguments` fields left None (sources and
+# differences: RECIPES.md). DALL-E (paper, appendix A.2; no training code): lr 1e-4 at batch 512 annealed to 1.25e-6,
+# betas (0.9, 0.999). VQ-KD (unilm beit2/run_vqkd_training.py, TOKENIZER.md): lr 5e-5 x batch / 128, min_lr 1e-5
+# unscaled (2.5e-6 at 128 gives it at the official batch of 8 x 64), betas (0.9, 0.99), no gradient clipping.
+# The crops' resampling: the dVAE sees BEiT's tokenizer view (lanczos, beit/run_beit_pretraining.py
+# --second_interpolation), VQ-KD trains on bicubic crops (beit2/TOKENIZER.md --train_interpolation).
+TOKENIZER_INTERPOLATION = {"dvae": "lanczos", "vqkd": "bicubic"}
+TOKENIZER_OPTIMISATION = {
+    "dvae": dict(base_learning_rate=1e-4, lr_reference_batch=512, base_min_learning_rate=1.25e-6, adam_beta2=0.999,
+                 max_grad_norm=1.0),
+    "vqkd": dict(base_learning_rate=5e-5, lr_reference_batch=128, base_min_learning_rate=2.5e-6, adam_beta2=0.99,
+                 max_grad_norm=0.0),
+}  # fmt: skip
 
 
 @dataclass
@@ -116,8 +127,9 @@ class TokenizerArguments:
 
 @dataclass
 class TokenizerTrainingArguments(PretrainingArguments):
-    """Optimisation defaults of the official tokenizers: AdamW, weight decay 1e-4, cosine schedule; the learning
-    rate defaults to DALL-E's 1e-4 per 512 images (dVAE) or BEiT v2's 5e-5 per 128 (VQ-KD)."""
+    """Optimisation defaults of the official tokenizers: AdamW, weight decay 1e-4, a cosine schedule with 10% of
+    warm-up over 100 epochs (VQ-KD's); the fields left None take the tokenizer's own official value
+    (`TOKENIZER_OPTIMISATION`, applied by `resolve_for`)."""
 
     base_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate at lr_reference_batch; default: the tokenizer's official."}
@@ -125,11 +137,27 @@ class TokenizerTrainingArguments(PretrainingArguments):
     lr_reference_batch: int | None = field(
         default=None, metadata={"help": "Batch size base_learning_rate is given for; default: the official."}
     )
+    base_min_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate the cosine ends at, at lr_reference_batch; default: official."}
+    )
+    adam_beta2: float | None = field(default=None, metadata={"help": "AdamW beta2; default: the tokenizer's official."})
+    max_grad_norm: float | None = field(
+        default=None, metadata={"help": "Gradient clipping norm (0: none); default: the tokenizer's official."}
+    )
+    num_train_epochs: float = field(default=100, metadata={"help": "Epochs (VQ-KD: 100)."})
+    warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up steps, or a fraction of training if < 1."})
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Images per device and step."})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay (DALL-E, BEiT v2: 1e-4)."})
     restore_callback_states_from_checkpoint: bool = field(
         default=True, metadata={"help": "Resume the codebook re-seeding window from the checkpoint."}
     )
+
+    def resolve_for(self, tokenizer_type: str) -> "TokenizerTrainingArguments":
+        """Give the fields left None the official value of ``tokenizer_type`` (`TOKENIZER_OPTIMISATION`)."""
+        for name, value in TOKENIZER_OPTIMISATION[tokenizer_type].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        return self
 
 
 # ----------------------------------------------------------------------------------------------------- model
@@ -184,14 +212,16 @@ def tokenizer_callbacks(model: VisualTokenizerModel, args: TokenizerArguments) -
 
 # ------------------------------------------------------------------------------------------------------ data
 class TokenizerCollator(_PretrainingCollator):
-    """Rows holding a PIL ``image`` → ``{"pixel_values": (B, 3, S, S)}`` in [0, 1]: BEiT's tokenizer view, one
-    random-resized crop (area ``min_crop_scale``-1 of the image) + flip resized with Lanczos (`BeitViews`' view
-    recipe at the tokenizer's size, unnormalised: tokenizers map their input themselves)."""
+    """Rows holding a PIL ``image`` → ``{"pixel_values": (B, 3, S, S)}`` in [0, 1]: one random-resized crop (area
+    ``min_crop_scale``-1 of the image) + flip, no colour augmentation (VQ-KD's ``--color_jitter 0``), resized with
+    ``interpolation`` (`BeitViews`' view recipe at the tokenizer's size, unnormalised: tokenizers map their input
+    themselves)."""
 
-    def __init__(self, image_size: int, min_crop_scale: float = 0.08, seed: int = 0, augment_on_device: bool = False):
+    def __init__(self, image_size: int, min_crop_scale: float = 0.08, seed: int = 0, augment_on_device: bool = False,
+                 interpolation: str = "lanczos"):  # fmt: skip
         super().__init__(seed, augment_on_device)
         self.views = BeitViews(image_size, None, image_mean=(0.0, 0.0, 0.0), image_std=(1.0, 1.0, 1.0),
-                               min_scale=min_crop_scale, interpolation="lanczos")
+                               min_scale=min_crop_scale, interpolation=interpolation)
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         generator = self.generator_for(rows)
@@ -296,17 +326,14 @@ def train_tokenizer(
         dataset = data_args.load(training_args.seed)
     set_seed(training_args.seed)  # the initialisation follows --seed (as in run_pretraining)
     model = build_tokenizer(model_args)
-    base_lr, reference_batch = BASE_LEARNING_RATES[model_args.tokenizer_type]
-    if training_args.base_learning_rate is None:
-        training_args.base_learning_rate = base_lr
-    if training_args.lr_reference_batch is None:
-        training_args.lr_reference_batch = reference_batch
+    training_args.resolve_for(model_args.tokenizer_type)
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
         train_dataset=training_rows(dataset, data_args, training_args),  # batches from (seed, epoch, samples)
         data_collator=TokenizerCollator(model.config.image_size, model_args.min_crop_scale, seed=training_args.seed,
-                                        augment_on_device=training_args.augment_on_device),
+                                        augment_on_device=training_args.augment_on_device,
+                                        interpolation=TOKENIZER_INTERPOLATION[model_args.tokenizer_type]),
         callbacks=tokenizer_callbacks(model, model_args),
         processing_class=model.image_processor(),
     )

@@ -1,8 +1,8 @@
 """`MaskVisionTrainer`: the transformers `Trainer` with what pretraining and fine-tuning vision encoders need.
 
-- No weight decay on 1-D parameters (norms, biases, layer-scale gammas) nor on position, [CLS] and [MASK]
-  embeddings and relative position bias tables: the names a model lists in ``no_weight_decay()``, or, for stock
-  transformers models, those names by pattern (timm's and BEiT's rule).
+- No weight decay on 1-D parameters (norms, biases, layer-scale gammas) nor on the parameters a model names in
+  ``no_weight_decay()`` (each method's official list); for stock transformers models (fine-tuning), on position and
+  [CLS] embeddings, as BEiT's fine-tuning (whose relative position bias tables are decayed).
 - Checkpoints (resume, best model) are reloaded through ``from_pretrained`` and then strictly: transformers 5
   saves some models under their original key names (Beit: ``beit.encoder.layer.N.`` for ``beit.layers.N.``), which
   Trainer's raw non-strict ``load_state_dict`` would silently skip (transformers #43701, #48805).
@@ -19,6 +19,8 @@
 - The training arguments are saved beside the weights as ``training_args.json``, not as Trainer's pickled
   ``training_args.bin``: nothing in a checkpoint needs unpickling arbitrary objects.
 - Optional layer-wise learning-rate decay (``layer_decay``), as BEiT fine-tuning does.
+- The cosine schedule warms up from and ends at the bounds of `PretrainingArguments.schedule_bounds` (BEiT's
+  ``min_lr``, MoBY's ``WARMUP_LR`` and ``MIN_LR``) instead of 0 when they are set.
 - A non-finite (NaN/inf) loss stops the run with an error naming the optimizer step (``nan_policy="stop"``, the
   default), or skips that step (``nan_policy="skip"``): no optimizer update, no teacher or codebook update (callbacks
   check `callbacks.step_skipped`), a warning and a ``skipped_steps`` count in the logs. All processes agree.
@@ -31,12 +33,11 @@
 
 import logging
 import os
-import re
 import shutil
 import time
 
 import torch
-from transformers import PreTrainedModel, Trainer
+from transformers import PreTrainedModel, SchedulerType, Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
@@ -44,7 +45,7 @@ from ..data.streaming import STREAM_POSITION, ImageStream
 from ..modeling.modeling_utils import check_checkpoint_model_type
 from .callbacks import CollatorEpochCallback, _unwrap
 from .checkpoints import incomplete_reason, mark_complete
-from .optim import param_groups
+from .optim import cosine_schedule_with_bounds, decay_parameter_names, param_groups
 from .preemption import PREEMPTION_SIGNALS, PreemptionCallback
 from .streaming import load_stream_state, save_stream_state
 
@@ -52,9 +53,6 @@ logger = logging.getLogger(__name__)
 
 NAN_POLICIES = ("stop", "skip")
 
-# Embeddings and bias tables of stock transformers vision models (no weight decay), for models without
-# `no_weight_decay()`.
-_STOCK_NO_WEIGHT_DECAY = re.compile(r"(position_embeddings|cls_token|mask_token|relative_position_bias_table)$")
 
 
 class MaskVisionTrainer(Trainer):
@@ -127,18 +125,7 @@ class MaskVisionTrainer(Trainer):
 
     # ----------------------------------------------------------------------------------------------- optimizer
     def get_decay_parameter_names(self, model) -> list[str]:
-        unwrapped = _unwrap(model)
-        if hasattr(unwrapped, "no_weight_decay"):
-            listed = unwrapped.no_weight_decay()
-            excluded = lambda name: name in listed  # noqa: E731
-        else:
-            excluded = _STOCK_NO_WEIGHT_DECAY.search
-        one_dimensional = {name for name, parameter in model.named_parameters() if parameter.ndim <= 1}
-        return [
-            name
-            for name in super().get_decay_parameter_names(model)
-            if name not in one_dimensional and not excluded(name)
-        ]
+        return decay_parameter_names(model, _unwrap(model))
 
     def create_optimizer(self, model=None):
         if self.layer_decay is None or self.optimizer is not None:
@@ -160,6 +147,21 @@ class MaskVisionTrainer(Trainer):
         optimizer_kwargs.pop("lr", None)  # each group carries its own
         self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        bounds = getattr(self.args, "schedule_bounds", None)
+        start, floor = bounds() if bounds is not None else (0.0, 0.0)
+        if self.lr_scheduler is None and self.args.lr_scheduler_type == SchedulerType.COSINE and (start or floor):
+            peak = self.args.learning_rate
+            self.lr_scheduler = cosine_schedule_with_bounds(
+                self.optimizer if optimizer is None else optimizer,
+                self.args.get_warmup_steps(num_training_steps),
+                num_training_steps,
+                start_ratio=start / peak,
+                floor_ratio=floor / peak,
+            )
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
 
     # ----------------------------------------------------------------------------------------------- checkpoints
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:

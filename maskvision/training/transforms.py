@@ -9,7 +9,8 @@ Each recipe has two stages so that the second can move to the accelerator: ``cro
 images → uint8 tensors) and ``augment(crops, generator)`` (uint8 tensors → float views); calling it runs both.
 
 - `BeitViews`: one crop (scale 0.08-1) + flip, resized for the encoder (bicubic) and for the visual tokenizer
-  (lanczos) — Bao et al., "BEiT: BERT Pre-Training of Image Transformers", arXiv:2106.08254.
+  (lanczos), both with the same colour jitter (`beit_color_jitter`)
+  — Bao et al., "BEiT: BERT Pre-Training of Image Transformers", arXiv:2106.08254.
 - `SharedCropViews`: one crop (scale 0.2-1) + flip shared by two branches with their own colour jitter and
   grayscale — ExtreMA (Wu et al., arXiv:2206.04667, official ``SpatialConsistentColorAug``).
 - `TwoCropViews`: two independent crops (scale 0.08-1) + flips with BYOL's asymmetric colour recipe (blur p=1.0 /
@@ -180,7 +181,8 @@ class ColorAugmentation:
     (factors ~ U[max(0, 1 - s), 1 + s], hue shift ~ U[-hue, hue] of a full turn); with ``grayscale_prob``, grayscale
     (kept as 3 channels); with ``blur_prob``, a Gaussian blur of sigma ~ U(blur_sigma) (pixels at 224 px, scaled
     with the image size); with ``solarize_prob``, solarize (values >= 128/255 inverted). Defaults: the BYOL / MoBY /
-    ExtreMA jitter (0.4, 0.4, 0.2, 0.1, p=0.8) and grayscale p=0.2, no blur, no solarize.
+    ExtreMA jitter (0.4, 0.4, 0.2, 0.1, p=0.8) and grayscale p=0.2, no blur, no solarize; `beit_color_jitter` gives
+    BEiT's.
     """
 
     brightness: float = 0.4
@@ -206,12 +208,21 @@ class ColorAugmentation:
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment float images (B, 3, H, W) in [0, 1]; returns a new tensor of the same shape, in [0, 1]."""
-        if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
-            raise ValueError(f"ColorAugmentation expects float RGB images (B, 3, H, W), got {tuple(images.shape)}.")
-        batch, device = len(images), images.device
-        # every parameter of every image is drawn, used or not, so the stream does not depend on the outcomes
+        return self.apply(images, self.draw(len(images), generator, images.device))
+
+    def draw(self, batch: int, generator: torch.Generator | None, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The random parameters of ``batch`` images; `apply` them to several views to give each image's views the
+        same colours (BEiT's encoder and tokenizer views). Every parameter of every image is drawn, used or not, so
+        the stream does not depend on the outcomes."""
         draws = _rand((9, batch), generator, device)
         order = _rand((batch, 4), generator, device).argsort(1)  # each image's order of the four jitter ops
+        return draws, order
+
+    def apply(self, images: torch.Tensor, parameters: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Augment float images (B, 3, H, W) in [0, 1] with parameters from `draw`."""
+        if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
+            raise ValueError(f"ColorAugmentation expects float RGB images (B, 3, H, W), got {tuple(images.shape)}.")
+        draws, order = (value.to(images.device) for value in parameters)
         images = self._jitter(images.clone(), draws[:5], order)
         gray = draws[5] < self.grayscale_prob
         if gray.any():
@@ -251,6 +262,14 @@ class ColorAugmentation:
         sigma = (low + (high - low) * u)[:, None].expand(-1, 2)
         kernel = min(2 * math.ceil(3 * high) + 1, images.shape[-1] - 1 + images.shape[-1] % 2)
         return kornia.filters.gaussian_blur2d(images, kernel, sigma, border_type="reflect")
+
+
+def beit_color_jitter(strength: float = 0.4) -> ColorAugmentation | None:
+    """BEiT's ``ColorJitter(strength, strength, strength)`` (unilm beit/ and beit2/ ``datasets.py``): brightness,
+    contrast and saturation, no hue, on every image (no probability), no grayscale; None for strength 0."""
+    if not strength:
+        return None
+    return ColorAugmentation(strength, strength, strength, hue=0.0, jitter_prob=1.0, grayscale_prob=0.0)
 
 
 # -- the methods' view recipes ---------------------------------------------------------------------------------------
@@ -299,6 +318,11 @@ class BeitViews(_CropRecipe):
     ``crop`` → (encoder crops (B, 3, S, S), tokenizer crops (B, 3, T, T)) uint8; ``augment`` → (``pixel_values``
     normalised with ``image_mean``/``image_std``, ``tokenizer_pixel_values`` in [0, 1]: tokenizers normalise their
     input themselves, CONTRIBUTING.md). With ``tokenizer_size=None`` (pixel targets) the second view is None.
+
+    ``color`` (BEiT pretraining: `beit_color_jitter`) gives both views of an image the same colours: the official
+    code jitters the whole image before its crop and flip. Here the jitter runs on the crops, batched (on the device
+    with ``augment_on_device``), with one draw per image applied to both views; the only change is that contrast
+    blends with the mean gray of the crop rather than of the whole image.
     """
 
     def __init__(
@@ -311,10 +335,12 @@ class BeitViews(_CropRecipe):
         ratio=(3 / 4, 4 / 3),
         interpolation: str = "bicubic",
         tokenizer_interpolation: str = "lanczos",
+        color: ColorAugmentation | None = None,
     ):
         super().__init__(image_size, image_mean, image_std, min_scale, ratio, interpolation)
         self.tokenizer_size = None if tokenizer_size is None else _check_size("tokenizer_size", tokenizer_size)
         self.tokenizer_resample = _check_resample("tokenizer_interpolation", tokenizer_interpolation)
+        self.color = color
 
     def output_sizes(self) -> list[int]:
         return [self.image_size] + ([] if self.tokenizer_size is None else [self.tokenizer_size])
@@ -327,9 +353,12 @@ class BeitViews(_CropRecipe):
         return encoder_crops, (tokenizer_crops[0] if tokenizer_crops else None)
 
     def augment(self, crops, generator=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        encoder_crops, tokenizer_crops = crops
-        pixel_values = normalize(to_float(encoder_crops), self.image_mean, self.image_std)
-        return pixel_values, (None if tokenizer_crops is None else to_float(tokenizer_crops))
+        views = [to_float(view) for view in crops if view is not None]
+        if self.color is not None:
+            parameters = self.color.draw(len(views[0]), generator, views[0].device)
+            views = [self.color.apply(view, parameters) for view in views]
+        pixel_values = normalize(views[0], self.image_mean, self.image_std)
+        return pixel_values, (views[1] if len(views) > 1 else None)
 
 
 class SharedCropViews(_CropRecipe):

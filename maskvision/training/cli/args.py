@@ -3,12 +3,14 @@ or from a file followed by flags that override it (``maskvision pretrain beit ru
 
 import json
 import os
+import re
 import sys
 
 import yaml
 from transformers import HfArgumentParser
 
 _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+_PERCENT = re.compile(r"%(?!\()")  # a % that is not argparse's own "%(default)s"
 
 
 def _read_config_file(path: str) -> dict:
@@ -24,6 +26,9 @@ def _read_config_file(path: str) -> dict:
 def parse_arguments(dataclass_types: tuple, argv: list[str], prog: str, description: str | None = None) -> tuple:
     """Parse ``argv`` into one instance per dataclass; unknown arguments are an error naming them."""
     parser = HfArgumentParser(dataclass_types, prog=prog, description=description)
+    for action in parser._actions:
+        if action.help:  # argparse %-formats help strings: a literal "80%" would crash --help
+            action.help = _PERCENT.sub("%%", action.help)
     if argv and argv[0].endswith(_CONFIG_SUFFIXES):
         values = _read_config_file(argv[0])
         known = {action.dest for action in parser._actions}

@@ -6,7 +6,9 @@
 Features come from the frozen encoder (cached on disk, see `maskvision.evaluation.features`); ``knn`` is the
 weighted k-NN of InstDisc / DINO (cosine, k 20 and 200, T 0.07), ``linear`` a linear probe with a learning-rate
 sweep. Prints a table and merges the results into ``eval_results.json`` (beside a local model, or
-``--output_file``), from which model cards are built.
+``--output_file``), from which model cards are built. The evaluation images are never training images: when both
+would be the same rows (one parquet file and no ``--eval_dataset``), a seeded 15% is held out for evaluation
+(``--holdout_fraction``; 0 refuses), and the records name each side's rows.
 """
 
 import os
@@ -122,7 +124,8 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
     poolings = args.pooling or [encoder.default_pooling]
     layers = parse_layers(args.layers, encoder.num_layers)
     keys = encoder.check_request(poolings, layers)  # fail before loading any data
-    train, test = args.load(args.seed)
+    data = args.load(args.seed)
+    train, test = data.train, data.evaluation
     names = class_names(train, test, protocol)
 
     cache_dir = None if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR)
@@ -134,26 +137,24 @@ def evaluate_encoder(protocol: str, args: FeatureArguments, protocol_args, comma
         cache_dir=cache_dir,
         progress=args.progress,
     )
-    train_set = extract_features(encoder, train, description=f"{args.split} features", **options)
-    test_set = extract_features(encoder, test, description=f"{args.eval_split} features", **options)
+    train_set = extract_features(encoder, train, description=f"{data.train_split} features", **options)
+    test_set = extract_features(encoder, test, description=f"{data.eval_split} features", **options)
     train_labels, test_labels = train_set.require_labels(protocol), test_set.require_labels(protocol)
     num_classes = len(names) if names is not None else int(torch.cat([train_labels, test_labels]).max()) + 1
 
     record = dict(
         protocol=protocol,
         dataset=args.eval_source,
-        split=args.eval_split,
+        split=data.eval_split,
         train_dataset=args.dataset,
-        train_split=args.split,
+        train_split=data.train_split,
         model=args.model,
         command=command,
     )
     results = []
     for pooling, layer in keys:
         train_features, test_features = train_set.features[(pooling, layer)], test_set.features[(pooling, layer)]
-        base = {"pooling": pooling, "layer": layer}
-        if args.max_train_samples is not None or args.max_eval_samples is not None:
-            base |= {"train_samples": len(train), "eval_samples": len(test)}
+        base = {"pooling": pooling, "layer": layer, "train_samples": len(train_labels), "eval_samples": len(test_labels)}
         if protocol == "knn":
             per_k = knn_evaluate(
                 train_features, train_labels, test_features, test_labels, num_classes,

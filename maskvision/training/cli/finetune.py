@@ -1,12 +1,14 @@
 """`maskvision finetune --model PATH_OR_REPO --dataset SOURCE --output_dir DIR`: fine-tune an encoder into a
-stock image classifier on `Trainer` (BEiT's recipe: layer-wise lr decay, label smoothing, drop path,
-Mixup / CutMix, evaluation every epoch, best checkpoint kept).
+stock image classifier on `Trainer` (BEiT's recipe by default: layer-wise lr decay, RandAugment, random erasing,
+Mixup / CutMix, label smoothing, drop path; evaluation every epoch, best checkpoint kept).
 
     maskvision finetune --model runs/beit/encoder --dataset cifar10/train.parquet \\
         --eval_dataset cifar10/test.parquet --output_dir runs/beit-cifar10 --num_train_epochs 100
 
 The result loads in ``pipeline("image-classification", model=DIR)``; its top-1 / top-5 go to
-``DIR/eval_results.json``. Flags or a YAML/JSON file followed by overriding flags, like `maskvision pretrain`.
+``DIR/eval_results.json``. Without ``--eval_dataset`` on a one-split source, a seeded 15% of the rows is held out
+for evaluation (``--holdout_fraction``). Flags or a YAML/JSON file followed by overriding flags, like
+`maskvision pretrain`.
 """
 
 from ...evaluation.results import command_line

@@ -6,8 +6,10 @@ Targets are the ids of a frozen visual tokenizer (`maskvision tokenizer train`, 
 Hub id); ``--target pixels`` regresses normalised pixels instead and needs no tokenizer. The encoder view and the
 tokenizer view come from one random-resized crop, ~40% of the patches are masked blockwise, and the optimisation
 follows the official pretraining: AdamW (0.9, 0.999), lr 1.5e-3 at batch 2048 scaled linearly with the batch,
-weight decay 0.05 (none on norms, biases, layer scale, position / [MASK] / [CLS] embeddings and relative position
-bias tables), gradient clipping at 3.0, 800 epochs on a cosine schedule with 10 of warm-up, 128 images per device.
+weight decay 0.05 (none on 1-D parameters, biases and [CLS]; [MASK] and the relative position bias table decay, as
+the official optimizer), gradient clipping at 3.0, 800 epochs on a cosine schedule with 10 of warm-up ending at
+1e-5 (at batch 2048), 128 images per device. Both views get ColorJitter(0.4, 0.4, 0.4), the same for the two. Every
+row with its official source: RECIPES.md.
 The checkpoint goes to ``DIR``, the stock transformers encoder (`BeitModel` + image processor) to ``DIR/encoder``.
 Resume with ``--resume_from_checkpoint DIR/checkpoint-N`` (or ``last``): the tokenizer is given again by
 ``--tokenizer``; a checkpoint loaded with ``BeitMimForPreTraining.from_pretrained`` re-attaches it from the path in
@@ -66,6 +68,10 @@ class BeitModelArguments:
         default=False, metadata={"help": "Mask exactly num_masking_patches per image (BEiT v2, e.g. with VQ-KD)."}
     )
     min_crop_scale: float = field(default=0.08, metadata={"help": "Smallest area fraction of the random crop."})
+    color_jitter: float = field(
+        default=0.4,
+        metadata={"help": "Brightness, contrast and saturation jitter, the same on both views of an image; 0: none."},
+    )
 
     def config(self, vocab_size: int | None = None) -> BeitMimConfig:
         backbone = {
@@ -103,6 +109,9 @@ class BeitTrainingArguments(PretrainingArguments):
 
     base_learning_rate: float = field(default=1.5e-3, metadata={"help": "Learning rate at lr_reference_batch."})
     lr_reference_batch: int = field(default=2048, metadata={"help": "Batch size base_learning_rate is given for."})
+    base_min_learning_rate: float = field(
+        default=1e-5, metadata={"help": "Learning rate the cosine ends at, at lr_reference_batch (official min_lr)."}
+    )
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay."})
     adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
     adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2."})
@@ -158,6 +167,7 @@ class BeitRecipe(PretrainingRecipe):
             image_mean=config.image_mean,
             image_std=config.image_std,
             min_crop_scale=model_args.min_crop_scale,
+            color_jitter=model_args.color_jitter,
             seed=seed,
         )
 

@@ -1,9 +1,10 @@
 """`maskvision pretrain extrema`: ExtreMA (Wu et al. 2022) with the official recipe, and its demo stage.
 
 Official defaults (ViT-B/16, 300 epochs on ImageNet-1K): AdamW with betas (0.9, 0.95), learning rate 1.5e-4 x batch /
-256 with 40 warm-up epochs and a cosine decay, weight decay 0.1, student drop path 0.1, 80% x 5 disjoint masks, one
-shared crop (scale 0.2-1) with a colour augmentation per branch, teacher momentum 0.996 -> 1 (cosine), updated once
-per optimizer step.
+256 with 40 warm-up epochs and a cosine decay to 0, weight decay 0.1, no gradient clipping, student drop path 0.1,
+80% x 5 disjoint masks, one shared crop (scale 0.2-1) with a colour augmentation per branch, teacher momentum
+0.996 -> 1 (cosine), updated once per optimizer step; class-attention layer scale 0.1 (1e-5 for ViT-L). Every row
+with its official source: RECIPES.md.
 
     maskvision pretrain extrema --dataset DIR_OR_PARQUET --output_dir runs/extrema \\
         --per_device_train_batch_size 256 --num_train_epochs 300
@@ -19,7 +20,13 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainerCallback
 
-from ...configuration.configuration_extrema import LOSSES, ExtremaConfig, extrema_backbone_config
+from ...configuration.configuration_extrema import (
+    DEFAULT_POOLING_LAYER_SCALE,
+    LOSSES,
+    POOLING_LAYER_SCALE,
+    ExtremaConfig,
+    extrema_backbone_config,
+)
 from ...data.streaming import ImageStream
 from ...modeling.modeling_extrema import ExtremaForPreTraining
 from ..callbacks import MomentumTeacherCallback, _unwrap
@@ -54,6 +61,9 @@ class ExtremaModelArguments:
     base_momentum: float = field(default=0.996, metadata={"help": "Teacher momentum at the first step."})
     final_momentum: float = field(default=1.0, metadata={"help": "Teacher momentum at the last step."})
     pooling_depth: int = field(default=2, metadata={"help": "Class-attention blocks pooling the tokens."})
+    pooling_layer_scale: float | None = field(
+        default=None, metadata={"help": "Layer scale of the class-attention blocks (default: 0.1, 1e-5 for large)."}
+    )
     projector_hidden_size: int = field(default=4096, metadata={"help": "Hidden width of projector and predictor."})
     projection_size: int = field(default=256, metadata={"help": "Output width of projector and predictor."})
     min_crop_scale: float = field(default=0.2, metadata={"help": "Smallest shared crop, as a share of the image."})
@@ -70,7 +80,12 @@ class ExtremaTrainingArguments(PretrainingArguments):
     base_learning_rate: float = field(default=1.5e-4, metadata={"help": "Learning rate at lr_reference_batch."})
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
     adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2."})
+    num_train_epochs: float = field(default=300, metadata={"help": "Epochs (the paper: 300)."})
+    per_device_train_batch_size: int = field(
+        default=256, metadata={"help": "Images per device and micro-batch (official: 2048 on 8 GPUs)."}
+    )
     warmup_steps: float = field(default=40 / 300, metadata={"help": "Warm-up steps, or a fraction if < 1."})
+    max_grad_norm: float = field(default=0.0, metadata={"help": "Gradient clipping norm; 0: none, as the official."})
     ddp_find_unused_parameters: bool | None = field(
         default=False, metadata={"help": "Every trainable parameter is used: no search for unused ones."}
     )
@@ -100,6 +115,11 @@ def build_config(args: ExtremaModelArguments) -> ExtremaConfig:
         base_momentum=args.base_momentum,
         final_momentum=args.final_momentum,
         pooling_depth=args.pooling_depth,
+        pooling_layer_scale=(
+            args.pooling_layer_scale
+            if args.pooling_layer_scale is not None
+            else POOLING_LAYER_SCALE.get(args.model_size, DEFAULT_POOLING_LAYER_SCALE)
+        ),
         projector_hidden_size=args.projector_hidden_size,
         predictor_hidden_size=args.projector_hidden_size,
         projection_size=args.projection_size,

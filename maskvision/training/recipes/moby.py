@@ -5,11 +5,12 @@
 Swin-T by default (``--backbone vit`` for the paper's DeiT-S), two independently cropped views with BYOL's colour
 recipe, projector and predictor with BatchNorm, momentum target 0.99 → 1 and two 4096-key queues, symmetric InfoNCE
 at temperature 0.2. Optimisation follows the official configs (Transformer-SSL ``moby_swin_tiny.yaml``): AdamW
-(0.9, 0.999), lr 1e-3 at batch 512 scaled linearly with the batch, weight decay 0.05 (none on norms, biases,
-position embeddings and relative position bias tables), cosine schedule with 5 of 300 epochs of warm-up, gradient
-clipping (5.0 on the official summed loss: 2.5 on maskvision's mean of the two directions), the last incomplete
-batch dropped (BatchNorm heads) and no buffer broadcast under DDP (the queues are kept identical by construction).
-Under DDP on GPUs the heads' BatchNorm is synchronised across processes, as the official code does.
+(0.9, 0.999), lr 1e-3 at batch 512 scaled linearly with the batch, weight decay 0.05 on all but the 1-D parameters
+and biases (the official optimizer), 5 of 300 epochs of warm-up from 5e-7 then a cosine to 5e-6 (both at batch 512,
+scaled alike), gradient clipping (5.0 on the official summed loss: 2.5 on maskvision's mean of the two directions),
+the last incomplete batch dropped (BatchNorm heads) and no buffer broadcast under DDP (the queues are kept identical
+by construction). Under DDP on GPUs the heads' BatchNorm is synchronised across processes, as the official code
+does. Every row with its official source: RECIPES.md.
 The checkpoint goes to ``DIR``, the stock transformers encoder (`SwinModel` / `BeitModel` + image processor) to
 ``DIR/encoder``.
 """
@@ -114,6 +115,12 @@ class MobyTrainingArguments(PretrainingArguments):
 
     base_learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate at lr_reference_batch."})
     lr_reference_batch: int = field(default=512, metadata={"help": "Batch size base_learning_rate is given for."})
+    base_min_learning_rate: float = field(
+        default=5e-6, metadata={"help": "Learning rate the cosine ends at, at lr_reference_batch (official MIN_LR)."}
+    )
+    base_warmup_learning_rate: float = field(
+        default=5e-7, metadata={"help": "Learning rate the warm-up starts from, at lr_reference_batch (WARMUP_LR)."}
+    )
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay."})
     max_grad_norm: float = field(
         default=2.5, metadata={"help": "Gradient clipping norm (the official 5.0 on the sum of the two directions)."}
