@@ -14,6 +14,7 @@ from maskvision.data.streaming import POSITION_BITS, STREAM_POSITION
 from maskvision.evaluation.features import build_image_processor
 from maskvision.training.cli import main as cli
 from maskvision.training.pretrain import PretrainingArguments
+from maskvision.training.labelled_data import LabelledDataArguments
 from maskvision.training.streaming import StreamingArguments, training_rows
 
 
@@ -167,11 +168,11 @@ def test_tokenizer_trains_on_a_stream_and_reports_on_its_first_images(image_shar
 
 
 def test_knn_of_streams_equals_knn_of_the_prepared_data(image_shards, tiny_encoder, tmp_path):
-    path = image_shards("parquet", 3, 8)
-    scores = {}
+    path, eval_path = image_shards("parquet", 3, 8), image_shards("parquet", 2, 6)  # an evaluation never reads its
+    scores = {}  # training rows
     for streamed in ("false", "true"):
         output = tmp_path / f"streamed-{streamed}.json"
-        argv = ["eval", "knn", "--model", tiny_encoder, "--dataset", path, "--eval_dataset", path, "--eval_split",
+        argv = ["eval", "knn", "--model", tiny_encoder, "--dataset", path, "--eval_dataset", eval_path, "--eval_split",
                 "train", "--k", "5", "--no_cache", "true", "--output_file", str(output), "--streaming", streamed]
         assert cli(argv) == 0
         scores[streamed] = {r["metric"]: r["value"] for r in json.loads(output.read_text())["results"]}
@@ -179,8 +180,8 @@ def test_knn_of_streams_equals_knn_of_the_prepared_data(image_shards, tiny_encod
 
 
 def test_finetuning_on_a_stream_evaluates_and_saves_by_steps(image_shards, tiny_encoder, tmp_path):
-    path = image_shards("parquet", 2, 8)
-    common = ["finetune", "--model", tiny_encoder, "--dataset", path, "--eval_dataset", path, "--eval_split", "train",
+    path, eval_path = image_shards("parquet", 2, 8), image_shards("parquet", 1, 6)
+    common = ["finetune", "--model", tiny_encoder, "--dataset", path, "--eval_dataset", eval_path, "--eval_split", "train",
               "--output_dir", str(tmp_path / "classifier"), "--streaming", "true", "--max_steps", "2",
               "--per_device_train_batch_size", "4", *FAST]  # fmt: skip
     with pytest.raises(ValueError, match="has no epochs to eval_strategy and save_strategy by"):
@@ -190,3 +191,10 @@ def test_finetuning_on_a_stream_evaluates_and_saves_by_steps(image_shards, tiny_
     results = json.loads((tmp_path / "classifier" / "eval_results.json").read_text())["results"]
     assert {r["metric"] for r in results} == {"top1_accuracy"}  # three classes: no top-5
     assert (tmp_path / "classifier" / "checkpoint-2" / "stream_state_rank0.json").is_file()
+
+
+def test_a_stream_evaluated_on_its_own_rows_is_refused(image_shards):
+    path = image_shards("parquet", 2, 4)
+    with pytest.raises(ValueError, match="a stream cannot hold a share of them out: pass --eval_dataset"):
+        LabelledDataArguments(dataset=path, streaming=True)
+    assert LabelledDataArguments(dataset=path, streaming=False).shares_rows()  # map-style: a held-out share instead

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..data import load_image_dataset, random_subset
+from ..data.loading import DEMO_SOURCE, GLOB_CHARACTERS
 from .streaming import StreamingArguments
 
 

@@ -166,6 +166,8 @@ class PretrainingArguments(TrainingArguments):
         scale = self.effective_batch_size() / self.lr_reference_batch
         start, floor = self.base_warmup_learning_rate * scale, self.base_min_learning_rate * scale
         peak = self.resolve_learning_rate()
+        if peak == 0:  # nothing moves (a check of the starting weights): no schedule to bound
+            return 0.0, 0.0
         if not 0 <= start <= peak or not 0 <= floor < peak:
             raise ValueError(
                 f"The schedule's bounds must lie below the peak learning rate {peak:.3g}: warm-up start {start:.3g} "

@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
     known, rest = method_parser.parse_known_args(argv)
     if known.method is None:
         if any(flag in argv for flag in ("-h", "--help")):
+            print(f"usage: maskvision preview --dataset SOURCE --method METHOD [method flags]  (METHOD: {', '.join(RECIPES)})\n")
             print(__doc__)
             return 0
         print(f"maskvision preview: --method is required: one of {', '.join(RECIPES)}.", file=sys.stderr)
