@@ -243,9 +243,10 @@ def run_finetuning(
     in ``output_dir/eval_results.json``. Returns the trainer and the final evaluation's metrics."""
     if not training_args.output_dir:
         raise ValueError("--output_dir is required.")
-    if training_args.augment_on_device:
-        raise ValueError("--augment_on_device applies to pretraining (maskvision pretrain, tokenizer train); "
-                         "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
+    for flag in ("augment_on_device", "images_on_device"):
+        if getattr(training_args, flag):
+            raise ValueError(f"--{flag} applies to pretraining (maskvision pretrain, tokenizer train); "
+                             "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
     with training_args.main_process_first(desc="loading and checking the images"):
         train, evaluation = data_args.load(training_args.seed)
     names = class_names(train, evaluation, "fine-tuning")

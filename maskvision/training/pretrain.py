@@ -110,6 +110,11 @@ class PretrainingArguments(TrainingArguments):
         metadata={"help": "Collate uint8 crops and run the batched augmentation (colour, blur, normalisation) on the "
                           "device: keeps data loading ahead of a fast GPU."},
     )
+    images_on_device: bool = field(
+        default=False,
+        metadata={"help": "Decode the training images once into one uint8 tensor on the device (images of one size, "
+                          "e.g. CIFAR-10) and crop them there: no data-loader workers, no decoding per epoch."},
+    )
 
     def __post_init__(self):
         # Launched as several processes (torchrun, accelerate launch) on a machine without an accelerator: accelerate
@@ -118,6 +123,8 @@ class PretrainingArguments(TrainingArguments):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not _has_accelerator():
             logger.info("%s processes and no accelerator: training on the CPUs with gloo.", os.environ["WORLD_SIZE"])
             self.use_cpu = True
+        if self.images_on_device:  # the collators read device memory: in this process, nothing to pin
+            self.dataloader_num_workers, self.dataloader_pin_memory = 0, False
         if self.dataloader_num_workers == -1:
             self.dataloader_num_workers = default_num_workers()
         if self.dataloader_num_workers == 0:
@@ -176,6 +183,16 @@ def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> s
     return resume_from_checkpoint
 
 
+def training_rows(dataset, training_args: PretrainingArguments) -> IndexedRows:
+    """The rows a run trains on, with their sample index (resumable batches): the dataset's PIL images, or with
+    ``images_on_device`` one uint8 tensor of them on the training device (`maskvision.data.TensorImages`)."""
+    if training_args.images_on_device:
+        from ..data import TensorImages
+
+        dataset = TensorImages.from_dataset(dataset, device=training_args.device)
+    return IndexedRows(dataset)
+
+
 def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_args, training_args):
     """Train, save the checkpoint to ``output_dir`` and the stock encoder to ``output_dir/encoder``."""
     if not training_args.output_dir:
@@ -190,7 +207,7 @@ def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_a
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
-        train_dataset=IndexedRows(dataset),  # batches from (seed, epoch, samples): resumable
+        train_dataset=training_rows(dataset, training_args),  # batches from (seed, epoch, samples): resumable
         data_collator=collator,
         callbacks=recipe.build_callbacks(model, model_args),
     )

@@ -28,8 +28,8 @@ from ..data import to_rgb
 from ..modeling.modeling_dvae import DVAETokenizer
 from ..modeling.modeling_vqkd import VQKDTokenizer, load_teacher
 from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
-from .collators import IndexedRows, _PretrainingCollator
-from .pretrain import DataArguments, PretrainingArguments, resolve_checkpoint
+from .collators import _PretrainingCollator
+from .pretrain import DataArguments, PretrainingArguments, resolve_checkpoint, training_rows
 from .tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
 from .trainer import MaskVisionTrainer
 from .transforms import BeitViews
@@ -289,7 +289,7 @@ def train_tokenizer(
     trainer = MaskVisionTrainer(
         model=model,
         args=training_args,
-        train_dataset=IndexedRows(dataset),  # batches from (seed, epoch, samples): resumable
+        train_dataset=training_rows(dataset, training_args),  # batches from (seed, epoch, samples): resumable
         data_collator=TokenizerCollator(model.config.image_size, model_args.min_crop_scale, seed=training_args.seed,
                                         augment_on_device=training_args.augment_on_device),
         callbacks=tokenizer_callbacks(model, model_args),
