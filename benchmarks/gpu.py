@@ -19,12 +19,13 @@ Every figure goes, as soon as it is measured, to ``RESULTS_DIR/<device>.json`` (
 part, headline keys in ``results``) and the tables to ``RESULTS_DIR/<device>.md``; a run cut short keeps what it
 finished. RESULTS_DIR defaults to benchmarks/results (runs/gpu-smoke with SMOKE).
 
-Installation: when maskvision's requirements do not import, ``pip install -e .`` runs first, from the wheels in
-``WHEELS`` (default ``.whl``) without an index when that folder exists (``--prepare`` fills it, and copies CIFAR-10
-to ``.data/cifar10``, the default DATA when present).
+Installation: the requirements of setup.cfg that are missing or too old are installed first by pip, from the wheels in
+``WHEELS`` (default ``.whl``) without an index when that folder exists (``--prepare`` fills it, and copies CIFAR-10 to
+``.data/cifar10``, the default DATA when present); maskvision runs from the checkout.
 """
 
 import argparse
+import configparser
 import importlib
 import importlib.util
 import json
@@ -35,27 +36,49 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTS = ("mfu", "pipeline", "cifar10")
-REQUIREMENTS = ("torch", "transformers", "datasets", "accelerate", "evaluate", "huggingface_hub", "kornia", "PIL",
-                "safetensors", "yaml", "tqdm")  # fmt: skip
-# Wheels a GPU machine without an index needs beside its PyTorch image (versions tested with maskvision), for
-# Python 3.12 on x86-64 Linux; ``--prepare`` downloads them.
-WHEELS = ("datasets==5.2.0", "evaluate==0.4.6", "kornia==0.9.0", "kornia_rs==0.2.0", "dill==0.4.1",
-          "multiprocess==0.70.19", "fsspec==2026.9.0")  # fmt: skip
+# Wheels a GPU machine without an index needs beside its PyTorch image (this workplace's H200s: torch 2.11,
+# transformers 5.17, no datasets, evaluate or kornia), at the versions maskvision's tests run with, for Python 3.12
+# on x86-64 Linux; ``--prepare`` downloads them.
+WHEELS = ("transformers==5.24.0", "datasets==5.2.0", "evaluate==0.4.6", "kornia==0.9.0", "kornia_rs==0.2.0",
+          "dill==0.4.1", "multiprocess==0.70.19", "fsspec==2026.9.0")  # fmt: skip
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 DATA_COPY = os.path.join(ROOT, ".data", "cifar10")
 
 
+def requirements() -> list[str]:
+    """The package's requirements, as setup.cfg lists them."""
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(ROOT, "setup.cfg"))
+    return [line.strip() for line in parser["options"]["install_requires"].splitlines() if line.strip()]
+
+
 def missing_requirements() -> list[str]:
-    return [name for name in REQUIREMENTS if importlib.util.find_spec(name) is None]
+    """setup.cfg's requirements not installed, or installed at a version they exclude (an image's older
+    transformers, say)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import Requirement
+
+    missing = []
+    for spec in requirements():
+        requirement = Requirement(spec)
+        try:
+            if requirement.specifier.contains(version(requirement.name), prereleases=True):
+                continue
+        except PackageNotFoundError:
+            pass
+        missing.append(spec)
+    return missing
 
 
 def install() -> None:
-    """``pip install -e .`` (from the wheels folder, no index, when there is one) if a requirement is missing."""
+    """pip installs the requirements that are missing (from the wheels folder, without an index, when there is one);
+    maskvision itself runs from this checkout."""
     missing = missing_requirements()
     if not missing:
         return
     wheels = os.environ.get("WHEELS", os.path.join(ROOT, ".whl"))
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "-e", ROOT]
+    command = [sys.executable, "-m", "pip", "install", "--quiet", *missing]
     if os.path.isdir(wheels):
         command += ["--no-index", "--find-links", wheels]
     print(f"[gpu] missing {missing}: {' '.join(command)}", file=sys.stderr, flush=True)
@@ -64,8 +87,10 @@ def install() -> None:
 
 
 def prepare(data: str) -> None:
-    """Here, with an index: the wheels a bare GPU machine lacks into .whl, CIFAR-10's parquet files into .data."""
-    import shutil
+    """Here, with an index: the wheels a bare GPU machine lacks into .whl, CIFAR-10's parquet files into .data,
+    rewritten with zstd (the same PNG bytes, a third of the size: the working tree that travels to the GPU machine is
+    limited, 64 MiB on this workplace's)."""
+    import pyarrow.parquet as pq
 
     wheels = os.path.join(ROOT, ".whl")
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
@@ -75,7 +100,8 @@ def prepare(data: str) -> None:
     subprocess.run(command, check=True)
     os.makedirs(DATA_COPY, exist_ok=True)
     for name in ("train.parquet", "test.parquet"):
-        shutil.copy(os.path.join(data, name), DATA_COPY)
+        table = pq.read_table(os.path.join(data, name))
+        pq.write_table(table, os.path.join(DATA_COPY, name), compression="zstd", compression_level=19)
     print(f"wheels in {wheels}, CIFAR-10 in {DATA_COPY} (both git-ignored: carry them, .whl and .data)")
 
 

@@ -90,11 +90,27 @@ def test_a_failing_step_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
     assert "Failed steps: pretrain beit: RuntimeError: out of memory" in (tmp_path / "results.md").read_text()
 
 
+def test_requirements_are_missing_when_absent_or_too_old(monkeypatch):
+    from importlib import metadata
+
+    gpu = load("benchmarks/gpu.py")
+    assert "transformers>=5.21" in gpu.requirements() and gpu.missing_requirements() == []
+    installed = {"transformers": "5.17.0", "torch": "2.11.0+cu130"}  # an H200 image's
+
+    def version(name):
+        if name == "kornia":
+            raise metadata.PackageNotFoundError(name)
+        return installed.get(name, "99")
+
+    monkeypatch.setattr(metadata, "version", version)
+    assert gpu.missing_requirements() == ["transformers>=5.21", "kornia>=0.7"]
+
+
 @pytest.mark.parametrize("wheels_folder", [True, False])
 def test_bare_machine_installs_the_package_from_its_wheels(tmp_path, monkeypatch, wheels_folder):
     gpu = load("benchmarks/gpu.py")
     calls = []
-    monkeypatch.setattr(gpu, "missing_requirements", lambda: ["kornia"])
+    monkeypatch.setattr(gpu, "missing_requirements", lambda: ["kornia>=0.7"])
     monkeypatch.setattr(gpu.subprocess, "run", lambda command, check: calls.append(command))
     wheels = tmp_path / "wheels"
     if wheels_folder:
@@ -102,8 +118,8 @@ def test_bare_machine_installs_the_package_from_its_wheels(tmp_path, monkeypatch
     monkeypatch.setenv("WHEELS", str(wheels))
     gpu.install()
     [command] = calls
-    assert command[1:] == ["-m", "pip", "install", "--quiet", "--no-build-isolation", "-e", ROOT] + (
-        ["--no-index", "--find-links", str(wheels)] if wheels_folder else [])
+    assert command[1:6] == ["-m", "pip", "install", "--quiet", "kornia>=0.7"]
+    assert command[-3:] == ["--no-index", "--find-links", str(wheels)] if wheels_folder else "--no-index" not in command
     monkeypatch.setattr(gpu, "missing_requirements", lambda: [])
     gpu.install()
     assert len(calls) == 1  # nothing missing: nothing installed

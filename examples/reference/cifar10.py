@@ -99,11 +99,11 @@ PROFILES = {
         "finetune": FINETUNE + ["--learning_rate", "1e-3"],
     },
     "gpu": {
-        "batch": 1024,
-        "epochs": {"beit": 15, "beit-pixels": 15, "extrema": 15, "moby": 10},
-        "curve_every": 5,
+        "batch": 1024,  # what fits in about 5 minutes of one H200 (python benchmarks/gpu.py --estimate)
+        "epochs": {"beit": 8, "beit-pixels": 8, "extrema": 8, "moby": 8},
+        "curve_every": 0,
         "tokenizer_steps": 1000,
-        "ft_epochs": 5,
+        "ft_epochs": 3,
         "ft_batch": 512,
         "methods": {
             "beit": VIT_TINY + _beit("7.5e-4", "0.1", "0.1"),
