@@ -38,14 +38,25 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
-def extrema_step(size: str, image_size: int, batch: int, mask_ratio: float, num_masks: int, device: torch.device):
+def compiled(model: torch.nn.Module, backend: str | None) -> torch.nn.Module:
+    """``model`` with its forward compiled by ``torch.compile`` (``backend``: "inductor", ...), or as it is (None)."""
+    if backend is not None:
+        model.compile(backend=backend)
+    return model
+
+
+def extrema_step(size: str, image_size: int, batch: int, mask_ratio: float, num_masks: int, device: torch.device,
+                 compile_backend: str | None = None, head_size: int = 4096):  # fmt: skip
     config = ExtremaConfig(
         backbone_config=extrema_backbone_config(size, image_size=image_size, patch_size=16),
         mask_ratio=mask_ratio,
         num_masks=num_masks,
+        projector_hidden_size=head_size,
+        predictor_hidden_size=head_size,
     )
     model = ExtremaForPreTraining(config).to(device).train()
     model.set_attn_implementation("sdpa")
+    compiled(model, compile_backend)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95))
     visible, patches = config.num_visible_patches, config.num_patches
     order = torch.rand(batch, patches, device=device).argsort(dim=1)[:, : num_masks * visible]
@@ -67,7 +78,8 @@ def extrema_step(size: str, image_size: int, batch: int, mask_ratio: float, num_
     return step
 
 
-def beit_step(size: str, image_size: int, batch: int, device: torch.device, tokenizer: bool):
+def beit_step(size: str, image_size: int, batch: int, device: torch.device, tokenizer: bool,
+              compile_backend: str | None = None):  # fmt: skip
     """BEiT's step on the same backbone, with its dVAE tokenizer or with token ids given in advance; None while
     `BeitMimForPreTraining` (or, with ``tokenizer``, the dVAE) is not in maskvision."""
     if not hasattr(maskvision, "BeitMimForPreTraining") or (tokenizer and not hasattr(maskvision, "DVAETokenizer")):
@@ -85,6 +97,7 @@ def beit_step(size: str, image_size: int, batch: int, device: torch.device, toke
         inputs["tokenizer_pixel_values"] = torch.rand(batch, 3, 8 * grid, 8 * grid, device=device)
     else:
         inputs["labels"] = torch.randint(0, config.vocab_size, (batch, patches), device=device)
+    compiled(model, compile_backend)
 
     def step():
         with autocast(device):

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import RESULTS_DIR, device_name, device_slug  # noqa: E402
 
-MODULES = ("masking", "data_check", "tokenizer", "beit", "extrema", "moby", "scaling", "mfu", "startup")
+MODULES = ("masking", "data_check", "tokenizer", "beit", "extrema", "moby", "scaling", "pipeline", "mfu", "startup")
 
 # headline key → (module, path into its results, goal as (">=" or "<=", value) or None, what it is)
 HEADLINES: dict[str, tuple[str, tuple[str, ...], tuple[str, float] | None, str]] = {
@@ -66,6 +66,13 @@ HEADLINES: dict[str, tuple[str, tuple[str, ...], tuple[str, float] | None, str]]
                                   "stream / map-style loader, images per CPU-second"),
     "sigterm_exit_seconds": ("startup", ("preemption", "sigterm", "exit_seconds"), ("<=", 60),
                              "pretrain sent SIGTERM: seconds to exit, checkpoint complete"),
+    "mfu_beit_vitb_bf16_compiled": ("mfu", ("mfu_beit_vitb_bf16_compiled",), None, "GPU only, torch.compile"),
+    "mfu_extrema_vitb_bf16_compiled": ("mfu", ("mfu_extrema_vitb_bf16_compiled",), None, "GPU only, torch.compile"),
+    "mfu_moby_swint_bf16_compiled": ("mfu", ("mfu_moby_swint_bf16_compiled",), None, "GPU only, torch.compile"),
+    "beit_loader_images_per_s": ("pipeline", ("beit_loader_images_per_s",), None,
+                                 "BEiT 224 px views from JPEG photos, all workers"),
+    "beit_tensor_images_per_s": ("pipeline", ("beit_tensor_images_per_s",), None,
+                                 "BEiT 32 px views of images held on the device"),
 }  # fmt: skip
 
 

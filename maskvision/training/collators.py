@@ -154,10 +154,14 @@ class _PretrainingCollator:
             self._stream = (key, stream_generator(self.seed))
         return self._stream[1]
 
-    def images(self, rows: Sequence[Mapping]) -> list[Image.Image]:
-        """The rows' images as RGB PIL images, with a clear error when the rows are not what a collator needs."""
+    def images(self, rows: Sequence[Mapping]) -> list[Image.Image] | torch.Tensor:
+        """The rows' images as RGB PIL images, with a clear error when the rows are not what a collator needs; rows of
+        `maskvision.data.TensorImages` (uint8 (3, H, W) tensors, ``--images_on_device``) as one (B, 3, H, W) tensor
+        on their device, which the views then crop there."""
         if not rows:
             raise ValueError("The collator got an empty batch.")
+        if all(isinstance(row, Mapping) and _is_image_tensor(row.get(self.image_column)) for row in rows):
+            return torch.stack([row[self.image_column] for row in rows])
         images = []
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping) or self.image_column not in row:
@@ -169,9 +173,13 @@ class _PretrainingCollator:
                 )
             image = row[self.image_column]
             if not isinstance(image, Image.Image):
+                found = type(image).__name__
+                if torch.is_tensor(image):
+                    found = f"a {image.dtype} tensor {tuple(image.shape)}"
                 raise TypeError(
-                    f"Row {index}: {self.image_column!r} must be a PIL image, got {type(image).__name__} "
-                    "(keep the datasets Image feature; do not set a torch/numpy format on the dataset)."
+                    f"Row {index}: {self.image_column!r} must be a PIL image, got {found} (keep the datasets Image "
+                    "feature; do not set a torch/numpy format on the dataset), or in every row a uint8 (3, H, W) "
+                    "tensor of one size, as maskvision.data.TensorImages gives."
                 )
             images.append(to_rgb(image, shrink_to=self.views.shrink_to))
         return images
@@ -347,6 +355,11 @@ class TwoViewCollator(_PretrainingCollator):
     def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         first, second = self.views.augment((batch["pixel_values"], batch["pixel_values_2"]), self.device_generator)
         return {**batch, "pixel_values": first, "pixel_values_2": second}
+
+
+def _is_image_tensor(value) -> bool:
+    """A row's image held as a tensor (`maskvision.data.TensorImages`): uint8, (3, H, W)."""
+    return torch.is_tensor(value) and value.dtype == torch.uint8 and value.ndim == 3 and value.shape[0] == 3
 
 
 def _check_mask_generator(mask_generator, kind: type, image_size: int, patch_size: int) -> int:

@@ -284,9 +284,10 @@ def run_finetuning(
         raise ValueError("--output_dir is required.")
     # Before the data: a checkpoint named by path that is incomplete fails at once.
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
-    if training_args.augment_on_device:
-        raise ValueError("--augment_on_device applies to pretraining (maskvision pretrain, tokenizer train); "
-                         "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
+    for flag in ("augment_on_device", "images_on_device"):
+        if getattr(training_args, flag):
+            raise ValueError(f"--{flag} applies to pretraining (maskvision pretrain, tokenizer train); "
+                             "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
     with training_args.main_process_first(desc="loading and checking the images"):
         data = data_args.load(training_args.seed)
     train, evaluation = data.train, data.evaluation

@@ -133,6 +133,11 @@ class PretrainingArguments(TrainingArguments):
         default=0,
         metadata={"help": "Exit status after such a stop (0; a job script may pick another to requeue the job)."},
     )
+    images_on_device: bool = field(
+        default=False,
+        metadata={"help": "Decode the training images once into one uint8 tensor on the device (images of one size, "
+                          "e.g. CIFAR-10) and crop them there: no data-loader workers, no decoding per epoch."},
+    )
 
     def __post_init__(self):
         # Launched as several processes (torchrun, accelerate launch) on a machine without an accelerator: accelerate
@@ -141,6 +146,8 @@ class PretrainingArguments(TrainingArguments):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not _has_accelerator():
             logger.info("%s processes and no accelerator: training on the CPUs with gloo.", os.environ["WORLD_SIZE"])
             self.use_cpu = True
+        if self.images_on_device:  # the collators read device memory: in this process, nothing to pin
+            self.dataloader_num_workers, self.dataloader_pin_memory = 0, False
         if self.dataloader_num_workers == -1:
             self.dataloader_num_workers = default_num_workers()
         if self.dataloader_num_workers == 0:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..data.streaming import DEFAULT_SHUFFLE_BUFFER, ImageStream
+from ..data.tensors import TensorImages
 from .collators import IndexedRows
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,15 @@ class StreamingArguments:
 
 def training_rows(dataset, data_args: StreamingArguments, training_args):
     """What a run trains on: a map-style dataset's rows with their ``sample_index`` (`IndexedRows`), or a stream as
-    this rank trains on it (its part, repeating, shuffled by ``--seed``)."""
+    this rank trains on it (its part, repeating, shuffled by ``--seed``). With ``images_on_device`` the map-style rows
+    are one uint8 tensor on the training device (`maskvision.data.TensorImages`)."""
     if not isinstance(dataset, ImageStream):
+        if getattr(training_args, "images_on_device", False):  # one uint8 tensor of them on the training device
+            dataset = TensorImages.from_dataset(dataset, device=training_args.device)
         return IndexedRows(dataset)
+    if getattr(training_args, "images_on_device", False):
+        raise ValueError("--images_on_device holds a map-style dataset's images on the device; a stream is read as "
+                         "training goes: leave out one of --streaming and --images_on_device.")
     if training_args.max_steps is None or training_args.max_steps <= 0:
         raise ValueError("--streaming true needs --max_steps: a stream has no length to count epochs in.")
     return dataset.for_training(

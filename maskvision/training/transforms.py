@@ -3,7 +3,9 @@
 Per image, only the geometry runs: a random-resized crop and its resize in one PIL call,
 ``image.resize(size, resample, box=crop)``, which reads the crop at full resolution and writes the output size
 directly. Flips, colour jitter, grayscale, blur, solarize and normalisation then run on a whole batch with kornia,
-tensor in and tensor out, on the CPU or on any device the tensors are moved to.
+tensor in and tensor out, on the CPU or on any device the tensors are moved to. Images already held as one uint8
+tensor (`maskvision.data.TensorImages`, ``--images_on_device``) are cropped batched too, on their device
+(`resized_tensor_crops`).
 
 Each recipe has two stages so that the second can move to the accelerator: ``crop(images, generator)`` (RGB PIL
 images → uint8 tensors) and ``augment(crops, generator)`` (uint8 tensors → float views); calling it runs both.
@@ -139,13 +141,50 @@ class RandomResizedCrop:
         return torch.stack([left, top, left + crop_w, top + crop_h], dim=1).long()
 
 
-def image_sizes(images: Sequence[Image.Image]) -> torch.Tensor:
-    """(B, 2) long tensor of the images' (width, height)."""
+def image_sizes(images: Sequence[Image.Image] | torch.Tensor) -> torch.Tensor:
+    """(B, 2) long tensor of the images' (width, height): PIL images, or one uint8 tensor (B, 3, H, W)."""
+    if torch.is_tensor(images):
+        return torch.tensor([images.shape[-1], images.shape[-2]], dtype=torch.long).expand(len(images), 2)
     return torch.tensor([image.size for image in images], dtype=torch.long).view(-1, 2)
 
 
-def resized_crops(images: Sequence[Image.Image], boxes: torch.Tensor, size: int, resample: Image.Resampling):
-    """Crop each RGB image to its box and resize it to ``size`` x ``size`` in one PIL call: uint8 (B, 3, S, S)."""
+# grid_sample's modes for PIL's filters: it has no Lanczos, box or Hamming filter; the nearest it has stands in.
+TENSOR_RESAMPLING = {
+    Image.Resampling.NEAREST: "nearest",
+    Image.Resampling.BOX: "bilinear",
+    Image.Resampling.BILINEAR: "bilinear",
+    Image.Resampling.HAMMING: "bilinear",
+    Image.Resampling.BICUBIC: "bicubic",
+    Image.Resampling.LANCZOS: "bicubic",
+}
+
+
+def resized_tensor_crops(images: torch.Tensor, boxes: torch.Tensor, size: int, resample: Image.Resampling):
+    """`resized_crops` of a uint8 tensor (B, 3, H, W) on its own device, all crops in one ``grid_sample``.
+
+    Output pixel i of a box [left, right) samples the image at left + (i + 0.5) * (right - left) / size, as PIL's
+    ``resize(box=...)`` does, with pixels beyond the border repeating the edge. Without PIL's antialiasing, which only
+    matters when a crop is shrunk: images kept as tensors are about the views' size (CIFAR-10's 32 px for 32 px
+    views), so crops are enlarged.
+    """
+    batch, _, height, width = images.shape
+    boxes = boxes.to(images.device, torch.float32)
+    steps = (torch.arange(size, device=images.device, dtype=torch.float32) + 0.5) / size  # (S,)
+    x = boxes[:, 0:1] + steps * (boxes[:, 2:3] - boxes[:, 0:1])  # (B, S) in pixels from the left edge
+    y = boxes[:, 1:2] + steps * (boxes[:, 3:4] - boxes[:, 1:2])
+    grid = torch.stack(torch.broadcast_tensors(x[:, None, :] * (2 / width) - 1, y[:, :, None] * (2 / height) - 1), -1)
+    crops = torch.nn.functional.grid_sample(
+        images.float(), grid, mode=TENSOR_RESAMPLING[resample], padding_mode="border", align_corners=False
+    )
+    return crops.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def resized_crops(images: Sequence[Image.Image] | torch.Tensor, boxes: torch.Tensor, size: int,
+                  resample: Image.Resampling) -> torch.Tensor:  # fmt: skip
+    """Crop each RGB image to its box and resize it to ``size`` x ``size`` in one PIL call: uint8 (B, 3, S, S).
+    A uint8 tensor of images goes through `resized_tensor_crops` instead, on its device."""
+    if torch.is_tensor(images):
+        return resized_tensor_crops(images, boxes, size, resample)
     arrays = [
         np.asarray(image.resize((size, size), resample, box=tuple(box)))
         for image, box in zip(images, boxes.tolist())
@@ -304,8 +343,9 @@ class _CropRecipe:
         return math.ceil(max(self.output_sizes()) * math.sqrt(elongation / self.cropper.scale[0]))
 
     def _crops(self, images, generator, sizes: list[tuple[int, Image.Resampling]]) -> list[torch.Tensor]:
-        """One random-resized crop + flip per image, resized to each (size, resampling) of ``sizes``."""
-        if not images:
+        """One random-resized crop + flip per image (PIL images, or a uint8 tensor (B, 3, H, W) on any device),
+        resized to each (size, resampling) of ``sizes``."""
+        if len(images) == 0:
             raise ValueError("No images to crop: the batch is empty.")
         boxes = self.cropper.sample(image_sizes(images), generator)
         flips = _rand(len(images), generator, torch.device("cpu")) < 0.5

@@ -197,15 +197,15 @@ def default_output_file(model: str) -> str:
 DEMO_METHODS = ("beit", "extrema", "moby")
 
 
-def _random_init_encoder(context, reference: str | None) -> str:
-    """A randomly initialised encoder of the reference encoder's architecture (the floor every method must beat)."""
-    path = context.path("random_init", "encoder")
+def save_random_init(reference: str | None, path: str, seed: int = 0) -> str:
+    """Save to ``path`` a randomly initialised encoder (seed ``seed``) of the reference encoder's architecture and
+    preprocessing, or, with no reference, of the demo's ViT-Tiny/4 at 32 px: the floor every method must beat."""
     if reference is not None:
         config, processor = AutoConfig.from_pretrained(reference), AutoImageProcessor.from_pretrained(reference)
     else:
         config = vit_backbone_config("tiny", image_size=32, patch_size=4, use_mean_pooling=True)
         processor = build_image_processor(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    torch.manual_seed(context.seed)
+    torch.manual_seed(seed)
     AutoModel.from_config(config).save_pretrained(path)
     processor.save_pretrained(path)
     return path
@@ -217,7 +217,8 @@ def demo_stage(context) -> dict:
     encoders = {method: context.path(method, "encoder") for method in DEMO_METHODS}
     encoders = {method: path for method, path in encoders.items() if os.path.isdir(path)}
     reference = encoders.get("beit") or next(iter(encoders.values()), None)
-    encoders = {"random_init": _random_init_encoder(context, reference), **encoders}
+    encoders = {"random_init": save_random_init(reference, context.path("random_init", "encoder"), context.seed),
+                **encoders}
     limits = {"max_train_samples": 200, "max_eval_samples": 100} if context.quick else {}
     results = {}
     for name, path in encoders.items():
