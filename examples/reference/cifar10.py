@@ -166,7 +166,7 @@ def settings(profile: str | None = None) -> dict:
     }
     if smoke:  # every step, a few iterations, tiny encoders
         plan.update(batch=16, tokenizer_steps=3, ft_epochs=1, ft_batch=16, ft_samples=64, pretrain_samples=48,
-                    curve_every=1.0, epochs={m: 1.0 for m in methods},
+                    curve_every=_env("CURVE_EVERY", 1.0), epochs={m: 1.0 for m in methods},
                     eval_limits=["--max_train_samples", "128", "--max_eval_samples", "64"])  # fmt: skip
         plan["method_flags"] = {m: _shrink(flags) for m, flags in plan["method_flags"].items()}
     return plan
