@@ -1,6 +1,7 @@
 # Two entry points for a fresh clone (Python 3.10+ and pip, nothing else installed):
 #   make demo   set up .venv and run the whole pipeline on the embedded demo data
 #   make test   set up .venv and run the test suite
+#   make lint   set up .venv and run the linter (ruff, configured in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= demo_output
 
-.PHONY: setup demo test bench
+.PHONY: setup demo lint test bench
 
 setup: $(VENV)/.installed
 
@@ -21,6 +22,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 demo: setup
 	$(BIN)/maskvision demo --output-dir $(DEMO_DIR)
+
+lint: setup
+	$(BIN)/ruff check .
 
 test: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests

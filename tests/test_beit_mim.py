@@ -16,24 +16,11 @@ from transformers import (
     BeitModel,
 )
 
+from conftest import tiny_beit_config
 from maskvision import BeitMimConfig, BeitMimForPreTraining
 
-VOCAB = 512
+VOCAB = 512  # tiny_beit_config's
 GRID = 8  # 32 px images, 4 px patches
-
-
-def tiny_config(**overrides) -> BeitMimConfig:
-    kwargs = {
-        "image_size": 32,
-        "patch_size": 4,
-        "hidden_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 128,
-        "vocab_size": VOCAB,
-        **overrides,
-    }
-    return BeitMimConfig.from_size("tiny", **kwargs)
 
 
 def random_batch(batch: int = 4, masked: int = 24, seed: int = 0) -> dict:
@@ -79,7 +66,7 @@ def test_named_sizes(size, width, depth, layer_scale):
 
 
 def test_custom_size_and_mask_scaling_with_grid():
-    config = tiny_config(drop_path_rate=0.2, num_masking_patches=None)
+    config = tiny_beit_config(drop_path_rate=0.2, num_masking_patches=None)
     assert config.backbone_config.hidden_size == 64 and config.backbone_config.drop_path_rate == 0.2
     assert config.vocab_size == VOCAB  # a field of BeitMimConfig, not forwarded to the backbone
     # 75 / 196 and 16 / 196 of an 8 x 8 grid
@@ -87,7 +74,7 @@ def test_custom_size_and_mask_scaling_with_grid():
 
 
 def test_config_round_trips_through_auto_config(tmp_path):
-    config = tiny_config(target="pixels", num_masking_patches=20)
+    config = tiny_beit_config(target="pixels", num_masking_patches=20)
     config.save_pretrained(tmp_path)
     loaded = AutoConfig.from_pretrained(tmp_path)
     assert isinstance(loaded, BeitMimConfig) and isinstance(loaded.backbone_config, BeitConfig)
@@ -111,19 +98,19 @@ def test_config_round_trips_through_auto_config(tmp_path):
 )
 def test_config_validation_names_the_field(overrides, message):
     with pytest.raises(ValueError, match=message):
-        tiny_config(**overrides)
+        tiny_beit_config(**overrides)
 
 
 # ------------------------------------------------------------------------------------------------------- model
 def test_initial_loss_is_log_vocab():
-    model = BeitMimForPreTraining(tiny_config()).eval()
+    model = BeitMimForPreTraining(tiny_beit_config()).eval()
     output = model(**random_batch())
     assert abs(output.loss.item() - math.log(VOCAB)) < 0.05
     assert output.accuracy.shape == () and 0.0 <= output.accuracy.item() <= 0.05
 
 
 def test_official_initialisation():
-    model = BeitMimForPreTraining(tiny_config())
+    model = BeitMimForPreTraining(tiny_beit_config())
     embeddings = model.beit.embeddings
     # truncated normal at +-1 std (0.02), like unilm/beit, including [CLS] and [MASK] (transformers zeroes them)
     first_mlp = model.beit.layers[0].mlp.fc1.weight
@@ -138,7 +125,7 @@ def test_official_initialisation():
 
 
 def test_matches_stock_beit_for_masked_image_modeling():
-    model = BeitMimForPreTraining(tiny_config()).eval()
+    model = BeitMimForPreTraining(tiny_beit_config()).eval()
     stock = stock_model_from(model).eval()
     batch = random_batch()
     mask = batch["bool_masked_pos"]
@@ -159,7 +146,7 @@ def test_matches_stock_beit_for_masked_image_modeling():
 
 
 def test_gradients_match_stock():
-    model = BeitMimForPreTraining(tiny_config(drop_path_rate=0.0))
+    model = BeitMimForPreTraining(tiny_beit_config(drop_path_rate=0.0))
     stock = stock_model_from(model)
     batch = random_batch()
     model(**batch).loss.backward()
@@ -174,7 +161,7 @@ def test_gradients_match_stock():
 
 
 def test_overfits_one_batch():
-    model = BeitMimForPreTraining(tiny_config(drop_path_rate=0.0))
+    model = BeitMimForPreTraining(tiny_beit_config(drop_path_rate=0.0))
     batch = random_batch(batch=8)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
     losses = []
@@ -189,7 +176,7 @@ def test_overfits_one_batch():
 
 
 def test_pixel_target_trains():
-    model = BeitMimForPreTraining(tiny_config(target="pixels", drop_path_rate=0.0))
+    model = BeitMimForPreTraining(tiny_beit_config(target="pixels", drop_path_rate=0.0))
     assert model.lm_head.out_features == 4 * 4 * 3
     batch = random_batch()
     del batch["labels"]
@@ -210,7 +197,7 @@ def test_pixel_target_trains():
 
 
 def test_pixel_targets_are_normalised_patches():
-    model = BeitMimForPreTraining(tiny_config(target="pixels"))
+    model = BeitMimForPreTraining(tiny_beit_config(target="pixels"))
     pixels = torch.randn(2, 3, 32, 32)
     mask = torch.zeros(2, GRID * GRID, dtype=torch.bool)
     mask[1, GRID + 2] = True  # patch (row 1, column 2) of the second image
@@ -231,14 +218,14 @@ def test_pixel_targets_are_normalised_patches():
     ],
 )
 def test_bad_inputs_raise_clear_errors(change, message):
-    model = BeitMimForPreTraining(tiny_config())
+    model = BeitMimForPreTraining(tiny_beit_config())
     batch = {**random_batch(), **change}
     with pytest.raises(ValueError, match=message):
         model(**batch)
 
 
 def test_mask_accepts_grid_shape():
-    model = BeitMimForPreTraining(tiny_config()).eval()
+    model = BeitMimForPreTraining(tiny_beit_config()).eval()
     batch = random_batch()
     flat = model(**batch)
     grid = model(**{**batch, "bool_masked_pos": batch["bool_masked_pos"].reshape(4, GRID, GRID)})
@@ -246,7 +233,7 @@ def test_mask_accepts_grid_shape():
 
 
 def test_missing_tokenizer_is_a_clear_error():
-    model = BeitMimForPreTraining(tiny_config())
+    model = BeitMimForPreTraining(tiny_beit_config())
     batch = random_batch()
     del batch["labels"]
     with pytest.raises(ValueError, match="No visual tokenizer"):
@@ -255,12 +242,12 @@ def test_missing_tokenizer_is_a_clear_error():
 
 def test_no_weight_decay_lists_the_official_names():
     # unilm beit/modeling_pretrain.py: {'pos_embed', 'cls_token'}; [MASK] and the relative position table decay there
-    model = BeitMimForPreTraining(tiny_config())
+    model = BeitMimForPreTraining(tiny_beit_config())
     assert model.no_weight_decay() == {"beit.embeddings.cls_token"}  # relative positions: no absolute table
 
 
 def test_save_and_load_reproduce_the_outputs(tmp_path):
-    model = BeitMimForPreTraining(tiny_config()).eval()
+    model = BeitMimForPreTraining(tiny_beit_config()).eval()
     model.save_pretrained(tmp_path)
     loaded, info = AutoModel.from_pretrained(tmp_path, output_loading_info=True)
     assert isinstance(loaded, BeitMimForPreTraining)
@@ -271,7 +258,7 @@ def test_save_and_load_reproduce_the_outputs(tmp_path):
 
 # ------------------------------------------------------------------------------------------------------ export
 def test_export_loads_in_stock_classes_with_the_same_features(tmp_path):
-    model = BeitMimForPreTraining(tiny_config())
+    model = BeitMimForPreTraining(tiny_beit_config())
     with torch.no_grad():  # make the shared bias and the head norm non-trivial, as after training
         model.beit.shared_position_bias.relative_position_bias_table.normal_(0, 0.5)
         model.layernorm.weight.uniform_(0.5, 1.5)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel
 
+from conftest import tiny_dvae
 from maskvision import DVAEConfig, DVAETokenizer
 from maskvision.modeling.tokenizer_utils import CodebookRecorder, code_counts, codebook_health, perplexity
 from maskvision.training.tokenizer_callbacks import (
@@ -15,13 +16,6 @@ from maskvision.training.tokenizer_callbacks import (
     RelaxationScheduleCallback,
     copy_optimizer_state,
 )
-
-TINY = dict(vocab_size=64, hidden_size=16, num_groups=3, blocks_per_group=1, code_embedding_size=16, image_size=16)
-
-
-def tiny_model(**overrides) -> DVAETokenizer:
-    return DVAETokenizer(DVAEConfig(**{**TINY, **overrides}))
-
 
 def shapes_images(batch: int = 8, size: int = 16, seed: int = 0) -> torch.Tensor:
     """Images with structure (a coloured rectangle on a coloured background) in [0, 1]."""
@@ -60,7 +54,7 @@ def test_config_validation_names_the_field():
 
 
 def test_pixel_mapping_to_point1_point9():
-    model = tiny_model()
+    model = tiny_dvae()
     pixels = torch.tensor([0.0, 0.5, 1.0])
     assert torch.allclose(model.map_pixels(pixels), torch.tensor([0.1, 0.5, 0.9]))
     assert torch.allclose(model.unmap_pixels(model.map_pixels(pixels)), pixels)
@@ -68,7 +62,7 @@ def test_pixel_mapping_to_point1_point9():
 
 
 def test_tokenizer_api_shapes_ranges_and_targets():
-    model = tiny_model().eval()
+    model = tiny_dvae().eval()
     pixel_values = shapes_images(4)
     indices = model.get_codebook_indices(pixel_values)
     assert indices.shape == (4, 4, 4) and indices.dtype == torch.long
@@ -84,7 +78,7 @@ def test_tokenizer_api_shapes_ranges_and_targets():
 
 
 def test_bad_inputs_raise_clear_errors():
-    model = tiny_model()
+    model = tiny_dvae()
     with pytest.raises(ValueError, match="multiples of the tokenizer's downsample_factor"):
         model.get_codebook_indices(torch.rand(1, 3, 18, 16))
     with pytest.raises(ValueError, match="channels"):
@@ -98,7 +92,7 @@ def test_bad_inputs_raise_clear_errors():
 # --------------------------------------------------------------------------------------------------- objective
 def test_logit_laplace_nll_matches_the_density():
     """-log p(x) with p the density of x = sigmoid(y), y ~ Laplace(mu, b), on mapped pixels."""
-    model = tiny_model()
+    model = tiny_dvae()
     pixel_values = torch.rand(2, 3, 16, 16)
     stats = torch.randn(2, 6, 16, 16)
     logits = torch.zeros(2, 64, 4, 4)
@@ -111,7 +105,7 @@ def test_logit_laplace_nll_matches_the_density():
 
 
 def test_kl_weight_scaling_and_mse_option():
-    model = tiny_model(reconstruction_loss="mse")
+    model = tiny_dvae(reconstruction_loss="mse")
     assert model.decoder.blocks.output.conv.out_channels == 3
     pixel_values = torch.rand(2, 3, 16, 16)
     stats = torch.randn(2, 3, 16, 16)
@@ -130,7 +124,7 @@ def test_kl_weight_scaling_and_mse_option():
 
 def test_loss_terms_finite_and_loss_drops():
     torch.manual_seed(0)
-    model = tiny_model().train()
+    model = tiny_dvae().train()
     batches = [shapes_images(16, seed=seed) for seed in range(4)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses = []
@@ -147,7 +141,7 @@ def test_loss_terms_finite_and_loss_drops():
 
 def test_relaxed_and_straight_through_samples():
     logits = torch.randn(2, 64, 4, 4, requires_grad=True)
-    relaxed, hard = tiny_model().train(), tiny_model(straight_through=True).train()
+    relaxed, hard = tiny_dvae().train(), tiny_dvae(straight_through=True).train()
     relaxed.temperature = hard.temperature = 0.5
     soft = relaxed.sample_codes(logits)
     assert torch.allclose(soft.sum(dim=1), torch.ones(2, 4, 4)) and float(soft.detach().max()) < 1
@@ -160,7 +154,7 @@ def test_relaxed_and_straight_through_samples():
 
 
 def test_round_trip_gives_identical_ids(tmp_path):
-    model = tiny_model().eval()
+    model = tiny_dvae().eval()
     pixel_values = shapes_images(4)
     model.save_pretrained(tmp_path)
     reloaded = AutoModel.from_pretrained(tmp_path)
@@ -196,7 +190,7 @@ def test_recorder_sums_micro_batches_and_samples():
 
 
 def test_reseeding_splits_a_used_code_at_an_encoder_output():
-    model = tiny_model().eval()
+    model = tiny_dvae().eval()
     optimizer = torch.optim.AdamW(model.parameters())
     model(shapes_images(4)).loss.backward()
     optimizer.step()
@@ -221,7 +215,7 @@ def test_reseeding_splits_a_used_code_at_an_encoder_output():
 
 
 def test_codebook_callback_logs_health_and_reseeds_dead_codes():
-    model = tiny_model().train()
+    model = tiny_dvae().train()
     callback = CodebookCallback(reseed_interval=2)
     state = SimpleNamespace(global_step=0, max_steps=4)
     args = SimpleNamespace(seed=0)
@@ -258,7 +252,7 @@ def test_relaxation_schedule_values_at_steps():
 
 def test_relaxation_schedule_is_restored_from_global_step():
     """A resumed run (global_step restored by the Trainer before on_train_begin) continues the schedules."""
-    model = tiny_model()
+    model = tiny_dvae()
     callback = RelaxationScheduleCallback(temperature_steps=0.5, kl_warmup_steps=0.25)
     state = SimpleNamespace(global_step=30, max_steps=100)
     callback.on_train_begin(None, state, None, model=model)

@@ -4,27 +4,14 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, BeitModel
 
+from conftest import tiny_extrema_config
 from maskvision import ExtremaConfig, ExtremaForPreTraining
-from maskvision.configuration.configuration_extrema import extrema_backbone_config
 from maskvision.modeling.momentum import copy_student_to_teacher_
 from maskvision.modeling.pos_embed import sincos_2d_position_embedding
 from maskvision.training.callbacks import MomentumTeacherCallback
 from maskvision.training.masking import RandomMaskGenerator
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
-
-
-def tiny_config(**overrides) -> ExtremaConfig:
-    backbone = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-    backbone.update(overrides.pop("backbone", {}))
-    defaults = dict(
-        backbone_config=extrema_backbone_config("tiny", image_size=32, patch_size=4, **backbone),
-        num_masks=4,
-        projector_hidden_size=64,
-        predictor_hidden_size=64,
-        projection_size=16,
-    )
-    return ExtremaConfig(**{**defaults, **overrides})
 
 
 def make_batch(config: ExtremaConfig, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -80,7 +67,7 @@ def test_default_config_is_the_papers_vit_base():
 
 
 def test_config_round_trip_and_auto_classes(tmp_path):
-    config = tiny_config(mask_ratio=0.9, num_masks=8, loss="infonce")
+    config = tiny_extrema_config(mask_ratio=0.9, num_masks=8, loss="infonce")
     config.save_pretrained(tmp_path)
     loaded = AutoConfig.from_pretrained(tmp_path)
     assert isinstance(loaded, ExtremaConfig) and loaded.model_type == "maskvision_extrema"
@@ -110,12 +97,12 @@ def test_config_round_trip_and_auto_classes(tmp_path):
 )
 def test_config_rejects_bad_values_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
-        tiny_config(**overrides)
+        tiny_extrema_config(**overrides)
 
 
 # ------------------------------------------------------------------------------------------------------ student
 def test_visible_only_student_equals_stock_beit_with_attention_restricted_to_visible_tokens():
-    model = ExtremaForPreTraining(tiny_config(backbone={"drop_path_rate": 0.0})).eval()
+    model = ExtremaForPreTraining(tiny_extrema_config(backbone={"drop_path_rate": 0.0})).eval()
     batch = make_batch(model.config, batch_size=3)
     pixel_values, masks = batch["pixel_values"], batch["bool_masked_pos"]
     visible_count = model.config.num_visible_patches
@@ -132,7 +119,7 @@ def test_visible_only_student_equals_stock_beit_with_attention_restricted_to_vis
 
 
 def test_select_visible_gathers_disjoint_visible_sets_in_raster_order():
-    config = tiny_config()
+    config = tiny_extrema_config()
     masks = make_batch(config, batch_size=2)["bool_masked_pos"]
     # Token n of image b carries the value (b, n), so the gathered tokens name their own positions.
     positions = torch.arange(config.num_patches, dtype=torch.float32)
@@ -149,7 +136,7 @@ def test_select_visible_gathers_disjoint_visible_sets_in_raster_order():
 
 
 def test_bad_masks_and_images_raise_clear_errors():
-    model = ExtremaForPreTraining(tiny_config())
+    model = ExtremaForPreTraining(tiny_extrema_config())
     batch = make_batch(model.config, batch_size=2)
     uneven = batch["bool_masked_pos"].clone()
     uneven[0, 0, (~uneven[0, 0]).nonzero()[0]] = True  # one mask hides one patch more
@@ -163,7 +150,7 @@ def test_bad_masks_and_images_raise_clear_errors():
 
 # ------------------------------------------------------------------------------------------------------ teacher
 def test_teacher_starts_equal_frozen_in_eval_mode_with_fixed_sincos_positions():
-    model = ExtremaForPreTraining(tiny_config()).train()
+    model = ExtremaForPreTraining(tiny_extrema_config()).train()
     for student, teacher in model.momentum_pairs():
         assert not teacher.training
         for (name, s), (_, t) in zip(student.named_parameters(), teacher.named_parameters()):
@@ -185,7 +172,7 @@ def test_teacher_copy_overwrites_uninitialised_memory():
 
 
 def test_no_gradient_reaches_the_teacher_and_every_student_parameter_gets_one():
-    model = ExtremaForPreTraining(tiny_config()).train()
+    model = ExtremaForPreTraining(tiny_extrema_config()).train()
     output = model(**make_batch(model.config))
     output.loss.backward()
     for _, teacher in model.momentum_pairs():
@@ -200,7 +187,7 @@ def test_no_gradient_reaches_the_teacher_and_every_student_parameter_gets_one():
 
 
 def test_teacher_is_updated_once_per_optimizer_step_never_on_micro_steps(tmp_path):
-    config = tiny_config()
+    config = tiny_extrema_config()
     model = ExtremaForPreTraining(config)
     seen = []  # the teacher's first weight at every teacher forward (one per micro-step)
     model.teacher_backbone.layers[0].register_forward_pre_hook(
@@ -233,7 +220,7 @@ def test_teacher_is_updated_once_per_optimizer_step_never_on_micro_steps(tmp_pat
 
 
 def test_get_image_features_come_from_the_teacher():
-    model = ExtremaForPreTraining(tiny_config()).eval()
+    model = ExtremaForPreTraining(tiny_extrema_config()).eval()
     pixel_values = make_batch(model.config)["pixel_values"]
     features = {pooling: model.get_image_features(pixel_values, pooling) for pooling in ("class_attention", "mean")}
     assert all(value.shape == (4, 32) for value in features.values())
@@ -247,7 +234,7 @@ def test_get_image_features_come_from_the_teacher():
 
 
 def test_weight_decay_only_on_matrices_of_the_student(tmp_path):
-    model = ExtremaForPreTraining(tiny_config())
+    model = ExtremaForPreTraining(tiny_extrema_config())
     assert {"pooler.cls_token", "backbone.embeddings.position_embeddings"} <= model.no_weight_decay()
     trainer = MaskVisionTrainer(model=model, args=trainer_args(tmp_path, weight_decay=0.1),
                                 train_dataset=BatchDataset(model.config))
@@ -262,7 +249,7 @@ def test_weight_decay_only_on_matrices_of_the_student(tmp_path):
 # ------------------------------------------------------------------------------------------------------ losses
 @pytest.mark.parametrize("loss", ["byol", "infonce"])
 def test_both_losses_train(loss):
-    config = tiny_config(loss=loss, backbone={"drop_path_rate": 0.0})
+    config = tiny_extrema_config(loss=loss, backbone={"drop_path_rate": 0.0})
     model = ExtremaForPreTraining(config).train()
     batch = make_batch(config, batch_size=16)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3, betas=(0.9, 0.95))
@@ -281,7 +268,7 @@ def test_both_losses_train(loss):
 
 
 def test_infonce_is_moco_v3_cross_entropy_scaled_by_two_temperatures():
-    config = tiny_config(loss="infonce", temperature=0.5)
+    config = tiny_extrema_config(loss="infonce", temperature=0.5)
     model = ExtremaForPreTraining(config)
     predictions, targets = torch.randn(3, 2, 16), torch.randn(3, 16)
     loss = model.forward_loss(predictions, targets)
@@ -296,7 +283,7 @@ def test_infonce_is_moco_v3_cross_entropy_scaled_by_two_temperatures():
 
 # ------------------------------------------------------------------------------------------------------ checkpoints
 def test_checkpoint_holds_the_teacher_and_reloads_frozen(tmp_path):
-    model = ExtremaForPreTraining(tiny_config())
+    model = ExtremaForPreTraining(tiny_extrema_config())
     with torch.no_grad():
         for parameter in model.teacher_projector.parameters():
             parameter.add_(0.5)  # teacher differs from student
@@ -313,7 +300,7 @@ def test_checkpoint_holds_the_teacher_and_reloads_frozen(tmp_path):
 def test_checkpoint_without_teacher_weights_loads_an_initialised_teacher(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    ExtremaForPreTraining(tiny_config()).save_pretrained(tmp_path)
+    ExtremaForPreTraining(tiny_extrema_config()).save_pretrained(tmp_path)
     weights = load_file(tmp_path / "model.safetensors")
     save_file({k: v for k, v in weights.items() if not k.startswith("teacher_")}, tmp_path / "model.safetensors",
               metadata={"format": "pt"})  # fmt: skip
@@ -324,7 +311,7 @@ def test_checkpoint_without_teacher_weights_loads_an_initialised_teacher(tmp_pat
 
 
 def test_resume_restores_the_teacher(tmp_path):
-    config = tiny_config(backbone={"drop_path_rate": 0.0})
+    config = tiny_extrema_config(backbone={"drop_path_rate": 0.0})
     dataset = BatchDataset(config)
 
     def train(output_dir, resume=None, **overrides):
@@ -348,7 +335,7 @@ def test_resume_restores_the_teacher(tmp_path):
 
 # ------------------------------------------------------------------------------------------------------ export
 def test_export_is_a_stock_beit_whose_mean_pooled_features_match_the_teacher(tmp_path):
-    model = ExtremaForPreTraining(tiny_config())
+    model = ExtremaForPreTraining(tiny_extrema_config())
     with torch.no_grad():  # move the teacher away from its initialisation
         for parameter in model.teacher_backbone.layers.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
@@ -374,7 +361,7 @@ def test_export_is_a_stock_beit_whose_mean_pooled_features_match_the_teacher(tmp
 
 
 def test_export_before_calibration_warns(tmp_path, caplog):
-    model = ExtremaForPreTraining(tiny_config())
+    model = ExtremaForPreTraining(tiny_extrema_config())
     with caplog.at_level("WARNING"):
         model.export_encoder(tmp_path)
     assert "not calibrated" in caplog.text

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 import yaml
 from transformers import AutoModel, AutoModelForImageClassification, BeitConfig, SwinModel, ViTConfig
 
+from conftest import tiny_moby_config, tiny_swin_config
 from maskvision import MobyConfig, MobyForPreTraining
-from maskvision.configuration.backbones import swin_backbone_config
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
 from maskvision.data import load_image_dataset
 from maskvision.training.callbacks import MomentumTeacherCallback
@@ -23,19 +23,6 @@ from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.recipes.moby import RECIPE, MobyModelArguments, MobyTrainingArguments, demo_stage
 from maskvision.training.trainer import MaskVisionTrainer
 from maskvision.training.transforms import ColorAugmentation
-
-
-def tiny_swin(**overrides):
-    values = dict(image_size=32, patch_size=4, embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=4)
-    return swin_backbone_config("tiny", **{**values, **overrides})
-
-
-def tiny_config(**overrides) -> MobyConfig:
-    values = dict(
-        backbone_config=tiny_swin(drop_path_rate=0.0), projection_dim=32, projector_hidden_size=64,
-        predictor_hidden_size=64, queue_size=64,
-    )  # fmt: skip
-    return MobyConfig(**{**values, **overrides})
 
 
 def views(batch=8, size=32, seed=0):
@@ -58,7 +45,7 @@ def test_default_config_is_the_paper_swin_t():
 
 @pytest.mark.parametrize("backbone", ["swin", "vit"])
 def test_config_round_trips_through_json(tmp_path, backbone):
-    config = tiny_config() if backbone == "swin" else tiny_config(backbone_config=moby_vit_backbone_config(
+    config = tiny_moby_config() if backbone == "swin" else tiny_moby_config(backbone_config=moby_vit_backbone_config(
         "tiny", image_size=32, patch_size=8, num_hidden_layers=2))  # fmt: skip
     config.save_pretrained(tmp_path)
     loaded = MobyConfig.from_pretrained(tmp_path)
@@ -85,12 +72,12 @@ def test_config_round_trips_through_json(tmp_path, backbone):
 )
 def test_config_rejects_bad_values_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
-        tiny_config(**overrides)
+        tiny_moby_config(**overrides)
 
 
 # ------------------------------------------------------------------------------------------------------ queues
 def test_queue_pointer_wraps_around():
-    model = MobyForPreTraining(tiny_config(queue_size=10))
+    model = MobyForPreTraining(tiny_moby_config(queue_size=10))
     keys = F.normalize(torch.randn(2, 30, 32), dim=-1)
     model.enqueue(keys[0, :4], keys[1, :4])
     model.enqueue(keys[0, 4:8], keys[1, 4:8])
@@ -113,7 +100,7 @@ def test_queue_pointer_wraps_around():
 
 
 def test_keys_enter_the_queues_once_per_optimizer_step_with_all_micro_batches():
-    model = MobyForPreTraining(tiny_config()).train()
+    model = MobyForPreTraining(tiny_moby_config()).train()
     initial = model.queue_1.clone()
     first, second = model(*views(seed=1)), model(*views(seed=2))  # two micro-batches of one accumulation cycle
     torch.testing.assert_close(model.queue_1, initial)  # nothing enqueued inside forward
@@ -130,7 +117,7 @@ def test_keys_enter_the_queues_once_per_optimizer_step_with_all_micro_batches():
 
 # -------------------------------------------------------------------------------------------------------- loss
 def test_loss_is_symmetric_in_the_two_views():
-    model = MobyForPreTraining(tiny_config()).train()
+    model = MobyForPreTraining(tiny_moby_config()).train()
     model.enqueue(*F.normalize(torch.randn(2, 64, 32), dim=-1))  # distinct queues for the two views
     first, second = views()
     loss = model(first, second).loss
@@ -140,7 +127,7 @@ def test_loss_is_symmetric_in_the_two_views():
 
 
 def test_loss_pairs_each_prediction_with_the_other_views_key_and_queue():
-    model = MobyForPreTraining(tiny_config()).train()
+    model = MobyForPreTraining(tiny_moby_config()).train()
     model.enqueue(*F.normalize(torch.randn(2, 64, 32), dim=-1))
     output = model(*views())
     predictions, keys = F.normalize(output.predictions.detach(), dim=-1), output.target_keys
@@ -155,7 +142,7 @@ def test_loss_pairs_each_prediction_with_the_other_views_key_and_queue():
 
 
 def test_initial_loss_is_about_log_of_queue_size_plus_one():
-    config = tiny_config(projection_dim=256, projector_hidden_size=512, predictor_hidden_size=512, queue_size=4096)
+    config = tiny_moby_config(projection_dim=256, projector_hidden_size=512, predictor_hidden_size=512, queue_size=4096)
     model = MobyForPreTraining(config).train()
     loss = model(*views(batch=16)).loss.item()
     assert abs(loss - math.log(4096 + 1)) < 0.3
@@ -163,7 +150,7 @@ def test_initial_loss_is_about_log_of_queue_size_plus_one():
 
 # ------------------------------------------------------------------------------------------------------ target
 def test_target_starts_equal_frozen_without_drop_path_and_in_the_models_mode():
-    model = MobyForPreTraining(tiny_config(backbone_config=tiny_swin(drop_path_rate=0.2)))
+    model = MobyForPreTraining(tiny_moby_config(backbone_config=tiny_swin_config(drop_path_rate=0.2)))
     for online, target in model.momentum_pairs():
         for (name, p), q in zip(online.named_parameters(), target.parameters()):
             assert torch.equal(p, q) and not q.requires_grad, name
@@ -174,7 +161,7 @@ def test_target_starts_equal_frozen_without_drop_path_and_in_the_models_mode():
 
 
 def test_update_teacher_is_an_ema_of_the_online_branch():
-    model = MobyForPreTraining(tiny_config()).train()
+    model = MobyForPreTraining(tiny_moby_config()).train()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     model(*views()).loss.backward()
     optimizer.step()
@@ -188,7 +175,7 @@ def test_update_teacher_is_an_ema_of_the_online_branch():
 
 def test_weight_decay_follows_the_official_optimizer(tmp_path):
     # Transformer-SSL's build_optimizer: only 1-D parameters and biases skip decay (the MoBY wrapper lists no names)
-    model = MobyForPreTraining(tiny_config())
+    model = MobyForPreTraining(tiny_moby_config())
     assert model.no_weight_decay() == set()
     decayed = set(MaskVisionTrainer(model=model, args=PretrainingArguments(str(tmp_path)))
                   .get_decay_parameter_names(model))  # fmt: skip
@@ -199,7 +186,7 @@ def test_weight_decay_follows_the_official_optimizer(tmp_path):
 
 # ------------------------------------------------------------------------------------------- checkpoints, export
 def _trained_model(config=None, steps=2):
-    model = MobyForPreTraining(config or tiny_config()).train()
+    model = MobyForPreTraining(config or tiny_moby_config()).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     for step in range(steps):
         model(*views(seed=step)).loss.backward()
@@ -239,11 +226,11 @@ def _trainer(model, output_dir, **overrides):
 
 def test_trainer_resume_restores_queues_and_target(tmp_path):
     torch.manual_seed(0)
-    straight = MobyForPreTraining(tiny_config())
+    straight = MobyForPreTraining(tiny_moby_config())
     _trainer(straight, tmp_path).train()
     assert int(straight.queue_ptr) == (4 * 8) % 64
     torch.manual_seed(1)  # a different initialisation: everything must come from the checkpoint
-    resumed = MobyForPreTraining(tiny_config())
+    resumed = MobyForPreTraining(tiny_moby_config())
     _trainer(resumed, tmp_path).train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
     for name in ("queue_1", "queue_2", "queue_ptr"):
         torch.testing.assert_close(getattr(resumed, name), getattr(straight, name), msg=name)
@@ -253,7 +240,7 @@ def test_trainer_resume_restores_queues_and_target(tmp_path):
 
 @pytest.mark.parametrize("backbone", ["swin", "vit"])
 def test_export_gives_a_stock_classifier_with_every_encoder_weight(tmp_path, backbone):
-    config = tiny_config() if backbone == "swin" else tiny_config(backbone_config=moby_vit_backbone_config(
+    config = tiny_moby_config() if backbone == "swin" else tiny_moby_config(backbone_config=moby_vit_backbone_config(
         "tiny", image_size=32, patch_size=8, num_hidden_layers=2, hidden_size=64, num_attention_heads=2,
         intermediate_size=128))  # fmt: skip
     model = _trained_model(config, steps=1).eval()
@@ -312,7 +299,7 @@ def test_recipe_defaults_are_the_papers(tmp_path):
         0.05, 2.5, 300, "cosine",
     )  # fmt: skip
     assert args.dataloader_drop_last and args.ddp_broadcast_buffers is False
-    callbacks = RECIPE.build_callbacks(MobyForPreTraining(tiny_config()), model_args)
+    callbacks = RECIPE.build_callbacks(MobyForPreTraining(tiny_moby_config()), model_args)
     assert [type(c) for c in callbacks] == [MomentumTeacherCallback] and callbacks[0].base_momentum == 0.99
     with pytest.raises(ValueError, match="window_size"):
         MobyModelArguments(backbone="vit", window_size=7).config()
@@ -323,7 +310,7 @@ def test_recipe_defaults_are_the_papers(tmp_path):
 def test_loss_falls_on_the_demo_data(tmp_path):
     # The real collator on the demo images, with milder views than the paper's (crops >= 50%, no colour changes)
     # so that a few dozen steps show learning: the full recipe needs epochs (see the demo stage).
-    model = MobyForPreTraining(tiny_config(queue_size=256, projection_dim=64, projector_hidden_size=256,
+    model = MobyForPreTraining(tiny_moby_config(queue_size=256, projection_dim=64, projector_hidden_size=256,
                                            predictor_hidden_size=256))  # fmt: skip
     plain = ColorAugmentation(jitter_prob=0.0, grayscale_prob=0.0)
     collator = TwoViewCollator(image_size=32, image_mean=model.config.image_mean, image_std=model.config.image_std,

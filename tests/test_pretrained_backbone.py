@@ -10,18 +10,10 @@ from transformers import (
 )  # fmt: skip
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-from maskvision import (
-    BeitMimConfig, BeitMimForPreTraining, DVAEConfig, ExtremaConfig, ExtremaForPreTraining, MobyConfig,
-    MobyForPreTraining,
-)  # fmt: skip
-from maskvision.configuration.backbones import swin_backbone_config
-from maskvision.configuration.configuration_extrema import extrema_backbone_config
+from conftest import TINY_VIT, tiny_beit_config, tiny_extrema_config, tiny_moby_config, tiny_swin_config
+from maskvision import BeitMimForPreTraining, DVAEConfig, ExtremaForPreTraining, MobyForPreTraining
 from maskvision.modeling.pretrained_backbone import load_stock_encoder
 from maskvision.modeling.resolution import resize_position_embeddings, resize_relative_position_bias_table
-
-SHAPE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
-             patch_size=4)  # fmt: skip
-
 
 def randomized(model):
     """Every parameter random (stock initialisations zero the biases, which would hide a dropped key bias)."""
@@ -37,16 +29,6 @@ def saved(model, tmp_path, name):
     return str(path)
 
 
-def tiny_extrema_config(**backbone) -> ExtremaConfig:
-    return ExtremaConfig(backbone_config=extrema_backbone_config("tiny", **{**SHAPE, **backbone}), num_masks=4,
-                         projector_hidden_size=64, predictor_hidden_size=64, projection_size=16)  # fmt: skip
-
-
-def tiny_moby_config(backbone) -> MobyConfig:
-    return MobyConfig(backbone_config=backbone, projector_hidden_size=32, predictor_hidden_size=32, projection_dim=16,
-                      queue_size=16)  # fmt: skip
-
-
 # ------------------------------------------------------------------------------------ exact Beit layouts
 @pytest.mark.parametrize("architecture", ["vit", "vit_without_qkv_bias", "dinov2"])
 def test_a_vit_family_encoder_in_the_beit_layout_computes_the_same_tokens(tmp_path, architecture):
@@ -55,7 +37,7 @@ def test_a_vit_family_encoder_in_the_beit_layout_computes_the_same_tokens(tmp_pa
                                           image_size=28, patch_size=14))  # fmt: skip
         pixels = torch.randn(2, 3, 28, 28)
     else:
-        source = ViTModel(ViTConfig(**SHAPE, qkv_bias=architecture == "vit"), add_pooling_layer=False)
+        source = ViTModel(ViTConfig(**TINY_VIT, qkv_bias=architecture == "vit"), add_pooling_layer=False)
         pixels = torch.randn(2, 3, 32, 32)
     path = saved(source, tmp_path, architecture)
     converted = load_stock_encoder(path)
@@ -68,7 +50,7 @@ def test_a_vit_family_encoder_in_the_beit_layout_computes_the_same_tokens(tmp_pa
 
 
 def test_beit_from_a_vit_keeps_the_encoder_exactly_with_zero_bias_and_unit_layer_scale(tmp_path):
-    source = ViTModel(ViTConfig(**SHAPE), add_pooling_layer=False)
+    source = ViTModel(ViTConfig(**TINY_VIT), add_pooling_layer=False)
     path = saved(source, tmp_path, "vit")
     model = BeitMimForPreTraining.from_backbone(path).eval()
     notes = " ".join(model.init_report.notes)
@@ -80,7 +62,7 @@ def test_beit_from_a_vit_keeps_the_encoder_exactly_with_zero_bias_and_unit_layer
 
 
 def test_beit_from_beit_for_masked_image_modeling_takes_its_head_and_export_round_trips(tmp_path):
-    config = BeitConfig(**SHAPE, use_mask_token=True, use_shared_relative_position_bias=True, vocab_size=48)
+    config = BeitConfig(**TINY_VIT, use_mask_token=True, use_shared_relative_position_bias=True, vocab_size=48)
     source = randomized(BeitForMaskedImageModeling(config))
     path = saved(source, tmp_path, "beit-mim")
     model = BeitMimForPreTraining.from_backbone(path).eval()
@@ -95,8 +77,8 @@ def test_beit_from_beit_for_masked_image_modeling_takes_its_head_and_export_roun
 
 
 def test_deit_loses_its_distillation_token_and_the_report_says_so(tmp_path):
-    path = saved(DeiTModel(DeiTConfig(**SHAPE), add_pooling_layer=False), tmp_path, "deit")
-    config = tiny_moby_config(BeitConfig(**SHAPE, use_absolute_position_embeddings=True))
+    path = saved(DeiTModel(DeiTConfig(**TINY_VIT), add_pooling_layer=False), tmp_path, "deit")
+    config = tiny_moby_config(backbone_config=BeitConfig(**TINY_VIT, use_absolute_position_embeddings=True))
     model = MobyForPreTraining.from_backbone(path, config)
     report = model.init_report
     assert "embeddings.distillation_token" in report.unused
@@ -105,7 +87,7 @@ def test_deit_loses_its_distillation_token_and_the_report_says_so(tmp_path):
 
 
 def test_the_checkpoints_normalisation_replaces_the_methods(tmp_path):
-    path = saved(ViTModel(ViTConfig(**SHAPE)), tmp_path, "vit")
+    path = saved(ViTModel(ViTConfig(**TINY_VIT)), tmp_path, "vit")
     model = ExtremaForPreTraining.from_backbone(path, tiny_extrema_config())
     assert model.config.image_mean == [0.485, 0.456, 0.406]  # no image processor: ExtreMA's own
     assert any("has no image processor" in note for note in model.init_report.notes)
@@ -116,7 +98,7 @@ def test_the_checkpoints_normalisation_replaces_the_methods(tmp_path):
 
 # ------------------------------------------------------------------------------------------- the report
 def test_the_report_lists_initialised_new_copied_and_unused_tensors(tmp_path):
-    path = saved(BeitModel(BeitConfig(**SHAPE), add_pooling_layer=True), tmp_path, "beit")
+    path = saved(BeitModel(BeitConfig(**TINY_VIT), add_pooling_layer=True), tmp_path, "beit")
     model = ExtremaForPreTraining.from_backbone(path, tiny_extrema_config())
     report = model.init_report
     assert "backbone.layers.0.attention.q_proj.weight" in report.initialised
@@ -131,20 +113,17 @@ def test_the_report_lists_initialised_new_copied_and_unused_tensors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ incompatibilities
-def _beit_mim_config(**backbone) -> BeitMimConfig:
-    return BeitMimConfig.from_size("tiny", **{**SHAPE, **backbone}, vocab_size=48)
-
-
 @pytest.mark.parametrize(
     "method,source,config,message",
     [
-        ("beit", "beit", lambda: _beit_mim_config(hidden_size=64, intermediate_size=128),
+        ("beit", "beit", lambda: tiny_beit_config(hidden_size=64, intermediate_size=128),
          "hidden size: 32 in the checkpoint, 64 in the config"),
-        ("beit", "beit", lambda: _beit_mim_config(patch_size=8), "patch size: 4 in the checkpoint, 8 in the config"),
+        ("beit", "beit", lambda: tiny_beit_config(**{**TINY_VIT, "patch_size": 8}),
+         "patch size: 4 in the checkpoint, 8 in the config"),
         ("beit", "swin", lambda: None, "is a Swin encoder \\(architecture\\): BEiT pretrains a ViT"),
         ("extrema", "beit-rel", lambda: tiny_extrema_config(), "relative position bias \\(architecture\\)"),
-        ("moby", "vit", lambda: tiny_moby_config(swin_backbone_config(image_size=32, patch_size=4, window_size=4,
-                                                                      embed_dim=16, depths=[1, 1], num_heads=[1, 2])),
+        ("moby", "vit", lambda: tiny_moby_config(
+            backbone_config=tiny_swin_config(embed_dim=16, depths=[1, 1], num_heads=[1, 2])),
          "holds a beit encoder but the config asks for a swin one \\(architecture\\)"),
         ("beit", "resnet", lambda: None, "Architecture 'resnet' cannot initialise a maskvision encoder"),
         ("beit", "dvae", lambda: None, "holds a 'maskvision_dvae' checkpoint, not a 'maskvision_beit_mim' one"),
@@ -152,9 +131,9 @@ def _beit_mim_config(**backbone) -> BeitMimConfig:
 )  # fmt: skip
 def test_an_incompatible_checkpoint_fails_naming_what_differs(tmp_path, method, source, config, message):
     sources = {
-        "beit": lambda: saved(BeitModel(BeitConfig(**SHAPE)), tmp_path, "beit"),
-        "beit-rel": lambda: saved(BeitModel(BeitConfig(**SHAPE, use_relative_position_bias=True)), tmp_path, "rel"),
-        "vit": lambda: saved(ViTModel(ViTConfig(**SHAPE)), tmp_path, "vit"),
+        "beit": lambda: saved(BeitModel(BeitConfig(**TINY_VIT)), tmp_path, "beit"),
+        "beit-rel": lambda: saved(BeitModel(BeitConfig(**TINY_VIT, use_relative_position_bias=True)), tmp_path, "rel"),
+        "vit": lambda: saved(ViTModel(ViTConfig(**TINY_VIT)), tmp_path, "vit"),
         "swin": lambda: saved(SwinModel(SwinConfig(embed_dim=16, depths=[1, 1], num_heads=[1, 2], image_size=32,
                                                    patch_size=4, window_size=4)), tmp_path, "swin"),  # fmt: skip
         "resnet": lambda: ResNetConfig().save_pretrained(tmp_path / "resnet") or str(tmp_path / "resnet"),
@@ -168,9 +147,9 @@ def test_an_incompatible_checkpoint_fails_naming_what_differs(tmp_path, method, 
 
 # ------------------------------------------------------------------------------------------ image sizes
 def test_position_tables_are_resampled_to_the_requested_image_size(tmp_path):
-    source = BeitModel(BeitConfig(**SHAPE, use_absolute_position_embeddings=True, use_relative_position_bias=True))
+    source = BeitModel(BeitConfig(**TINY_VIT, use_absolute_position_embeddings=True, use_relative_position_bias=True))
     path = saved(source, tmp_path, "beit")
-    model = BeitMimForPreTraining.from_backbone(path, _beit_mim_config(image_size=48))
+    model = BeitMimForPreTraining.from_backbone(path, tiny_beit_config(**{**TINY_VIT, "image_size": 48}))
     embeddings = model.beit.embeddings.position_embeddings
     assert embeddings.shape == (1, 1 + 12 * 12, 32)
     torch.testing.assert_close(embeddings, resize_position_embeddings(source.embeddings.position_embeddings, 8, 12))
@@ -189,7 +168,7 @@ def test_continuing_a_run_of_the_same_method_keeps_every_tensor_and_may_change_t
     for name, tensor in run.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name
     assert "kept" in model.init_report.notes[0]
-    larger = ExtremaForPreTraining.from_backbone(tmp_path / "run", tiny_extrema_config(image_size=48))
+    larger = ExtremaForPreTraining.from_backbone(tmp_path / "run", tiny_extrema_config(backbone={"image_size": 48}))
     assert larger.config.backbone_config.image_size == 48
     assert larger.teacher_backbone.embeddings.position_embeddings.shape == (1, 1 + 144, 32)
     assert torch.equal(larger.projector.layers[0].weight, run.projector.layers[0].weight)
@@ -197,9 +176,9 @@ def test_continuing_a_run_of_the_same_method_keeps_every_tensor_and_may_change_t
 
 def test_auto_model_for_pretraining_loads_every_pretraining_checkpoint(tmp_path):
     models = [
-        BeitMimForPreTraining(_beit_mim_config()), ExtremaForPreTraining(tiny_extrema_config()),
-        MobyForPreTraining(tiny_moby_config(swin_backbone_config(image_size=32, patch_size=4, window_size=4,
-                                                                 embed_dim=16, depths=[1, 1], num_heads=[1, 2]))),
+        BeitMimForPreTraining(tiny_beit_config(**TINY_VIT)), ExtremaForPreTraining(tiny_extrema_config()),
+        MobyForPreTraining(tiny_moby_config(backbone_config=tiny_swin_config(embed_dim=16, depths=[1, 1],
+                                                                             num_heads=[1, 2]))),
     ]  # fmt: skip
     for index, model in enumerate(models):
         model.save_pretrained(tmp_path / str(index))

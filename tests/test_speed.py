@@ -7,32 +7,23 @@ import pytest
 import torch
 from transformers import BeitModel
 
-from maskvision import (
-    BeitMimConfig,
-    BeitMimForPreTraining,
-    DVAEConfig,
-    DVAETokenizer,
-    ExtremaConfig,
-    ExtremaForPreTraining,
-    MobyConfig,
-    MobyForPreTraining,
-)
-from maskvision.configuration.backbones import swin_backbone_config
-from maskvision.configuration.configuration_extrema import extrema_backbone_config
+from conftest import TINY_VIT, tiny_beit_config, tiny_dvae, tiny_extrema_config, tiny_moby_config, tiny_swin_config
+from maskvision import BeitMimConfig, BeitMimForPreTraining, ExtremaForPreTraining, MobyForPreTraining
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
 from maskvision.training.masking import RandomMaskGenerator
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
 
-TINY_VIT = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-            "intermediate_size": 64}
+# Patches of 8 px: a 4x4 grid of tokens, the cheapest that still exercises every stage.
+PATCH = 8
 
 
 def tiny_beit(drop_path_rate: float = 0.1) -> tuple[BeitMimForPreTraining, dict]:
-    model = BeitMimForPreTraining(BeitMimConfig.from_size("tiny", **TINY_VIT, drop_path_rate=drop_path_rate,
-                                                          vocab_size=64, num_masking_patches=6, min_num_patches=2))
-    model.set_tokenizer(DVAETokenizer(DVAEConfig(vocab_size=64, hidden_size=16, num_groups=2, blocks_per_group=1,
-                                                 code_embedding_size=16, image_size=8)))  # fmt: skip
+    model = BeitMimForPreTraining(tiny_beit_config(
+        patch_size=PATCH, hidden_size=32, intermediate_size=64, drop_path_rate=drop_path_rate, vocab_size=64,
+        num_masking_patches=6, min_num_patches=2,
+    ))  # fmt: skip
+    model.set_tokenizer(tiny_dvae(num_groups=2, image_size=8))
     generator = torch.Generator().manual_seed(0)
     side = model.config.grid_size * model.tokenizer.downsample_factor
     batch = {
@@ -44,10 +35,9 @@ def tiny_beit(drop_path_rate: float = 0.1) -> tuple[BeitMimForPreTraining, dict]
 
 
 def tiny_extrema(drop_path_rate: float = 0.1) -> tuple[ExtremaForPreTraining, dict]:
-    backbone = extrema_backbone_config("tiny", **TINY_VIT, drop_path_rate=drop_path_rate)
-    model = ExtremaForPreTraining(ExtremaConfig(backbone_config=backbone, mask_ratio=0.75, num_masks=2,
-                                                projector_hidden_size=64, predictor_hidden_size=64,
-                                                projection_size=16))  # fmt: skip
+    model = ExtremaForPreTraining(tiny_extrema_config(
+        backbone={"patch_size": PATCH, "drop_path_rate": drop_path_rate}, mask_ratio=0.75, num_masks=2,
+    ))  # fmt: skip
     generator = torch.Generator().manual_seed(0)
     batch = {
         "pixel_values": torch.randn(4, 3, 32, 32, generator=generator),
@@ -59,12 +49,10 @@ def tiny_extrema(drop_path_rate: float = 0.1) -> tuple[ExtremaForPreTraining, di
 
 def tiny_moby(backbone: str, drop_path_rate: float = 0.1) -> tuple[MobyForPreTraining, dict]:
     if backbone == "swin":
-        config = swin_backbone_config("tiny", image_size=32, patch_size=4, embed_dim=32, depths=[2, 2],
-                                      num_heads=[2, 4], window_size=4, drop_path_rate=drop_path_rate)  # fmt: skip
+        config = tiny_swin_config(drop_path_rate=drop_path_rate)
     else:
-        config = moby_vit_backbone_config("tiny", **TINY_VIT, drop_path_rate=drop_path_rate)
-    model = MobyForPreTraining(MobyConfig(backbone_config=config, projection_dim=16, projector_hidden_size=64,
-                                          predictor_hidden_size=64, queue_size=32))  # fmt: skip
+        config = moby_vit_backbone_config("tiny", **{**TINY_VIT, "patch_size": PATCH}, drop_path_rate=drop_path_rate)
+    model = MobyForPreTraining(tiny_moby_config(backbone_config=config, projection_dim=16, queue_size=32))
     generator = torch.Generator().manual_seed(0)
     batch = {key: torch.randn(4, 3, 32, 32, generator=generator) for key in ("pixel_values", "pixel_values_2")}
     return model, batch

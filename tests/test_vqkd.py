@@ -7,23 +7,10 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel, BeitConfig, BeitModel
 
+from conftest import tiny_vqkd_config
 from maskvision import VQKDConfig, VQKDTokenizer
-from maskvision.configuration.backbones import vit_backbone_config
-from maskvision.configuration.configuration_vqkd import VQKD_VIT_DEFAULTS
 from maskvision.modeling.modeling_vqkd import load_teacher, spherical_kmeans, teacher_patch_tokens
 from maskvision.modeling.tokenizer_utils import CodebookStep
-
-SMALL_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, **VQKD_VIT_DEFAULTS)
-
-
-def tiny_config(**overrides) -> VQKDConfig:
-    kwargs = dict(
-        vocab_size=32, codebook_dim=8, image_size=16, patch_size=4, teacher_hidden_size=24,
-        encoder_config=vit_backbone_config("tiny", **SMALL_VIT),
-        decoder_config=vit_backbone_config("tiny", **{**SMALL_VIT, "num_hidden_layers": 1}),
-    )
-    return VQKDConfig(**{**kwargs, **overrides})
-
 
 @pytest.fixture(scope="module")
 def teacher_path(tmp_path_factory):
@@ -36,7 +23,7 @@ def teacher_path(tmp_path_factory):
 
 
 def test_config_derives_geometry_and_validates():
-    config = tiny_config()
+    config = tiny_vqkd_config()
     assert config.downsample_factor == 4 and config.grid_size == 4
     assert (config.encoder_config.image_size, config.encoder_config.patch_size) == (16, 4)
     decoder = config.decoder_config
@@ -83,7 +70,7 @@ def test_a_clip_teacher_gives_its_projected_tokens_as_beit_v2(tmp_path, architec
         hidden = reference.vision_model(pixel_values=pixel_values).last_hidden_state
         expected = reference.visual_projection(reference.vision_model.post_layernorm(hidden))
         torch.testing.assert_close(teacher(pixel_values).last_hidden_state, expected)
-    model = VQKDTokenizer(tiny_config(**fields))
+    model = VQKDTokenizer(tiny_vqkd_config(**fields))
     model.set_teacher(teacher)
     assert model.teacher_features(torch.rand(2, 3, 16, 16)).shape == (2, 16, 24)
 
@@ -104,7 +91,7 @@ def test_official_size_forward_backward(teacher_path):
 def test_forward_shapes_straight_through_and_codebook_without_gradient(teacher_path):
     teacher, fields = load_teacher(teacher_path)
     assert fields["teacher_hidden_size"] == 24 and fields["teacher_name_or_path"] == teacher_path
-    model = VQKDTokenizer(tiny_config(**fields)).train()
+    model = VQKDTokenizer(tiny_vqkd_config(**fields)).train()
     model.set_teacher(teacher)
     output = model(torch.rand(2, 3, 16, 16))
     assert output.codebook_indices.shape == (2, 4, 4) and output.reconstruction.shape == (2, 16, 24)
@@ -119,7 +106,7 @@ def test_forward_shapes_straight_through_and_codebook_without_gradient(teacher_p
 
 def test_teacher_is_referenced_not_saved(tmp_path, teacher_path):
     teacher, fields = load_teacher(teacher_path)
-    model = VQKDTokenizer(tiny_config(**fields)).eval()
+    model = VQKDTokenizer(tiny_vqkd_config(**fields)).eval()
     model.set_teacher(teacher)
     assert not any(name.startswith("teacher") for name in model.state_dict())
     model.save_pretrained(tmp_path)
@@ -148,7 +135,7 @@ def test_teacher_patch_tokens_drop_prefix_tokens_and_resize():
 
 
 def test_ema_update_moves_used_codes_towards_their_means():
-    model = VQKDTokenizer(tiny_config(kmeans_init=False))
+    model = VQKDTokenizer(tiny_vqkd_config(kmeans_init=False))
     assert bool(model.codebook_initialized)
     before = model.codebook.clone()
     counts = torch.zeros(32)
@@ -168,7 +155,7 @@ def test_ema_update_moves_used_codes_towards_their_means():
 def test_kmeans_initialisation_on_first_update_finds_the_clusters():
     centres = F.normalize(torch.eye(4, 8) + 0.1, dim=1)
     samples = F.normalize(centres.repeat(50, 1) + 0.02 * torch.randn(200, 8), dim=1)
-    model = VQKDTokenizer(tiny_config(vocab_size=4))
+    model = VQKDTokenizer(tiny_vqkd_config(vocab_size=4))
     assert not bool(model.codebook_initialized)
     model.update_codebook(CodebookStep(counts=torch.ones(4), samples=samples, sums=torch.zeros(4, 8)))
     assert bool(model.codebook_initialized)
@@ -179,7 +166,7 @@ def test_kmeans_initialisation_on_first_update_finds_the_clusters():
 
 
 def test_dead_code_restart_uses_encoder_outputs():
-    model = VQKDTokenizer(tiny_config(kmeans_init=False))
+    model = VQKDTokenizer(tiny_vqkd_config(kmeans_init=False))
     before = model.codebook.clone()
     samples = F.normalize(torch.randn(6, 8), dim=1)
     model.reseed_codes(torch.tensor([2, 7]), samples, torch.Generator().manual_seed(0))
@@ -193,7 +180,7 @@ def test_dead_code_restart_uses_encoder_outputs():
 def test_distillation_loss_drops_with_ema_codebook(teacher_path):
     torch.manual_seed(0)
     teacher, fields = load_teacher(teacher_path)
-    model = VQKDTokenizer(tiny_config(**fields)).train()
+    model = VQKDTokenizer(tiny_vqkd_config(**fields)).train()
     model.set_teacher(teacher)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     batches = [torch.rand(8, 3, 16, 16) for _ in range(3)]
