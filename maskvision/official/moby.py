@@ -19,7 +19,7 @@ LayerNorm on every token and pools [CLS] (``use_mean_pooling=False``).
 import re
 
 import torch
-from transformers import BeitConfig, SwinConfig
+from transformers import SwinConfig
 
 from ..configuration.configuration_moby import MobyConfig, moby_vit_backbone_config
 from ..modeling.modeling_moby import MobyForPreTraining
