@@ -19,15 +19,14 @@ from dataclasses import dataclass, field
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import __version__
-from .evaluation.results import RESULTS_FILE, read_results
 from .evaluation.results import EvalResult as ResultRecord
-from .training.pretrain import DATA_ARGS_NAME
-from .visualization.curves import CURVES_FILE
+from .evaluation.results import read_results
+from .run_files import CARD_FILES, CODEBOOK_HEALTH, DATA_ARGS, ENCODER_DIR, EVAL_RESULTS, TRAINER_STATE, TRAINING_ARGS
+from .run_files import TRAINING_CURVES
 
 TEMPLATE = os.path.join(os.path.dirname(__file__), "templates", "model_card.md")
 KINDS = ("tokenizer", "pretraining", "encoder", "classifier")
 PIPELINE_TAGS = {"encoder": "image-feature-extraction", "classifier": "image-classification"}
-TRAINING_FILES = ("training_args.json", "trainer_state.json", DATA_ARGS_NAME, "codebook_health.json")
 REPO_ID_PLACEHOLDER = "your-username/your-model"
 
 CITATIONS = {
@@ -177,19 +176,19 @@ class CardSources:
     downsample_factor: int | None = None  # tokenizers: pixels per token side
     method_type: str | None = None  # model_type of the maskvision config that trained it
     method_config: dict | None = None  # that config, as a dict
-    run: dict = field(default_factory=dict)  # the pretraining run's files, by name (TRAINING_FILES)
+    run: dict = field(default_factory=dict)  # the pretraining run's files, by name (CARD_FILES)
     finetune: dict = field(default_factory=dict)  # a classifier's own training files
     results: list[dict] = field(default_factory=list)  # eval records
     curves: str | None = None  # the training curves picture of the run that made the checkpoint, on disk
 
 
 def _curves(directory: str) -> str | None:
-    path = os.path.join(directory, CURVES_FILE)
+    path = os.path.join(directory, TRAINING_CURVES)
     return path if os.path.isfile(path) else None
 
 
 def _run_files(directory: str) -> dict:
-    files = {name: _read_json(os.path.join(directory, name)) for name in TRAINING_FILES}
+    files = {name: _read_json(os.path.join(directory, name)) for name in CARD_FILES}
     return {name: value for name, value in files.items() if value is not None}
 
 
@@ -219,9 +218,9 @@ def collect_sources(model, kind: str, directory: str | None = None, results: lis
         sources.method_type, sources.method_config = model.config.model_type, model.config.to_dict()
     records = []
     if directory is not None:
-        records += read_results(os.path.join(directory, RESULTS_FILE))
-        if kind == "pretraining" and os.path.isdir(os.path.join(directory, "encoder")):
-            records += read_results(os.path.join(directory, "encoder", RESULTS_FILE))
+        records += read_results(os.path.join(directory, EVAL_RESULTS))
+        if kind == "pretraining" and os.path.isdir(os.path.join(directory, ENCODER_DIR)):
+            records += read_results(os.path.join(directory, ENCODER_DIR, EVAL_RESULTS))
         if kind == "classifier":  # described by the checkpoint it was fine-tuned from, when that is on disk
             sources.finetune = _run_files(directory)
             sources.curves = _curves(directory)  # the fine-tuning run's own
@@ -243,7 +242,7 @@ def read_result_files(paths: list[str]) -> list[dict]:
     """The records of `maskvision eval` / `maskvision finetune` JSON files (or directories holding one)."""
     records = []
     for path in paths:
-        file = os.path.join(path, RESULTS_FILE) if os.path.isdir(path) else path
+        file = os.path.join(path, EVAL_RESULTS) if os.path.isdir(path) else path
         if not os.path.isfile(file):
             raise FileNotFoundError(
                 f"No results file at {file!r} (written by `maskvision eval` / `maskvision finetune`)."
@@ -342,7 +341,7 @@ def method_rows(sources: CardSources) -> list[tuple[str, str]]:
 
 
 def training_rows(files: dict) -> list[tuple[str, str]]:
-    arguments, state = files.get("training_args.json") or {}, files.get("trainer_state.json") or {}
+    arguments, state = files.get(TRAINING_ARGS) or {}, files.get(TRAINER_STATE) or {}
     rows = []
     if state.get("global_step"):
         rows.append(("optimizer steps", str(state["global_step"])))
@@ -362,7 +361,7 @@ def _data_text(source: str, split: str, count: int | None) -> str:
 
 def data_line(files: dict) -> str | None:
     """The data a run pretrained on, as its ``data_args.json`` states it."""
-    data = files.get(DATA_ARGS_NAME)
+    data = files.get(DATA_ARGS)
     return _data_text(data["dataset"], data.get("split", "train"), data.get("num_images")) if data else None
 
 
@@ -470,7 +469,7 @@ def _citation_keys(sources: CardSources, method: Method | None) -> list[str]:
 
 def card_files(sources: CardSources) -> dict[str, str]:
     """The files a card shows besides its text, as {path in the repo: path on disk}: they go beside the card."""
-    return {CURVES_FILE: sources.curves} if sources.curves else {}
+    return {TRAINING_CURVES: sources.curves} if sources.curves else {}
 
 
 def render_card(
@@ -481,7 +480,7 @@ def render_card(
     method = METHODS.get(sources.method_type)
     records = sources.results
     evaluation = eval_results(records)
-    run_data = sources.run.get(DATA_ARGS_NAME) or {}
+    run_data = sources.run.get(DATA_ARGS) or {}
     datasets = [_hub_dataset(run_data.get("dataset"))] + [_hub_dataset(r["train_dataset"]) for r in records]
     repo_id = repo_id or REPO_ID_PLACEHOLDER
     card_data = ModelCardData(
@@ -514,8 +513,8 @@ def render_card(
         training_rows=training_rows(sources.run),
         finetune_rows=training_rows(sources.finetune),
         finetune_data=finetune_data_line(sources.results) if sources.kind == "classifier" else None,
-        codebook=sources.run.get("codebook_health.json"),
-        curves=_link(sources.curves, CURVES_FILE, card_dir),
+        codebook=sources.run.get(CODEBOOK_HEALTH),
+        curves=_link(sources.curves, TRAINING_CURVES, card_dir),
         results=result_rows(records),
         citations=[CITATIONS[key] for key in _citation_keys(sources, method)],
         version=__version__,

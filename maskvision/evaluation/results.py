@@ -14,7 +14,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-RESULTS_FILE = "eval_results.json"
+from ..run_files import EVAL_RESULTS
+
+RESULTS_FILE = EVAL_RESULTS
 PROTOCOLS = ("knn", "linear", "finetune")
 
 
@@ -41,6 +43,26 @@ class EvalResult:
     def identity(self) -> str:
         keys = ("protocol", "metric", "dataset", "split", "train_dataset", "train_split", "settings")
         return json.dumps({key: getattr(self, key) for key in keys}, sort_keys=True)
+
+
+def result_records(
+    protocol: str, metrics: dict, settings: dict, *, data_args, data, model: str, command: str = ""
+) -> list[EvalResult]:
+    """The records of one measurement, one per metric (``None`` values left out), every protocol alike: the data
+    named as the run read it (``data_args``: `LabelledDataArguments`, ``data``: the `LabelledData` it loaded, whose
+    splits say what was held out)."""
+    record = dict(
+        protocol=protocol,
+        dataset=data_args.eval_source,
+        split=data.eval_split,
+        train_dataset=data_args.dataset,
+        train_split=data.train_split,
+        model=model,
+        settings=settings,
+        command=command,
+    )
+    return [EvalResult(metric=metric, value=float(value), **record) for metric, value in metrics.items()
+            if value is not None]  # fmt: skip
 
 
 def command_line(prog: str, argv: list[str]) -> str:

@@ -43,6 +43,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from ..data.streaming import STREAM_POSITION, ImageStream
 from ..modeling.modeling_utils import check_checkpoint_model_type
+from ..run_files import TRAINING_ARGS
 from .callbacks import CollatorEpochCallback, _unwrap
 from .checkpoints import incomplete_reason, mark_complete
 from .optim import cosine_schedule_with_bounds, decay_parameter_names, param_groups
@@ -171,7 +172,7 @@ class MaskVisionTrainer(Trainer):
             pickled = os.path.join(output_dir, TRAINING_ARGS_NAME)
             if os.path.exists(pickled):
                 os.remove(pickled)
-            with open(os.path.join(output_dir, "training_args.json"), "w", encoding="utf-8") as handle:
+            with open(os.path.join(output_dir, TRAINING_ARGS), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
 
     def _save_checkpoint(self, model, trial) -> None:

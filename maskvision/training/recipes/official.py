@@ -150,8 +150,9 @@ def moby_defaults() -> SimpleNamespace:
 
 
 def _tokenizer_defaults(tokenizer_type: str) -> SimpleNamespace:
-    from ..tokenizer import TOKENIZER_INTERPOLATION, TOKENIZERS, TokenizerArguments, TokenizerCollator
-    from ..tokenizer import TokenizerTrainingArguments
+    from ..collators import TokenizerCollator
+    from ..tokenizer_arguments import TOKENIZER_INTERPOLATION, TOKENIZERS, TokenizerArguments
+    from ..tokenizer_arguments import TokenizerTrainingArguments
 
     model_args = TokenizerArguments(tokenizer_type=tokenizer_type)
     args = TokenizerTrainingArguments().resolve_for(tokenizer_type)
