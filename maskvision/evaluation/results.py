@@ -92,6 +92,29 @@ def write_results(path: str, results: list[EvalResult]) -> str:
     return path
 
 
+def side_by_side(records: list[dict], row_of) -> list[dict]:
+    """One row per measurement: ``row_of(record)`` names the row a record belongs to (the same dict for the records
+    of one setting), and each record adds its metric's value to it, so top-1 and top-5 stand side by side. The rows
+    of the CLI's table (`results_table`) and of the model card's."""
+    rows: dict[str, dict] = {}
+    for record in records:
+        row = row_of(record)
+        rows.setdefault(json.dumps(row, sort_keys=True, default=str), row)[record["metric"]] = record["value"]
+    return list(rows.values())
+
+
+def results_table(results: list[EvalResult]) -> tuple[list[dict], list[str]]:
+    """The rows and columns ``maskvision eval`` prints: one row per setting (the sample counts left out), top-1 and
+    top-5 side by side."""
+    def row_of(record: dict) -> dict:
+        settings = {key: value for key, value in record["settings"].items() if not key.endswith("_samples")}
+        return {"protocol": record["protocol"], **settings}
+
+    rows = side_by_side([asdict(result) for result in results], row_of)
+    columns = list(dict.fromkeys(key for row in rows for key in row if not key.endswith("_accuracy")))
+    return rows, columns + ["top1_accuracy", "top5_accuracy"]
+
+
 def format_table(rows: list[dict], columns: list[str]) -> str:
     """A plain-text table; floats in [0, 1] under accuracy columns are shown as percentages."""
     def cell(column, value):

@@ -23,32 +23,24 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForImageClassification,
-)
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
 from ..data import to_rgb
+from ..data.labelled import LabelledDataArguments
 from ..data.streaming import ImageStream
-from ..evaluation.features import (
-    class_names,
-    processor_settings,
-    resolve_image_processor,
-)
+from ..evaluation.labels import class_names
 from ..evaluation.metrics import METRICS, accuracy_from_scores
+from ..evaluation.processors import load_image_processor, processor_settings, resolve_image_processor
 from ..evaluation.results import result_records, write_results
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel
 from ..modeling.resolution import resize_state_dict
 from ..run_files import EVAL_RESULTS
-from .labelled_data import LabelledDataArguments
 from .mixup import MixupCutmix
 from .pretrain import PretrainingArguments
+from .rand_augment import RandomErasing, parse_rand_augment
 from .run import Run, run_training
 from .streaming import training_rows
 from .trainer import MaskVisionTrainer
-from .rand_augment import RandomErasing, parse_rand_augment
 from .transforms import BeitViews, normalize, to_float
 
 logger = logging.getLogger(__name__)
@@ -135,10 +127,7 @@ def load_classifier(
             pretrained.export_encoder(export)
             return load_classifier(export, id2label, image_size, drop_path_rate, image_mean, image_std)
 
-    try:
-        image_processor = AutoImageProcessor.from_pretrained(model_name_or_path)
-    except (OSError, ValueError):
-        image_processor = None
+    image_processor = load_image_processor(model_name_or_path)
     overrides = {}
     if drop_path_rate is not None:
         if hasattr(config, "drop_path_rate"):
@@ -294,8 +283,10 @@ class FinetuneRun(Run):
         train, evaluation = data.train, data.evaluation
         names = class_names(train, evaluation, "fine-tuning")
         if names is None:
-            raise ValueError("Fine-tuning a stream needs its classes before reading it: its label column must be a "
-                             "ClassLabel (integer labels name no classes); store ClassLabel labels or drop --streaming.")
+            raise ValueError(
+                "Fine-tuning a stream needs its classes before reading it: its label column must be a ClassLabel "
+                "(integer labels name no classes); store ClassLabel labels or drop --streaming."
+            )
         if isinstance(train, ImageStream):
             epochly = [flag for flag in ("eval_strategy", "save_strategy") if getattr(training_args, flag) == "epoch"]
             if epochly:

@@ -184,7 +184,7 @@ def vqkd_defaults() -> SimpleNamespace:
 def finetune_defaults() -> SimpleNamespace:
     from transformers import BeitConfig, BeitForImageClassification
 
-    from ...evaluation.features import build_image_processor
+    from ...evaluation.processors import build_image_processor
     from ..finetune import DEFAULT_LAYER_DECAY, ClassificationTransform, FinetuneArguments, FinetuneModelArguments
     from ..finetune import TrainingAugmentation
 
