@@ -6,8 +6,8 @@
       codebook_health.json and reconstructions.png
 
 Presets and arguments: `maskvision.training.tokenizer_arguments`; the codebook report and its picture:
-`maskvision.training.tokenizer_report`. `maskvision tokenizer train|inspect|import-dalle` (``training/cli/tokenizer.py``)
-and the demo's ``tokenizer`` step run these functions.
+`maskvision.training.tokenizer_report`. `maskvision tokenizer train|inspect|import-dalle`
+(``training/cli/tokenizer.py``) and the demo's ``tokenizer`` step run these functions.
 """
 
 import logging
