@@ -3,6 +3,7 @@ and ``BIBTEX``, kept beside the method they describe and gathered here by the co
 or tokenizer adds both to its modeling module and its model class to `MODELS` (a test checks that every registered
 maskvision model type has an entry)."""
 
+import sys
 from dataclasses import dataclass
 
 from ..modeling.modeling_beit_mim import BeitMimForPreTraining
@@ -24,8 +25,6 @@ class Method:
 
 
 def _module(model_class):
-    import sys
-
     return sys.modules[model_class.__module__]
 
 

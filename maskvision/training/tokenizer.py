@@ -50,10 +50,13 @@ def parse_config_overrides(overrides: str | None) -> dict:
 
 
 def check_tokenizer_arguments(args: TokenizerArguments) -> None:
+    """Refuse an unknown type or size, or VQ-KD without its teacher, before any data is read."""
     if args.tokenizer_type not in TOKENIZERS:
         raise ValueError(f"tokenizer_type must be one of {sorted(TOKENIZERS)}, got {args.tokenizer_type!r}.")
     if args.model_size not in MODEL_SIZES:
         raise ValueError(f"model_size must be one of {MODEL_SIZES}, got {args.model_size!r}.")
+    if args.tokenizer_type == "vqkd" and not args.teacher:
+        raise ValueError("tokenizer_type 'vqkd' needs --teacher: a transformers image encoder (name or path).")
 
 
 def build_tokenizer(args: TokenizerArguments) -> VisualTokenizerModel:
@@ -67,8 +70,6 @@ def build_tokenizer(args: TokenizerArguments) -> VisualTokenizerModel:
     if unknown:
         raise ValueError(f"Unknown {config_class.__name__} field(s) {unknown} in config_overrides.")
     if args.tokenizer_type == "vqkd":
-        if not args.teacher:
-            raise ValueError("tokenizer_type 'vqkd' needs --teacher: a transformers image encoder (name or path).")
         teacher, teacher_fields = load_teacher(args.teacher)
         model = model_class(config_class(**kwargs, **teacher_fields))
         model.set_teacher(teacher)
