@@ -135,7 +135,7 @@ def evaluate_encoder(
     results = []
     for pooling, layer in keys:
         train_features, test_features = train_set.features[(pooling, layer)], test_set.features[(pooling, layer)]
-        base = {"pooling": pooling, "layer": layer, "train_samples": len(train_labels), "eval_samples": len(test_labels)}
+        base = dict(pooling=pooling, layer=layer, train_samples=len(train_labels), eval_samples=len(test_labels))
         if protocol == "knn":
             per_k = knn_evaluate(
                 train_features, train_labels, test_features, test_labels, num_classes,
