@@ -224,7 +224,7 @@ def flops_per_image(method: str, flags: list[str], batch: int = 8) -> dict:
     from maskvision.training.cli.args import parse_arguments
     from maskvision.training.cli.pretrain import load_recipe
     from maskvision.training.pretrain import DataArguments
-    from maskvision.training.tokenizer import _dvae_config
+    from maskvision.training.tokenizer_arguments import dvae_preset
 
     recipe = load_recipe("moby" if method == "moby" else "extrema" if method == "extrema" else "beit")
     _, model_args, _ = parse_arguments((DataArguments, recipe.model_arguments, recipe.training_arguments), [
@@ -232,7 +232,7 @@ def flops_per_image(method: str, flags: list[str], batch: int = 8) -> dict:
                                              .get(method, []))], prog="estimate")  # fmt: skip
     if method == "beit":  # the recipe loads its tokenizer from a path: attach a fresh tiny dVAE instead
         model = BeitMimForPreTraining(model_args.config(vocab_size=512))
-        model.set_tokenizer(DVAETokenizer(DVAEConfig(**_dvae_config("tiny"))))
+        model.set_tokenizer(DVAETokenizer(DVAEConfig(**dvae_preset("tiny"))))
     else:
         model = recipe.build_model(model_args)
     rng = np.random.default_rng(0)

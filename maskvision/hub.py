@@ -1,4 +1,4 @@
-"""One way to the Hub for every kind of maskvision checkpoint: stage the repo's files, then upload them in one commit.
+"""One way to the Hub for every kind of maskvision checkpoint: write the repo's files, then upload them in one commit.
 
 Four kinds of checkpoint go to the Hub:
 
@@ -11,13 +11,13 @@ encoder       a stock encoder exported from one (``<run>/encoder``)      ``AutoM
 classifier    a stock classifier from ``maskvision finetune``            ``pipeline("image-classification")``
 ============  =========================================================  ===========================================
 
-`stage` writes exactly what the repo holds into an empty folder: ``config.json``, ``model.safetensors`` (shards and
-their index for big models), ``preprocessor_config.json``, ``README.md`` (the model card, `maskvision.model_card`),
-the pictures the card shows (``training_curves.png``, when the run drew it) and, for maskvision classes, their
-self-contained remote code with ``auto_map`` (`maskvision.remote_code`). `push` uploads a staged folder as ONE
+`write_repo_files` writes exactly what the repo holds into an empty folder: ``config.json``, ``model.safetensors``
+(shards and their index for big models), ``preprocessor_config.json``, ``README.md`` (the model card,
+`maskvision.cards`), the pictures the card shows (``training_curves.png``, when the run drew it) and, for maskvision
+classes, their self-contained remote code with ``auto_map`` (`maskvision.remote_code`). `push` uploads such a folder as ONE
 commit (`HfApi.create_commit` with every file) after ``create_repo(exist_ok=True)``, so a push that fails midway
 publishes nothing. `push_model` (the models' ``push_to_hub``) and `push_directory`
-(``maskvision push DIR``) are staging + push.
+(``maskvision push DIR``) are the two in turn.
 """
 
 import os
@@ -29,7 +29,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
-from .model_card import KINDS, card_files, collect_sources, read_result_files, render_card
+from .cards import KINDS, card_files, collect_sources, read_result_files, render_card
 from .remote_code import write_remote_code
 
 REMOTE_CODE_KINDS = ("tokenizer", "pretraining")
@@ -106,7 +106,7 @@ def card_for_directory(
     return _directory_card(model, kind, os.fspath(directory), repo_id, results, tags, card_dir)[0]
 
 
-def stage(
+def write_repo_files(
     model,
     save_directory: str | os.PathLike,
     *,
@@ -162,7 +162,8 @@ def push(
     revision: str | None = None,
     create_pr: bool = False,
 ):
-    """Upload every file of a staged ``folder`` to the model repo ``repo_id`` as one commit (created if needed).
+    """Upload every file of a ``folder`` (`write_repo_files`) to the model repo ``repo_id`` as one commit (created if
+    needed).
     Returns the `CommitInfo` (a str: the commit's URL)."""
     folder = os.fspath(folder)
     paths = sorted(
@@ -203,9 +204,9 @@ def push_model(
     card_pictures: dict[str, str] | None = None,
     **push_options,
 ):
-    """Stage ``model`` (`stage`) in a temporary folder and push it as one commit (`push`)."""
+    """Write ``model``'s repo files (`write_repo_files`) into a temporary folder and push it as one commit (`push`)."""
     with tempfile.TemporaryDirectory(prefix="maskvision-push-") as folder:
-        stage(
+        write_repo_files(
             model,
             folder,
             image_processor=image_processor,
@@ -219,8 +220,8 @@ def push_model(
 
 
 def push_directory(directory: str | os.PathLike, repo_id: str, *, results: list[str] = (), tags=None, **push_options):
-    """Push a checkpoint directory of any kind (``maskvision push``): staged from the loaded model, with the card
-    of the directory (its results, the run it comes from) and the results of ``results`` files."""
+    """Push a checkpoint directory of any kind (``maskvision push``): its repo files written from the loaded model, with
+    the card of the directory (its results, the run it comes from) and the results of ``results`` files."""
     directory = os.fspath(directory)
     model, processor, kind = load_checkpoint(directory)
     card, pictures = _directory_card(model, kind, directory, repo_id, results, tags)
@@ -235,5 +236,5 @@ __all__ = [
     "push",
     "push_directory",
     "push_model",
-    "stage",
+    "write_repo_files",
 ]

@@ -11,7 +11,7 @@ from huggingface_hub import ModelCard
 from transformers import AutoModel
 
 from hub_kinds import RecordingHub, maskvision_cases, run_isolated, save_image
-from maskvision.hub import load_checkpoint, stage
+from maskvision.hub import load_checkpoint, write_repo_files
 from maskvision.model_card import CITATIONS, METHODS, collect_sources, eval_results, read_result_files, render_card
 from maskvision.training.cli import main as cli_main
 
@@ -167,7 +167,7 @@ def test_usage_snippets_run_offline_without_maskvision(run, tmp_path):
     for name, (model, processor, kind) in models.items():
         folder = tmp_path / f"repo-{name}"
         folder.mkdir()
-        stage(model, folder, image_processor=processor, repo_id="me/model")
+        write_repo_files(model, folder, image_processor=processor, repo_id="me/model")
         (snippet,) = re.findall(r"```python\n(.*?)```", (folder / "README.md").read_text(), flags=re.DOTALL)
         workdir = tmp_path / f"user-{name}"
         workdir.mkdir()

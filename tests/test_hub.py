@@ -13,7 +13,7 @@ from transformers import AutoImageProcessor, AutoModel, BertConfig, BertModel, p
 
 import maskvision.hub as hub_module
 from hub_kinds import RecordingHub, maskvision_cases, save_image, stock_classifier, stock_encoder
-from maskvision.hub import load_checkpoint, model_kind, push_model, stage
+from maskvision.hub import load_checkpoint, model_kind, push_model, write_repo_files
 from maskvision.remote_code import remote_code_files
 from maskvision.training.cli import main as cli_main
 
@@ -150,10 +150,10 @@ def test_stage_needs_an_empty_folder_and_a_processor_for_stock_models(tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="empty directory"):
-        stage(CASES[0].model, tmp_path / "busy")
+        write_repo_files(CASES[0].model, tmp_path / "busy")
     (tmp_path / "stock").mkdir()
     with pytest.raises(ValueError, match="needs its image processor"):
-        stage(stock_encoder()[0], tmp_path / "stock")
+        write_repo_files(stock_encoder()[0], tmp_path / "stock")
     model, processor = stock_encoder()
     (tmp_path / "ok").mkdir()
-    assert stage(model, tmp_path / "ok", image_processor=processor, repo_id="me/ok") == sorted(STAGED)
+    assert write_repo_files(model, tmp_path / "ok", image_processor=processor, repo_id="me/ok") == sorted(STAGED)

@@ -14,7 +14,7 @@ from transformers import AutoImageProcessor, AutoModel, BeitConfig, BeitModel
 from maskvision import DVAETokenizer, VQKDTokenizer
 from maskvision.training.cli import main as cli
 from maskvision.training.cli.demo import DemoContext
-from maskvision.training.tokenizer import TokenizerCollator, parse_config_overrides, stage
+from maskvision.training.tokenizer import TokenizerCollator, demo_stage, parse_config_overrides
 
 # A tiny dVAE: 16 px, 4 x 4 codes of a vocabulary of 32.
 TINY = "vocab_size=32,hidden_size=16,code_embedding_size=16"
@@ -125,7 +125,7 @@ def test_train_vqkd_with_a_teacher(parquet, tmp_path):
 
 
 def test_demo_stage_quick(tmp_path):
-    results = stage(DemoContext(output_dir=str(tmp_path), quick=True))  # the embedded demo set
+    results = demo_stage(DemoContext(output_dir=str(tmp_path), quick=True))  # the embedded demo set
     assert set(results) == {"used_fraction", "perplexity", "reconstruction_psnr"}
     assert 0 < results["used_fraction"] <= 1
     model = AutoModel.from_pretrained(tmp_path / "tokenizer")

@@ -260,9 +260,13 @@ def test_every_run_flow_writes_its_training_curves(tmp_path):
 
     assert write_training_curves(Trainer()) == str(tmp_path / "training_curves.png")
     assert os.path.isfile(tmp_path / "training_curves.png")
-    for name in ("pretrain.py", "tokenizer.py", "finetune.py"):  # the hook: one call in each run flow
+    def source(name):
         with open(os.path.join(ROOT, "maskvision", "training", name), encoding="utf-8") as handle:
-            assert handle.read().count("write_training_curves(trainer)") == 1, name
+            return handle.read()
+
+    assert source("run.py").count("write_training_curves(trainer)") == 1  # the hook: once, in the one run driver
+    for name in ("pretrain.py", "tokenizer.py", "finetune.py"):  # which every run flow goes through
+        assert "return run_training(" in source(name), name
 
 
 def test_visualize_curves_redraws_a_runs_curves(tmp_path, capsys):

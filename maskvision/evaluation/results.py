@@ -14,7 +14,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-RESULTS_FILE = "eval_results.json"
+from ..run_files import EVAL_RESULTS
+
+RESULTS_FILE = EVAL_RESULTS
 PROTOCOLS = ("knn", "linear", "finetune")
 
 
@@ -43,6 +45,26 @@ class EvalResult:
         return json.dumps({key: getattr(self, key) for key in keys}, sort_keys=True)
 
 
+def result_records(
+    protocol: str, metrics: dict, settings: dict, *, data_args, data, model: str, command: str = ""
+) -> list[EvalResult]:
+    """The records of one measurement, one per metric (``None`` values left out), every protocol alike: the data
+    named as the run read it (``data_args``: `LabelledDataArguments`, ``data``: the `LabelledData` it loaded, whose
+    splits say what was held out)."""
+    record = dict(
+        protocol=protocol,
+        dataset=data_args.eval_source,
+        split=data.eval_split,
+        train_dataset=data_args.dataset,
+        train_split=data.train_split,
+        model=model,
+        settings=settings,
+        command=command,
+    )
+    return [EvalResult(metric=metric, value=float(value), **record) for metric, value in metrics.items()
+            if value is not None]  # fmt: skip
+
+
 def command_line(prog: str, argv: list[str]) -> str:
     """The shell command that reproduces a run: ``maskvision <command> <argv...>``, quoted."""
     return " ".join(shlex.quote(part) for part in [*prog.split(), *argv])
@@ -68,6 +90,29 @@ def write_results(path: str, results: list[EvalResult]) -> str:
         json.dump({"results": list(records.values())}, handle, indent=2)
     os.replace(partial, path)
     return path
+
+
+def side_by_side(records: list[dict], row_of) -> list[dict]:
+    """One row per measurement: ``row_of(record)`` names the row a record belongs to (the same dict for the records
+    of one setting), and each record adds its metric's value to it, so top-1 and top-5 stand side by side. The rows
+    of the CLI's table (`results_table`) and of the model card's."""
+    rows: dict[str, dict] = {}
+    for record in records:
+        row = row_of(record)
+        rows.setdefault(json.dumps(row, sort_keys=True, default=str), row)[record["metric"]] = record["value"]
+    return list(rows.values())
+
+
+def results_table(results: list[EvalResult]) -> tuple[list[dict], list[str]]:
+    """The rows and columns ``maskvision eval`` prints: one row per setting (the sample counts left out), top-1 and
+    top-5 side by side."""
+    def row_of(record: dict) -> dict:
+        settings = {key: value for key, value in record["settings"].items() if not key.endswith("_samples")}
+        return {"protocol": record["protocol"], **settings}
+
+    rows = side_by_side([asdict(result) for result in results], row_of)
+    columns = list(dict.fromkeys(key for row in rows for key in row if not key.endswith("_accuracy")))
+    return rows, columns + ["top1_accuracy", "top5_accuracy"]
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:

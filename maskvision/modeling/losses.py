@@ -12,13 +12,18 @@ import torch.nn.functional as F
 from .distributed import all_gather_no_grad, rank_and_world_size
 
 
-def _normalize(features: torch.Tensor) -> torch.Tensor:
-    return F.normalize(features.float(), dim=-1, eps=1e-6)
+NORMALIZE_EPS = 1e-6  # the floor of the norm: a zero vector stays zero instead of becoming NaN
+
+
+def l2_normalize(vectors: torch.Tensor) -> torch.Tensor:
+    """Unit vectors along the last dimension, in float32 with `NORMALIZE_EPS`: the one normalisation of features,
+    keys and codebooks (fp16 / bf16 normalisation gives NaNs)."""
+    return F.normalize(vectors.float(), dim=-1, eps=NORMALIZE_EPS)
 
 
 def byol_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of ``2 - 2 * cos(prediction, target)``; (B, D), (B, D) → scalar in [0, 4]."""
-    cosine = (_normalize(prediction) * _normalize(target.detach())).sum(dim=-1)
+    cosine = (l2_normalize(prediction) * l2_normalize(target.detach())).sum(dim=-1)
     return (2 - 2 * cosine).mean()
 
 
@@ -37,10 +42,10 @@ def info_nce_loss(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}.")
-    query, key = _normalize(query), _normalize(key.detach())
+    query, key = l2_normalize(query), l2_normalize(key.detach())
     if negatives is not None:
         positive = (query * key).sum(dim=-1, keepdim=True)  # (B, 1)
-        negative = query @ _normalize(negatives.detach()).T  # (B, K)
+        negative = query @ l2_normalize(negatives.detach()).T  # (B, K)
         logits = torch.cat([positive, negative], dim=1) / temperature
         labels = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
     else:

@@ -46,7 +46,7 @@ def _trunc_normal_(tensor: torch.Tensor, std: float) -> None:
 
 
 @dataclass
-class BeitMimOutput(ModelOutput):
+class BeitMimForPreTrainingOutput(ModelOutput):
     """
     loss (`torch.FloatTensor` of shape `()`):
         Cross-entropy of the visual tokens at the masked patches (mean squared error for the pixel target).
@@ -317,7 +317,7 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
         bool_masked_pos: torch.Tensor | None = None,
         tokenizer_pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-    ) -> BeitMimOutput:
+    ) -> BeitMimForPreTrainingOutput:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, channels, image_size, image_size)`):
             The encoder's view, normalised with `config.image_mean` / `config.image_std`.
@@ -334,7 +334,7 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
         masked = self.select_masked(hidden_states, bool_masked_pos)  # (M, D)
         predictions = self.forward_head(masked)  # (M, vocab) | (M, P²C)
         loss, accuracy = self.forward_loss(predictions, targets)
-        return BeitMimOutput(loss=loss, accuracy=accuracy, logits=predictions)
+        return BeitMimForPreTrainingOutput(loss=loss, accuracy=accuracy, logits=predictions)
 
     # ------------------------------------------------------------------------------------------------------ export
     def encoder_for_export(self) -> BeitModel:
@@ -363,4 +363,28 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
         return encoder.eval()
 
 
-__all__ = ["BeitMimForPreTraining", "BeitMimOutput"]
+# The method as its model card states it (`maskvision.cards.methods`): the name, a one-line summary, the paper, the
+# BibTeX keys to cite (each model"s BIBTEX, gathered by the cards) and the Hub tags.
+METHOD_CARD = dict(
+    name="BEiT",
+    summary=(
+        "masked image modeling: about 40% of the patches (blockwise) are replaced by a [MASK] embedding and the "
+        "encoder predicts, at the masked positions, the visual tokens a frozen tokenizer assigns to them (or, in the "
+        "paper's ablation, their normalised pixels)"
+    ),
+    paper="https://arxiv.org/abs/2106.08254",
+    citations=("beit",),
+    tags=("beit", "masked-image-modeling"),
+)
+BIBTEX = {
+    "beit": """@inproceedings{bao2022beit,
+  title={{BEiT}: {BERT} Pre-Training of Image Transformers},
+  author={Hangbo Bao and Li Dong and Songhao Piao and Furu Wei},
+  booktitle={International Conference on Learning Representations},
+  year={2022},
+  url={https://openreview.net/forum?id=p-BhZSz59o4}
+}""",
+}
+
+
+__all__ = ["BeitMimForPreTraining", "BeitMimForPreTrainingOutput"]

@@ -289,4 +289,31 @@ class DVAETokenizer(DVAEPreTrainedModel):
         return [(head.weight, 0, codes, parents), (head.bias, 0, codes, parents), (embedding.weight, 1, codes, parents)]
 
 
+# The method as its model card states it (`maskvision.cards.methods`): the name, a one-line summary, the paper, the
+# BibTeX keys to cite (each model"s BIBTEX, gathered by the cards) and the Hub tags.
+METHOD_CARD = dict(
+    name="dVAE (DALL-E) visual tokenizer",
+    summary=(
+        "a discrete VAE of DALL-E's design trained with a Gumbel-softmax relaxation: it maps an image to a grid of "
+        "visual tokens, the targets of BEiT's masked image modeling"
+    ),
+    paper="https://arxiv.org/abs/2102.12092",
+    citations=("dalle", "beit"),
+    tags=("dvae", "visual-tokenizer"),
+)
+BIBTEX = {
+    "dalle": """@inproceedings{ramesh2021zero,
+  title={Zero-Shot Text-to-Image Generation},
+  author={Ramesh, Aditya and Pavlov, Mikhail and Goh, Gabriel and Gray, Scott and Voss, Chelsea and Radford, Alec
+    and Chen, Mark and Sutskever, Ilya},
+  booktitle={Proceedings of the 38th International Conference on Machine Learning},
+  series={Proceedings of Machine Learning Research},
+  volume={139},
+  pages={8821--8831},
+  year={2021},
+  publisher={PMLR}
+}""",
+}
+
+
 __all__ = ["DVAEConfig", "DVAEPreTrainedModel", "DVAETokenizer", "DVAETokenizerOutput"]

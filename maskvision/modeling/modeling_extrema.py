@@ -29,7 +29,7 @@ from transformers.utils import ModelOutput
 
 from ..configuration.configuration_extrema import EXTREMA_BACKBONE_DEFAULTS, ExtremaConfig
 from .heads import ClassAttentionBlock, ClassAttentionPooling, MLPHead
-from .losses import byol_loss, info_nce_loss
+from .losses import byol_loss, info_nce_loss, l2_normalize
 from .modeling_utils import MaskVisionPreTrainedModel
 from .momentum import MomentumTeacherMixin
 from .pos_embed import sincos_2d_position_embedding
@@ -64,6 +64,13 @@ def _mean_pool(hidden_states: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
+    """ExtreMA pretraining: a student (``backbone`` → class-attention ``pooler`` → ``projector`` → ``predictor``) that
+    sees the visible patches of each of ``num_masks`` disjoint masks, and a momentum teacher (``teacher_backbone``,
+    ``teacher_pooler``, ``teacher_projector``: EMA copies, updated by `MomentumTeacherCallback`) that sees the full
+    view. ``forward(pixel_values, bool_masked_pos, teacher_pixel_values=None)`` returns the BYOL (or InfoNCE) loss
+    with its health figures (`ExtremaForPreTrainingOutput`); `get_image_features` gives the teacher's pooled
+    features (``pooling``: class_attention or mean), `export_encoder` the teacher's encoder as a stock `BeitModel`."""
+
     config_class = ExtremaConfig
     base_model_prefix = "extrema"  # no such attribute: transformers scopes Beit's key renaming to the two encoders
     _no_split_modules = ["BeitLayer", "ClassAttentionBlock"]
@@ -322,8 +329,8 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         loss = self.forward_loss(predictions, targets)
 
         with torch.no_grad():
-            normalised_targets = F.normalize(targets.float(), dim=-1, eps=1e-6)
-            cosine = (F.normalize(predictions.float(), dim=-1, eps=1e-6) * normalised_targets.unsqueeze(1)).sum(-1)
+            normalised_targets = l2_normalize(targets)
+            cosine = (l2_normalize(predictions) * normalised_targets.unsqueeze(1)).sum(-1)
             target_std = normalised_targets.std(dim=0).mean() if batch > 1 else normalised_targets.new_zeros(())
         return ExtremaForPreTrainingOutput(
             loss=loss,
@@ -418,6 +425,29 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
                 best_error, best_slot = final_error, slot.detach().clone()
             self.export_cls_token.copy_(best_slot)
         return {"export_error_uncalibrated": uncalibrated, "export_error": best_error}
+
+
+# The method as its model card states it (`maskvision.cards.methods`): the name, a one-line summary, the paper, the
+# BibTeX keys to cite (each model"s BIBTEX, gathered by the cards) and the Hub tags.
+METHOD_CARD = dict(
+    name="ExtreMA",
+    summary=(
+        "extreme masking as augmentation for siamese learning: the student encodes only the visible patches of several "
+        "disjoint random masks (75-90% masked) and predicts a momentum teacher's embedding of the whole image (BYOL "
+        "loss)"
+    ),
+    paper="https://arxiv.org/abs/2206.04667",
+    citations=("extrema",),
+    tags=("extrema", "masked-image-modeling", "byol"),
+)
+BIBTEX = {
+    "extrema": """@article{wu2022extreme,
+  title={Extreme Masking for Learning Instance and Distributed Visual Representations},
+  author={Wu, Zhirong and Lai, Zihang and Sun, Xiao and Lin, Stephen},
+  journal={arXiv preprint arXiv:2206.04667},
+  year={2022}
+}""",
+}
 
 
 __all__ = ["ExtremaForPreTraining", "ExtremaForPreTrainingOutput"]

@@ -36,7 +36,7 @@ from transformers.utils import ModelOutput
 from ..configuration.configuration_moby import DROP_PATH_RATE, MobyConfig
 from .distributed import all_gather_no_grad
 from .heads import MLPHead
-from .losses import info_nce_loss
+from .losses import info_nce_loss, l2_normalize
 from .modeling_utils import MaskVisionPreTrainedModel
 from .momentum import MomentumTeacherMixin
 from .pretrained_backbone import EncoderPlan, SourceEncoder, method_config
@@ -202,7 +202,7 @@ class MobyForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         # views: (2B, 3, S, S) → L2-normalised keys (2, B, D), fp32
         features = self.target_encoder(pixel_values=views).pooler_output  # (2B, C)
         keys = torch.stack([self.target_projector(view) for view in features.chunk(2)])
-        return F.normalize(keys.float(), dim=-1, eps=1e-6)
+        return l2_normalize(keys)
 
     def forward_loss(self, predictions: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, dict]:
         # predictions, keys: (2, B, D). View 1's prediction against view 2's key, view 2's queue as negatives,
@@ -272,10 +272,32 @@ class MobyForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
 @torch.no_grad()
 def _agreement(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(accuracy, mean positive cosine): the fraction of queries whose key beats every negative, and their cosine."""
-    query, key = F.normalize(query.float(), dim=-1, eps=1e-6), key.float()
+    query, key = l2_normalize(query), key.float()
     positive = (query * key).sum(dim=-1)  # (B,)
     hardest_negative = (query @ negatives.float().T).amax(dim=-1)  # (B,)
     return (positive > hardest_negative).float().mean(), positive.mean()
+
+
+# The method as its model card states it (`maskvision.cards.methods`): the name, a one-line summary, the paper, the
+# BibTeX keys to cite (each model"s BIBTEX, gathered by the cards) and the Hub tags.
+METHOD_CARD = dict(
+    name="MoBY",
+    summary=(
+        "MoCo v2 with BYOL: an online encoder with projector and predictor, a momentum target encoder and two key "
+        "queues; each view's prediction must pick the other view's target key among the queue's (symmetric InfoNCE)"
+    ),
+    paper="https://arxiv.org/abs/2105.04553",
+    citations=("moby",),
+    tags=("moby", "contrastive-learning"),
+)
+BIBTEX = {
+    "moby": """@article{xie2021moby,
+  title={Self-Supervised Learning with Swin Transformers},
+  author={Xie, Zhenda and Lin, Yutong and Yao, Zhuliang and Zhang, Zheng and Dai, Qi and Cao, Yue and Hu, Han},
+  journal={arXiv preprint arXiv:2105.04553},
+  year={2021}
+}""",
+}
 
 
 __all__ = ["MobyForPreTraining", "MobyForPreTrainingOutput"]

@@ -27,12 +27,8 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
 from ..configuration.configuration_vqkd import VQKDConfig
+from .losses import l2_normalize
 from .tokenizer_utils import CodebookRecorder, CodebookStep, VisualTokenizerModel, code_counts, perplexity
-
-
-def l2_normalize(vectors: torch.Tensor) -> torch.Tensor:
-    """Unit vectors along the last dimension, computed in float32 with an eps (fp16 normalisation gives NaNs)."""
-    return F.normalize(vectors.float(), dim=-1, eps=1e-6)
 
 
 def spherical_kmeans(samples: torch.Tensor, num_clusters: int, generator: torch.Generator, iterations: int = 10,
@@ -292,6 +288,30 @@ class VQKDTokenizer(VQKDPreTrainedModel):
             self.codebook.device
         )
         return []
+
+
+# The method as its model card states it (`maskvision.cards.methods`): the name, a one-line summary, the paper, the
+# BibTeX keys to cite (each model"s BIBTEX, gathered by the cards) and the Hub tags.
+METHOD_CARD = dict(
+    name="VQ-KD (BEiT v2) visual tokenizer",
+    summary=(
+        "vector-quantised knowledge distillation: a ViT encoder and an l2-normalised, EMA-updated codebook whose codes "
+        "a decoder turns back into a teacher's patch features; its tokens are BEiT v2's targets"
+    ),
+    paper="https://arxiv.org/abs/2208.06366",
+    citations=("beitv2",),
+    tags=("vq-kd", "visual-tokenizer"),
+)
+BIBTEX = {
+    "beitv2": """@article{peng2022beitv2,
+  title={{BEiT v2}: Masked Image Modeling with Vector-Quantized Visual Tokenizers},
+  author={Zhiliang Peng and Li Dong and Hangbo Bao and Qixiang Ye and Furu Wei},
+  year={2022},
+  eprint={2208.06366},
+  archivePrefix={arXiv},
+  primaryClass={cs.CV}
+}""",
+}
 
 
 __all__ = [

@@ -15,9 +15,9 @@ def step_skipped(state) -> bool:
     return getattr(state, "step_skipped", False)
 
 
-def _unwrap(model):
-    # Trainer hands callbacks `self.model`; a wrapper (DDP, torch.compile) keeps the real model in `.module`
-    # or `._orig_mod`.
+def unwrap_model(model):
+    """The model inside its wrappers: Trainer hands callbacks `self.model`, and a wrapper (DDP, torch.compile) keeps
+    the real model in ``.module`` or ``._orig_mod``."""
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or model._orig_mod
     return model
@@ -57,11 +57,11 @@ class MomentumTeacherCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if step_skipped(state):
-            _unwrap(model).discard_step()
+            unwrap_model(model).discard_step()
             return
         # global_step was just incremented: the update after the k-th optimizer step uses schedule step k - 1.
         self.momentum = self.momentum_at(state.global_step - 1, state.max_steps)
-        _unwrap(model).update_teacher(self.momentum)
+        unwrap_model(model).update_teacher(self.momentum)
 
     def log_values(self) -> dict[str, float]:
         return {"momentum": self.momentum}

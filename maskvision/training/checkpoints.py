@@ -79,3 +79,24 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
             return path
         logger.warning("Not resuming from %s: %s.", path, reason)
     return None
+
+
+def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> str | None:
+    """A checkpoint path, or 'last' for the newest complete checkpoint in ``output_dir`` (see above):
+    a checkpoint being written when a run was killed is never picked, nor loaded when named."""
+    if resume_from_checkpoint in (None, ""):
+        return None
+    if resume_from_checkpoint == "last":
+        checkpoint = last_complete_checkpoint(output_dir)
+        if checkpoint is None:
+            logger.warning("No complete checkpoint in %s to resume from: starting from scratch.", output_dir)
+        return checkpoint
+    if not os.path.isdir(resume_from_checkpoint):
+        raise FileNotFoundError(f"--resume_from_checkpoint {resume_from_checkpoint!r} is not a directory.")
+    reason = incomplete_reason(resume_from_checkpoint)
+    if reason is not None:
+        raise IncompleteCheckpointError(
+            f"--resume_from_checkpoint {resume_from_checkpoint!r} is incomplete: {reason}. Name an earlier "
+            "checkpoint, or pass 'last' for the newest complete one."
+        )
+    return resume_from_checkpoint

@@ -10,6 +10,7 @@ Use them as ``Trainer(data_collator=..., args=TrainingArguments(..., remove_unus
 | `MaskedImageModelingCollator` (BEiT) | ``pixel_values``, ``tokenizer_pixel_values``, ``bool_masked_pos`` (B, N) |
 | `MultiMaskCollator` (ExtreMA) | ``pixel_values`` (student), ``teacher_pixel_values``, ``bool_masked_pos`` (B, M, N) |
 | `TwoViewCollator` (MoBY) | ``pixel_values``, ``pixel_values_2`` |
+| `TokenizerCollator` (visual tokenizers) | ``pixel_values`` in [0, 1] |
 
 Random streams. When the rows carry their position in the dataset (a ``sample_index`` entry, added by
 `IndexedRows`, as `run_pretraining` and `train_tokenizer` do), each batch's views and masks come from a
@@ -83,7 +84,7 @@ def stream_generator(seed: int, stream: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(int(state))
 
 
-class _PretrainingCollator:
+class PretrainingCollator:
     """Shared by the collators: the seed and its per-process stream, reading RGB images from the rows, and the switch
     that leaves the batched augmentation to the accelerator.
 
@@ -185,7 +186,7 @@ class _PretrainingCollator:
         return images
 
 
-class MaskedImageModelingCollator(_PretrainingCollator):
+class MaskedImageModelingCollator(PretrainingCollator):
     """BEiT's batch: two views of one crop (encoder, visual tokenizer) and a blockwise mask per image.
 
     Args:
@@ -256,7 +257,7 @@ class MaskedImageModelingCollator(_PretrainingCollator):
         return augmented
 
 
-class MultiMaskCollator(_PretrainingCollator):
+class MultiMaskCollator(PretrainingCollator):
     """ExtreMA's batch: a student and a teacher view of one crop, and several random masks per image.
 
     Args:
@@ -312,7 +313,7 @@ class MultiMaskCollator(_PretrainingCollator):
         return {**batch, "pixel_values": student, "teacher_pixel_values": teacher}
 
 
-class TwoViewCollator(_PretrainingCollator):
+class TwoViewCollator(PretrainingCollator):
     """MoBY's batch: two independently cropped and colour-augmented views per image (no masks).
 
     Args:
@@ -355,6 +356,29 @@ class TwoViewCollator(_PretrainingCollator):
     def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         first, second = self.views.augment((batch["pixel_values"], batch["pixel_values_2"]), self.device_generator)
         return {**batch, "pixel_values": first, "pixel_values_2": second}
+
+
+class TokenizerCollator(PretrainingCollator):
+    """Rows holding a PIL ``image`` → ``{"pixel_values": (B, 3, S, S)}`` in [0, 1]: one random-resized crop (area
+    ``min_crop_scale``-1 of the image) + flip, no colour augmentation (VQ-KD's ``--color_jitter 0``), resized with
+    ``interpolation`` (`BeitViews`' view recipe at the tokenizer's size, unnormalised: tokenizers map their input
+    themselves)."""
+
+    def __init__(self, image_size: int, min_crop_scale: float = 0.08, seed: int = 0, augment_on_device: bool = False,
+                 interpolation: str = "lanczos"):  # fmt: skip
+        super().__init__(seed, augment_on_device)
+        self.views = BeitViews(image_size, None, image_mean=(0.0, 0.0, 0.0), image_std=(1.0, 1.0, 1.0),
+                               min_scale=min_crop_scale, interpolation=interpolation)
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        generator = self.generator_for(rows)
+        crops = self.views.crop(self.images(rows), generator)
+        pixel_values, _ = crops if self.augment_on_device else self.views.augment(crops, generator)
+        return {"pixel_values": pixel_values}
+
+    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pixel_values, _ = self.views.augment((batch["pixel_values"], None), self.device_generator)
+        return {**batch, "pixel_values": pixel_values}
 
 
 def _is_image_tensor(value) -> bool:

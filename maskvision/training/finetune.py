@@ -23,31 +23,24 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForImageClassification,
-)
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
 from ..data import to_rgb
+from ..data.labelled import LabelledDataArguments
 from ..data.streaming import ImageStream
-from ..evaluation.features import (
-    class_names,
-    processor_settings,
-    resolve_image_processor,
-)
-from ..evaluation.metrics import accuracy_from_scores
-from ..evaluation.results import RESULTS_FILE, EvalResult, write_results
+from ..evaluation.labels import class_names
+from ..evaluation.metrics import METRICS, accuracy_from_scores
+from ..evaluation.processors import load_image_processor, processor_settings, resolve_image_processor
+from ..evaluation.results import result_records, write_results
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel
 from ..modeling.resolution import resize_state_dict
-from ..visualization.curves import write_training_curves
-from .labelled_data import LabelledDataArguments
+from ..run_files import EVAL_RESULTS
 from .mixup import MixupCutmix
-from .pretrain import PretrainingArguments, resolve_checkpoint
+from .pretrain import PretrainingArguments
+from .rand_augment import RandomErasing, parse_rand_augment
+from .run import Run, run_training
 from .streaming import training_rows
 from .trainer import MaskVisionTrainer
-from .rand_augment import RandomErasing, parse_rand_augment
 from .transforms import BeitViews, normalize, to_float
 
 logger = logging.getLogger(__name__)
@@ -134,10 +127,7 @@ def load_classifier(
             pretrained.export_encoder(export)
             return load_classifier(export, id2label, image_size, drop_path_rate, image_mean, image_std)
 
-    try:
-        image_processor = AutoImageProcessor.from_pretrained(model_name_or_path)
-    except (OSError, ValueError):
-        image_processor = None
+    image_processor = load_image_processor(model_name_or_path)
     overrides = {}
     if drop_path_rate is not None:
         if hasattr(config, "drop_path_rate"):
@@ -272,80 +262,83 @@ def _mixup(model_args: FinetuneModelArguments, num_classes: int, label_smoothing
     )
 
 
-def run_finetuning(
-    model_args: FinetuneModelArguments,
-    data_args: LabelledDataArguments,
-    training_args: FinetuneArguments,
-    command: str = "",
-):
-    """Fine-tune, keep the best checkpoint in ``output_dir`` (with its image processor) and record its accuracy
-    in ``output_dir/eval_results.json``. Returns the trainer and the final evaluation's metrics."""
-    if not training_args.output_dir:
-        raise ValueError("--output_dir is required.")
-    # Before the data: a checkpoint named by path that is incomplete fails at once.
-    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
-    for flag in ("augment_on_device", "images_on_device"):
-        if getattr(training_args, flag):
-            raise ValueError(f"--{flag} applies to pretraining (maskvision pretrain, tokenizer train); "
-                             "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
-    with training_args.main_process_first(desc="loading and checking the images"):
-        data = data_args.load(training_args.seed)
-    train, evaluation = data.train, data.evaluation
-    names = class_names(train, evaluation, "fine-tuning")
-    if names is None:
-        raise ValueError("Fine-tuning a stream needs its classes before reading it: its label column must be a "
-                         "ClassLabel (integer labels name no classes); store ClassLabel labels or drop --streaming.")
-    if isinstance(train, ImageStream):
-        epochly = [flag for flag in ("eval_strategy", "save_strategy") if getattr(training_args, flag) == "epoch"]
-        if epochly:
-            raise ValueError(
-                f"--streaming true has no epochs to {' and '.join(epochly)} by (a stream has no length): pass "
-                "--eval_strategy steps --save_strategy steps with --eval_steps / --save_steps."
-            )
-        train = training_rows(train, data_args, training_args)  # this rank's part, repeating, shuffled
-    model, image_processor = load_classifier(
-        model_args.model,
-        dict(enumerate(names)),
-        image_size=model_args.image_size,
-        drop_path_rate=model_args.drop_path_rate,
-        image_mean=model_args.image_mean,
-        image_std=model_args.image_std,
-    )
-    layer_decay = model_args.layer_decay
-    if layer_decay is None:
-        layer_decay = DEFAULT_LAYER_DECAY.get(model.config.model_type)
-    trainer = FinetuneTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train.with_transform(
-            ClassificationTransform(image_processor, train=True, min_crop_scale=model_args.min_crop_scale)
-        ),
-        eval_dataset=evaluation.with_transform(ClassificationTransform(image_processor, train=False)),
-        data_collator=collate,
-        compute_metrics=compute_metrics,
-        processing_class=image_processor,  # saved with every checkpoint and the result
-        layer_decay=None if layer_decay == 1 else layer_decay,
-        augmentation=TrainingAugmentation(image_processor, model_args.rand_augment, model_args.random_erasing),
-        mixup=_mixup(model_args, len(names), training_args.label_smoothing_factor),
-    )
-    trainer.train(resume_from_checkpoint=checkpoint)
-    if trainer.preempted:  # the checkpoint is written; the run ends when a resumed one does
-        return trainer, {}
-    trainer.save_model()  # the best checkpoint (load_best_model_at_end)
-    metrics = trainer.evaluate()
-    trainer.log_metrics("eval", metrics)
-    # Trainer's metrics under their own name (all_results.json): eval_results.json holds maskvision's records only
-    trainer.save_metrics("all", metrics, combined=False)
-    trainer.save_state()
-    write_training_curves(trainer)  # training_curves.png: loss, learning rate and every evaluation
+class FinetuneRun(Run):
+    """`run_training`'s hooks for fine-tuning: labelled data, a stock classifier on `FinetuneTrainer`, the best
+    checkpoint's evaluation at the end, recorded in ``eval_results.json``."""
 
-    if trainer.is_world_process_zero():
+    def __init__(self, model_args: FinetuneModelArguments, command: str = ""):
+        self.model_args, self.command = model_args, command
+
+    def check(self, training_args: FinetuneArguments) -> None:
+        for flag in ("augment_on_device", "images_on_device"):
+            if getattr(training_args, flag):
+                raise ValueError(f"--{flag} applies to pretraining (maskvision pretrain, tokenizer train); "
+                                 "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
+
+    def num_images(self, data) -> int | None:
+        return None if isinstance(data.train, ImageStream) else len(data.train)
+
+    def build_trainer(self, data, data_args: LabelledDataArguments, training_args: FinetuneArguments):
+        model_args = self.model_args
+        train, evaluation = data.train, data.evaluation
+        names = class_names(train, evaluation, "fine-tuning")
+        if names is None:
+            raise ValueError(
+                "Fine-tuning a stream needs its classes before reading it: its label column must be a ClassLabel "
+                "(integer labels name no classes); store ClassLabel labels or drop --streaming."
+            )
+        if isinstance(train, ImageStream):
+            epochly = [flag for flag in ("eval_strategy", "save_strategy") if getattr(training_args, flag) == "epoch"]
+            if epochly:
+                raise ValueError(
+                    f"--streaming true has no epochs to {' and '.join(epochly)} by (a stream has no length): pass "
+                    "--eval_strategy steps --save_strategy steps with --eval_steps / --save_steps."
+                )
+            train = training_rows(train, data_args, training_args)  # this rank's part, repeating, shuffled
+        model, image_processor = load_classifier(
+            model_args.model,
+            dict(enumerate(names)),
+            image_size=model_args.image_size,
+            drop_path_rate=model_args.drop_path_rate,
+            image_mean=model_args.image_mean,
+            image_std=model_args.image_std,
+        )
+        self.layer_decay = model_args.layer_decay
+        if self.layer_decay is None:
+            self.layer_decay = DEFAULT_LAYER_DECAY.get(model.config.model_type)
+        self.data_args, self.image_processor = data_args, image_processor
+        return FinetuneTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=train.with_transform(
+                ClassificationTransform(image_processor, train=True, min_crop_scale=model_args.min_crop_scale)
+            ),
+            eval_dataset=evaluation.with_transform(ClassificationTransform(image_processor, train=False)),
+            data_collator=collate,
+            compute_metrics=compute_metrics,
+            processing_class=image_processor,  # saved with every checkpoint and the result
+            layer_decay=None if self.layer_decay == 1 else self.layer_decay,
+            augmentation=TrainingAugmentation(image_processor, model_args.rand_augment, model_args.random_erasing),
+            mixup=_mixup(model_args, len(names), training_args.label_smoothing_factor),
+        )
+
+    def evaluate(self, trainer, data) -> dict:
+        """The best checkpoint (load_best_model_at_end) on the evaluation images."""
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        # Trainer's metrics under their own name (all_results.json): eval_results.json holds maskvision's records only
+        trainer.save_metrics("all", metrics, combined=False)
+        return metrics
+
+    def export(self, trainer, data, metrics: dict) -> dict:
+        """The accuracy records in ``output_dir/eval_results.json``, with the settings that gave them."""
+        model_args, training_args = self.model_args, trainer.args
         settings = {
-            "image_size": processor_settings(image_processor)[0],
+            "image_size": processor_settings(self.image_processor)[0],
             "epochs": training_args.num_train_epochs,
             "learning_rate": training_args.learning_rate,
             "batch_size": training_args.effective_batch_size(),
-            "layer_decay": layer_decay,
+            "layer_decay": self.layer_decay,
             "drop_path_rate": model_args.drop_path_rate,
             "rand_augment": model_args.rand_augment,
             "random_erasing": model_args.random_erasing,
@@ -353,22 +346,22 @@ def run_finetuning(
             "cutmix_alpha": model_args.cutmix_alpha,
             "label_smoothing": training_args.label_smoothing_factor,
         }
-        if not data_args.streaming:  # a stream has no length
-            settings |= {"train_samples": len(train), "eval_samples": len(evaluation)}
-        record = dict(
-            protocol="finetune",
-            dataset=data_args.eval_source,
-            split=data.eval_split,
-            train_dataset=data_args.dataset,
-            train_split=data.train_split,
-            model=model_args.model,
-            settings=settings,
-            command=command,
-        )
-        results = [
-            EvalResult(metric=metric, value=float(metrics[f"eval_{metric}"]), **record)
-            for metric in ("top1_accuracy", "top5_accuracy")
-            if f"eval_{metric}" in metrics
-        ]
-        write_results(os.path.join(training_args.output_dir, RESULTS_FILE), results)
-    return trainer, metrics
+        if not self.data_args.streaming:  # a stream has no length
+            settings |= {"train_samples": len(data.train), "eval_samples": len(data.evaluation)}
+        accuracy = {metric: metrics.get(f"eval_{metric}") for metric in METRICS}
+        results = result_records("finetune", accuracy, settings, data_args=self.data_args, data=data,
+                                 model=model_args.model, command=self.command)  # fmt: skip
+        write_results(os.path.join(training_args.output_dir, EVAL_RESULTS), results)
+        return metrics
+
+
+def run_finetuning(
+    model_args: FinetuneModelArguments,
+    data_args: LabelledDataArguments,
+    training_args: FinetuneArguments,
+    command: str = "",
+):
+    """Fine-tune (`run_training`), keep the best checkpoint in ``output_dir`` (with its image processor and the run's
+    files) and record its accuracy in ``output_dir/eval_results.json``. Returns the trainer and the final evaluation's
+    metrics (empty when preempted)."""
+    return run_training(FinetuneRun(model_args, command), data_args, training_args)

@@ -2,30 +2,27 @@
 
 A method plugs in through a `PretrainingRecipe` (``maskvision/training/recipes/<method>.py``): its argument
 dataclasses (model/masking arguments, and a `PretrainingArguments` subclass carrying the method's official
-optimisation defaults) and three builders. `run_pretraining` does the rest, the same way for every method:
+optimisation defaults), its builders and hooks. `run_pretraining` runs it through the one run driver
+(`maskvision.training.run.run_training`), the same way for every method and for the visual tokenizers:
 
     dataset rows (PIL images) → recipe collator (views + masks) → model(**batch).loss → Trainer
     → callbacks (teachers, schedules) → output_dir (checkpoint) → output_dir/encoder (stock transformers)
 """
 
-import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
-from transformers import TrainerCallback, TrainingArguments, set_seed
+from transformers import TrainerCallback, TrainingArguments
 
-from ..data.streaming import ImageStream
-from ..visualization.curves import write_training_curves
-from .checkpoints import IncompleteCheckpointError, incomplete_reason, last_complete_checkpoint
+from ..run_files import ENCODER_DIR
 from .preemption import PREEMPTION_SIGNALS, parse_signals
+from .run import Run, run_training
 from .streaming import StreamingArguments, training_rows
 from .trainer import NAN_POLICIES, MaskVisionTrainer
 
 logger = logging.getLogger(__name__)
-
-DATA_ARGS_NAME = "data_args.json"  # the data a run pretrained on, beside training_args.json
 
 
 @dataclass
@@ -185,11 +182,15 @@ class PretrainingArguments(TrainingArguments):
 
 
 class PretrainingRecipe:
-    """One method's plug into `run_pretraining`. Subclasses set the three argument types and the builders."""
+    """One method's plug into `run_pretraining`: its argument types and builders, and the hooks where a kind of
+    pretraining differs (the visual tokenizers are a recipe too: `maskvision.training.tokenizer.TOKENIZER_RECIPE`)."""
 
     name: str
     model_arguments: type
     training_arguments: type = PretrainingArguments
+
+    def prepare(self, model_args, training_args) -> None:
+        """Check the arguments and resolve the defaults that depend on them, before any data is read."""
 
     def build_model(self, model_args):
         raise NotImplementedError
@@ -201,57 +202,43 @@ class PretrainingRecipe:
     def build_callbacks(self, model, model_args) -> list[TrainerCallback]:
         return []
 
-
-def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> str | None:
-    """A checkpoint path, or 'last' for the newest complete checkpoint in ``output_dir`` (see `checkpoints`):
-    a checkpoint being written when a run was killed is never picked, nor loaded when named."""
-    if resume_from_checkpoint in (None, ""):
+    def processing_class(self, model):
+        """The image processor saved with every checkpoint (None: the checkpoint has none)."""
         return None
-    if resume_from_checkpoint == "last":
-        checkpoint = last_complete_checkpoint(output_dir)
-        if checkpoint is None:
-            logger.warning("No complete checkpoint in %s to resume from: starting from scratch.", output_dir)
-        return checkpoint
-    if not os.path.isdir(resume_from_checkpoint):
-        raise FileNotFoundError(f"--resume_from_checkpoint {resume_from_checkpoint!r} is not a directory.")
-    reason = incomplete_reason(resume_from_checkpoint)
-    if reason is not None:
-        raise IncompleteCheckpointError(
-            f"--resume_from_checkpoint {resume_from_checkpoint!r} is incomplete: {reason}. Name an earlier "
-            "checkpoint, or pass 'last' for the newest complete one."
+
+    def export(self, model, dataset, model_args, training_args) -> dict:
+        """After training, on the main process: the stock encoder to ``output_dir/encoder``."""
+        model.export_encoder(os.path.join(training_args.output_dir, ENCODER_DIR))
+        return {}
+
+
+class PretrainingRun(Run):
+    """`run_training`'s hooks for a `PretrainingRecipe`: its model, collator and callbacks, then its export."""
+
+    def __init__(self, recipe: PretrainingRecipe, model_args):
+        self.recipe, self.model_args = recipe, model_args
+
+    def check(self, training_args) -> None:
+        self.recipe.prepare(self.model_args, training_args)
+
+    def build_trainer(self, dataset, data_args, training_args) -> MaskVisionTrainer:
+        model = self.recipe.build_model(self.model_args)
+        collator = self.recipe.build_collator(model, self.model_args, seed=training_args.seed)
+        collator.augment_on_device = training_args.augment_on_device
+        return MaskVisionTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=training_rows(dataset, data_args, training_args),  # batches from (seed, epoch, samples)
+            data_collator=collator,
+            callbacks=self.recipe.build_callbacks(model, self.model_args),
+            processing_class=self.recipe.processing_class(model),
         )
-    return resume_from_checkpoint
+
+    def export(self, trainer, dataset, metrics: dict) -> dict:
+        return self.recipe.export(trainer.model, dataset, self.model_args, trainer.args)
 
 
 def run_pretraining(recipe: PretrainingRecipe, data_args: DataArguments, model_args, training_args):
-    """Train, save the checkpoint to ``output_dir`` and the stock encoder to ``output_dir/encoder``."""
-    if not training_args.output_dir:
-        raise ValueError("--output_dir is required.")
-    # Before the data: a checkpoint named by path that is incomplete fails at once.
-    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
-    with training_args.main_process_first(desc="loading and checking the images"):
-        dataset = data_args.load(training_args.seed)
-
-    set_seed(training_args.seed)  # the model's initialisation follows --seed too
-    model = recipe.build_model(model_args)
-    collator = recipe.build_collator(model, model_args, seed=training_args.seed)
-    collator.augment_on_device = training_args.augment_on_device
-    trainer = MaskVisionTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=training_rows(dataset, data_args, training_args),  # batches from (seed, epoch, samples)
-        data_collator=collator,
-        callbacks=recipe.build_callbacks(model, model_args),
-    )
-    trainer.train(resume_from_checkpoint=checkpoint)
-    if trainer.preempted:  # the checkpoint is written; the run ends when a resumed one does
-        return trainer
-    trainer.save_model()
-    trainer.save_state()  # trainer_state.json: steps, epochs and the logged losses, for the model card
-    write_training_curves(trainer)  # training_curves.png, embedded in the model card
-    if trainer.is_world_process_zero():
-        model.export_encoder(os.path.join(training_args.output_dir, "encoder"))
-        with open(os.path.join(training_args.output_dir, DATA_ARGS_NAME), "w", encoding="utf-8") as handle:
-            num_images = None if isinstance(dataset, ImageStream) else len(dataset)  # a stream is not counted
-            json.dump({**asdict(data_args), "num_images": num_images}, handle, indent=2)
-    return trainer
+    """Train (`run_training`), save the checkpoint to ``output_dir`` with the run's files and the recipe's export
+    (the stock encoder in ``output_dir/encoder``). Returns the trainer."""
+    return run_training(PretrainingRun(recipe, model_args), data_args, training_args)[0]

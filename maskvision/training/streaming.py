@@ -1,5 +1,5 @@
-"""Training on streamed images (``--streaming true``): the data arguments every command shares, the rows a run
-trains on, and the streams' positions in checkpoints.
+"""Training on streamed images (``--streaming true``): the rows a run trains on, and the streams' positions in
+checkpoints (the data arguments every command shares: `maskvision.data.arguments.StreamingArguments`).
 
 A streaming run reads `maskvision.data.ImageStream` rows: each rank reads its own part, the data-loader workers theirs,
 epoch after epoch (so a run is as long as ``--max_steps`` says: a stream has no length to count epochs in).
@@ -11,33 +11,14 @@ from there instead of replaying batches.
 import json
 import logging
 import os
-from dataclasses import dataclass, field
-
-from ..data.streaming import DEFAULT_SHUFFLE_BUFFER, ImageStream
+from ..data.arguments import StreamingArguments
+from ..data.streaming import ImageStream
 from ..data.tensors import TensorImages
 from .collators import IndexedRows
 
 logger = logging.getLogger(__name__)
 
 STREAM_STATE_NAME = "stream_state_rank{rank}.json"
-
-
-@dataclass
-class StreamingArguments:
-    """How the images are read: prepared and checked before the run, or streamed."""
-
-    streaming: bool = field(
-        default=False,
-        kw_only=True,
-        metadata={"help": "Read the images as they are needed (a Hub dataset, parquet or WebDataset .tar shards, a "
-                          "folder): no pass over the data before the first step. Training then needs --max_steps."},
-    )
-    shuffle_buffer: int = field(
-        default=DEFAULT_SHUFFLE_BUFFER,
-        kw_only=True,
-        metadata={"help": "With --streaming: images of each stream (process x data-loader worker) shuffled together, "
-                          "reseeded every epoch; 0 keeps the stream's order."},
-    )
 
 
 def training_rows(dataset, data_args: StreamingArguments, training_args):

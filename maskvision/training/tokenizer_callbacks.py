@@ -15,7 +15,7 @@ from transformers.trainer_callback import ExportableState
 
 from ..modeling.momentum import cosine_schedule
 from ..modeling.tokenizer_utils import codebook_health
-from .callbacks import _unwrap, step_skipped
+from .callbacks import unwrap_model, step_skipped
 
 
 def resolve_steps(value: float, max_steps: int, name: str) -> int:
@@ -74,7 +74,7 @@ class RelaxationScheduleCallback(TrainerCallback):
 
     def _apply(self, state, model) -> None:
         self.temperature, self.kl_weight = self.values_at(state.global_step, state.max_steps)
-        model = _unwrap(model)
+        model = unwrap_model(model)
         model.temperature, model.kl_weight = self.temperature, self.kl_weight
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
@@ -113,7 +113,7 @@ class CodebookCallback(TrainerCallback, ExportableState):
         self._window_steps = 0
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
-        model = _unwrap(model)
+        model = unwrap_model(model)
         step = model.codebook_recorder.pop()
         if step is None or step_skipped(state):
             return

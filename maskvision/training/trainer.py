@@ -43,7 +43,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from ..data.streaming import STREAM_POSITION, ImageStream
 from ..modeling.modeling_utils import check_checkpoint_model_type
-from .callbacks import CollatorEpochCallback, _unwrap
+from ..run_files import TRAINING_ARGS
+from .callbacks import CollatorEpochCallback, unwrap_model
 from .checkpoints import incomplete_reason, mark_complete
 from .optim import cosine_schedule_with_bounds, decay_parameter_names, param_groups
 from .preemption import PREEMPTION_SIGNALS, PreemptionCallback
@@ -125,13 +126,13 @@ class MaskVisionTrainer(Trainer):
 
     # ----------------------------------------------------------------------------------------------- optimizer
     def get_decay_parameter_names(self, model) -> list[str]:
-        return decay_parameter_names(model, _unwrap(model))
+        return decay_parameter_names(model, unwrap_model(model))
 
     def create_optimizer(self, model=None):
         if self.layer_decay is None or self.optimizer is not None:
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
-        config = _unwrap(opt_model).config
+        config = unwrap_model(opt_model).config
         swin_depths = getattr(config, "depths", None)
         num_layers = sum(swin_depths) if swin_depths is not None else config.num_hidden_layers
         groups = param_groups(
@@ -171,7 +172,7 @@ class MaskVisionTrainer(Trainer):
             pickled = os.path.join(output_dir, TRAINING_ARGS_NAME)
             if os.path.exists(pickled):
                 os.remove(pickled)
-            with open(os.path.join(output_dir, "training_args.json"), "w", encoding="utf-8") as handle:
+            with open(os.path.join(output_dir, TRAINING_ARGS), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
 
     def _save_checkpoint(self, model, trial) -> None:
@@ -208,10 +209,11 @@ class MaskVisionTrainer(Trainer):
 
     def _loads_through_from_pretrained(self, model) -> bool:
         # Sharded (FSDP, DeepSpeed) checkpoints and plain modules: Trainer's own loader.
-        return isinstance(_unwrap(model), PreTrainedModel) and not (self.is_fsdp_enabled or self.is_deepspeed_enabled)
+        sharded = self.is_fsdp_enabled or self.is_deepspeed_enabled
+        return isinstance(unwrap_model(model), PreTrainedModel) and not sharded
 
     def _load_checkpoint_weights(self, checkpoint: str, model=None) -> None:
-        target = _unwrap(model if model is not None else self.model)
+        target = unwrap_model(model if model is not None else self.model)
         check_checkpoint_model_type(checkpoint, type(target.config))  # another method's checkpoint: a clear error
         loaded, info = type(target).from_pretrained(checkpoint, config=target.config, output_loading_info=True)
         if info["missing_keys"] or info["mismatched_keys"]:
@@ -286,7 +288,7 @@ class MaskVisionTrainer(Trainer):
                     value = value.detach().float().reshape(())
                     self._metric_sums[key] = self._metric_sums.get(key, 0.0) + value
         self._metric_steps += 1
-        pixels = inputs.get(_unwrap(self.model).main_input_name)
+        pixels = inputs.get(unwrap_model(self.model).main_input_name)
         if torch.is_tensor(pixels):
             self._images += pixels.shape[0]
 

@@ -17,10 +17,12 @@ import logging
 import math
 import os
 
+from ..run_files import TRAINER_STATE, TRAINING_CURVES
+
 logger = logging.getLogger(__name__)
 
-CURVES_FILE = "training_curves.png"  # in a run's output_dir, and beside the card of a pushed repo
-STATE_FILE = "trainer_state.json"
+CURVES_FILE = TRAINING_CURVES  # in a run's output_dir, and beside the card of a pushed repo
+STATE_FILE = TRAINER_STATE
 MISSING_PLOTS = "Drawing training curves needs matplotlib: pip install 'maskvision[plots]'."
 # The Trainer's bookkeeping in the log history: counters, timings and the run's mean loss, not training signals.
 _BOOKKEEPING = {"epoch", "step", "total_flos", "train_loss", "num_input_tokens_seen"}

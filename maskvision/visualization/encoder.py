@@ -16,7 +16,8 @@ import os
 import torch
 
 from ..data import to_rgb
-from ..evaluation.features import Encoder, load_encoder, processor_settings
+from ..evaluation.encoder import Encoder, load_encoder
+from ..evaluation.processors import processor_settings
 from ..modeling.modeling_utils import MaskVisionPreTrainedModel
 from .images import heat, image_grid, rescale, save_png, unnormalize
 

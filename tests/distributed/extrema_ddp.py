@@ -19,7 +19,7 @@ from workers import differs_across_ranks, identical_across_ranks, logged_losses,
 
 from maskvision import ExtremaConfig, ExtremaForPreTraining
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
-from maskvision.training.callbacks import MomentumTeacherCallback, _unwrap
+from maskvision.training.callbacks import MomentumTeacherCallback, unwrap_model
 from maskvision.training.masking import RandomMaskGenerator
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
@@ -60,7 +60,7 @@ class BeforeUpdate(TrainerCallback):
     """Runs before `MomentumTeacherCallback`: keeps the teacher and the freshly stepped student."""
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        model = _unwrap(model)
+        model = unwrap_model(model)
         self.teacher, self.student = teacher_tensors(model), student_tensors(model)
 
 
@@ -72,7 +72,7 @@ class AfterUpdate(TrainerCallback):
         self.steps, self.exact, self.identical = 0, True, True
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        model = _unwrap(model)
+        model = unwrap_model(model)
         m = self.momentum.momentum
         for after, teacher, student in zip(teacher_tensors(model), self.before.teacher, self.before.student):
             # m * teacher + (1 - m) * student, in the update's arithmetic: teacher + (1 - m) * (student - teacher).

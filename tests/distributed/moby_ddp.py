@@ -18,7 +18,7 @@ from workers import identical_across_ranks, logged_losses, write_summary
 from maskvision import MobyConfig, MobyForPreTraining
 from maskvision.configuration.backbones import swin_backbone_config
 from maskvision.modeling.distributed import all_gather_no_grad
-from maskvision.training.callbacks import MomentumTeacherCallback, _unwrap
+from maskvision.training.callbacks import MomentumTeacherCallback, unwrap_model
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
 
@@ -29,7 +29,7 @@ class PendingKeys(TrainerCallback):
     """Runs before `MomentumTeacherCallback`: keeps this rank's keys of the step and the queue pointer."""
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        model = _unwrap(model)
+        model = unwrap_model(model)
         self.keys = torch.cat(model._pending_keys, dim=1).clone()  # (2, accumulation * B, D)
         self.pointer = int(model.queue_ptr)
 
@@ -41,7 +41,7 @@ class CheckQueues(TrainerCallback):
         self.pending, self.steps, self.other_rank_keys_differ = pending, 0, True
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        model = _unwrap(model)
+        model = unwrap_model(model)
         local = self.pending.keys
         gathered = all_gather_no_grad(local.transpose(0, 1).contiguous()).transpose(0, 1)  # (2, world * n, D)
         count = gathered.shape[1]

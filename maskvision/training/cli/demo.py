@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 # (name, "module:function") in pipeline order.
 STAGES: list[tuple[str, str]] = [
     ("preview", "maskvision.visualization.preview:demo_stage"),
-    ("tokenizer", "maskvision.training.tokenizer:stage"),  # after "preview"; the BEiT stage loads its output
+    ("tokenizer", "maskvision.training.tokenizer:demo_stage"),  # after "preview"; the BEiT stage loads its output
     ("beit", "maskvision.training.recipes.beit:demo_stage"),  # after "tokenizer": loads its output
     ("extrema", "maskvision.training.recipes.extrema:demo_stage"),
     ("moby", "maskvision.training.recipes.moby:demo_stage"),  # after "extrema"

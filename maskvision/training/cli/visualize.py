@@ -17,11 +17,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from ...run_files import TRAINING_CURVES
 from .args import leading_directory, parse_arguments
 
 PICTURES = ("beit", "attention", "pca", "curves")
 DEFAULT_NAMES = {"beit": "beit_predictions.png", "attention": "attention.png", "pca": "pca.png",
-                 "curves": "training_curves.png"}  # fmt: skip
+                 "curves": TRAINING_CURVES}  # fmt: skip
 
 
 @dataclass

@@ -29,7 +29,7 @@ from ...configuration.configuration_extrema import (
 )
 from ...data.streaming import ImageStream
 from ...modeling.modeling_extrema import ExtremaForPreTraining
-from ..callbacks import MomentumTeacherCallback, _unwrap
+from ..callbacks import MomentumTeacherCallback, unwrap_model
 from ..collators import MultiMaskCollator
 from ..initialization import announce, fit_to_checkpoint, vit_flags
 from ..masking import RandomMaskGenerator
@@ -145,7 +145,7 @@ class ExportCalibrationCallback(TrainerCallback):
         if isinstance(dataset, ImageStream):  # its first images; its loader's collate_fn wraps the collator
             dataset, collate = dataset.head(self.num_images), collate.collator
         rows = [dataset[index] for index in range(min(self.num_images, len(dataset)))]
-        model = _unwrap(model)
+        model = unwrap_model(model)
         device = next(model.parameters()).device
         batch = {key: value.to(device) for key, value in collate(rows).items()}
         if getattr(collate, "augment_on_device", False):  # uint8 crops: augment them as training did

@@ -150,8 +150,9 @@ def moby_defaults() -> SimpleNamespace:
 
 
 def _tokenizer_defaults(tokenizer_type: str) -> SimpleNamespace:
-    from ..tokenizer import TOKENIZER_INTERPOLATION, TOKENIZERS, TokenizerArguments, TokenizerCollator
-    from ..tokenizer import TokenizerTrainingArguments
+    from ..collators import TokenizerCollator
+    from ..tokenizer_arguments import TOKENIZER_INTERPOLATION, TOKENIZERS, TokenizerArguments
+    from ..tokenizer_arguments import TokenizerTrainingArguments
 
     model_args = TokenizerArguments(tokenizer_type=tokenizer_type)
     args = TokenizerTrainingArguments().resolve_for(tokenizer_type)
@@ -183,7 +184,7 @@ def vqkd_defaults() -> SimpleNamespace:
 def finetune_defaults() -> SimpleNamespace:
     from transformers import BeitConfig, BeitForImageClassification
 
-    from ...evaluation.features import build_image_processor
+    from ...evaluation.processors import build_image_processor
     from ..finetune import DEFAULT_LAYER_DECAY, ClassificationTransform, FinetuneArguments, FinetuneModelArguments
     from ..finetune import TrainingAugmentation
 
