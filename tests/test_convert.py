@@ -85,7 +85,7 @@ def test_extrema_release_student_teacher_and_predictor_match_the_official_model(
     state = official.extrema_state()
     path = save(tmp_path, {"epoch": 300, "arch": "vit_custom", "state_dict": state, "optimizer": {}, "scaler": {}})
     convert_release("extrema", path, tmp_path / "out", num_attention_heads=official.HEADS,
-                    config_overrides="mask_ratio=0.75,loss=infonce")  # settings the weights do not hold
+                    config_overrides="mask_ratio=0.75,num_masks=4,loss=infonce")  # settings the weights do not hold
     model = ExtremaForPreTraining.from_pretrained(tmp_path / "out").eval()
     assert (model.config.mask_ratio, model.config.loss) == (0.75, "infonce")
     images = pixels()
