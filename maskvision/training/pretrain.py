@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
+from ..data.bad_images import ON_BAD_IMAGE
 from ..data.streaming import ImageStream
 from ..visualization.curves import write_training_curves
 from .checkpoints import IncompleteCheckpointError, incomplete_reason, last_complete_checkpoint
@@ -37,7 +38,8 @@ class DataArguments(StreamingArguments):
     )
     split: str = field(default="train", metadata={"help": "Dataset split."})
     on_bad_image: str = field(
-        default="skip", metadata={"help": "'skip' drops corrupt images with a warning, 'raise' stops on the first."}
+        default="skip",
+        metadata={"help": "skip drops corrupt images with a warning, raise stops on the first.", "choices": ON_BAD_IMAGE},
     )
     image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
     max_train_samples: int | None = field(

@@ -1,10 +1,21 @@
 """The `maskvision` command. Each subcommand lives in its own module with a ``main(argv) -> int``; modules are
-imported only when their command runs, so ``maskvision --help`` stays fast."""
+imported only when their command runs, so ``maskvision --help`` stays fast.
 
+`main` is the command for Python callers and tests: usage errors are printed (exit status 2), other errors raised.
+`entry_point` is the installed ``maskvision`` script: an error during a run is one line on stderr and the traceback goes
+to a log file, unless ``maskvision --debug <command> ...`` or ``MASKVISION_DEBUG=1``.
+"""
+
+import functools
 import importlib
 import logging
 import os
 import sys
+import tempfile
+import time
+import traceback
+
+from .args import UsageError, dispatch
 
 # name → (module, one-line help). Order is the order of `maskvision --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -34,24 +45,57 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def _run_command(module_name: str, argv: list[str]) -> int:
+    _log_info_to_stderr()
+    return importlib.import_module(module_name).main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        return 0
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"maskvision: unknown command {name!r}.\n\n{usage()}", file=sys.stderr)
-        return 2
-    _log_info_to_stderr()
-    module = importlib.import_module(COMMANDS[name][0])
+    handlers = {name: functools.partial(_run_command, module) for name, (module, _) in COMMANDS.items()}
     from ..checkpoints import IncompleteCheckpointError
 
     try:
-        return int(module.main(rest) or 0)
-    except IncompleteCheckpointError as error:  # a usage error: one line naming the bad file, no traceback
-        print(f"maskvision {name}: {error}", file=sys.stderr)
+        return dispatch("maskvision", handlers, argv, usage())
+    except UsageError as error:  # one line naming the mistake, one saying where the flags are listed
+        prog = error.prog or "maskvision"
+        print(f"{prog}: {error}\n({prog} --help for {'the flags' if prog != 'maskvision' else 'the commands'})",
+              file=sys.stderr)  # fmt: skip
         return 2
+    except IncompleteCheckpointError as error:  # a usage error: one line naming the bad file, no traceback
+        print(f"maskvision {argv[0]}: {error}", file=sys.stderr)
+        return 2
+
+
+def entry_point(argv: list[str] | None = None) -> int:
+    """The ``maskvision`` script: `main`, with an error during a run as one line and a log file holding its traceback
+    (``--debug`` first, or ``MASKVISION_DEBUG=1``: the traceback itself)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = argv[:1] == ["--debug"] or os.environ.get("MASKVISION_DEBUG", "") not in ("", "0")
+    argv = argv[1:] if argv[:1] == ["--debug"] else argv
+    if debug:
+        return main(argv)
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("maskvision: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 (every library error becomes one line and a log)
+        command = " ".join(["maskvision", *argv[:2 if argv[1:2] and not argv[1].startswith("-") else 1]])
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"{command}: {type(error).__name__}: {message}\nfull traceback: {_error_log(argv)} "
+              f"(or run with maskvision --debug ...)", file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _error_log(argv: list[str]) -> str:
+    """Write the traceback being handled, under the command line that raised it, to a new file; returns its path."""
+    folder = os.path.join(tempfile.gettempdir(), "maskvision-logs")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{argv[0] if argv else 'maskvision'}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(" ".join(["maskvision", *argv]) + "\n\n" + traceback.format_exc())
+    return path
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -6,18 +6,41 @@
     maskvision tokenizer import-dalle ENCODER_PKL [--decoder DECODER_PKL] --output-dir DIR
 """
 
-import argparse
+import functools
 import json
 import os
-import sys
+from dataclasses import dataclass, field
+
+from .args import dispatch, exit_status, leading_arguments, parse_arguments
+from .sources import check_source
 
 USAGE = "usage:\n" + __doc__.split("\n\n", 1)[1].rstrip()
+
+
+@dataclass
+class InspectArguments:
+    dataset: str = field(metadata={"help": "Images: an image folder, a parquet file or glob, a Hub dataset or 'demo'."})
+    split: str = field(default="train", metadata={"help": "Dataset split."})
+    max_images: int = field(default=10000, metadata={"help": "Images the codebook health is measured on."})
+    batch_size: int = field(default=256, metadata={"help": "Images per forward pass."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Where inspect.json and inspect_reconstructions.png go (default: DIR)."}
+    )
+    progress: bool = field(default=True, metadata={"help": "Progress bar on a terminal; --no_progress: none."})
+
+
+@dataclass
+class ImportDalleArguments:
+    output_dir: str = field(metadata={"help": "Folder the DVAETokenizer (safetensors) is saved to."})
+    decoder: str | None = field(default=None, metadata={"help": "decoder.pkl (torch.save of dall_e.decoder.Decoder)."})
+    image_size: int = field(
+        default=112, metadata={"help": "Resolution the image processor resizes to (112: BEiT's 14 x 14 grid)."}
+    )
 
 
 def train(argv: list[str]) -> int:
     from ..pretrain import DataArguments
     from ..tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
-    from .args import exit_status, parse_arguments
 
     data_args, model_args, training_args = parse_arguments(
         (DataArguments, TokenizerArguments, TokenizerTrainingArguments), argv, prog="maskvision tokenizer train",
@@ -30,21 +53,12 @@ def train(argv: list[str]) -> int:
 
 
 def inspect(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="maskvision tokenizer inspect",
-        description="Codebook health (perplexity, used fraction, dead codes) of a trained tokenizer on a dataset, "
-                    "its reconstruction error and a PNG of originals above reconstructions.",
-    )
-    parser.add_argument("path", help="Directory of a trained or imported tokenizer.")
-    parser.add_argument("--dataset", required=True, help="Images: an image folder, a parquet file or folder, ...")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--max-images", "--max_images", dest="max_images", type=int, default=10000)
-    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=256)
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir",
-                        help="Where inspect.json and inspect_reconstructions.png go (default: the tokenizer's).")
-    parser.add_argument("--no-progress", "--no_progress", dest="progress", action="store_false",
-                        help="No progress bar (it is drawn on a terminal only).")
-    args = parser.parse_args(argv)
+    """Codebook health (perplexity, used fraction, dead codes) of a trained tokenizer on a dataset, its reconstruction
+    error and a PNG of originals above reconstructions."""
+    usage = "usage: maskvision tokenizer inspect DIR --dataset SOURCE [flags]"
+    (path,), rest = leading_arguments(argv, ("DIR",), usage)
+    (args,) = parse_arguments((InspectArguments,), rest, "maskvision tokenizer inspect", inspect.__doc__, usage)
+    check_source("DIR", path, "model")
 
     import torch
     from transformers import AutoModel
@@ -52,13 +66,13 @@ def inspect(argv: list[str]) -> int:
     from ..pretrain import DataArguments
     from ..tokenizer import write_report
 
-    model = AutoModel.from_pretrained(args.path)
+    model = AutoModel.from_pretrained(path)
     if not hasattr(model, "get_codebook_indices"):
-        raise ValueError(f"{args.path} holds a {type(model).__name__}, not a maskvision visual tokenizer.")
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a maskvision visual tokenizer.")
     if torch.cuda.is_available():
         model = model.cuda()
     dataset = DataArguments(dataset=args.dataset, split=args.split).load()
-    output_dir = args.output_dir or args.path
+    output_dir = args.output_dir or path
     os.makedirs(output_dir, exist_ok=True)
     report = write_report(
         model, dataset, os.path.join(output_dir, "inspect.json"),
@@ -70,21 +84,17 @@ def inspect(argv: list[str]) -> int:
 
 
 def import_dalle(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="maskvision tokenizer import-dalle",
-        description="Convert OpenAI's DALL-E dVAE pickles to a DVAETokenizer (safetensors), without running any "
-                    "code from the pickles.",
-    )
-    parser.add_argument("encoder", help="encoder.pkl (torch.save of dall_e.encoder.Encoder).")
-    parser.add_argument("--decoder", help="decoder.pkl (torch.save of dall_e.decoder.Decoder).")
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True)
-    parser.add_argument("--image-size", "--image_size", dest="image_size", type=int, default=112,
-                        help="Resolution the image processor resizes to (112: BEiT's 14 x 14 grid).")
-    args = parser.parse_args(argv)
+    """Convert OpenAI's DALL-E dVAE pickles to a DVAETokenizer (safetensors), without running any code from the
+    pickles. ENCODER_PKL: encoder.pkl (torch.save of dall_e.encoder.Encoder)."""
+    usage = "usage: maskvision tokenizer import-dalle ENCODER_PKL [--decoder DECODER_PKL] --output_dir DIR"
+    (encoder,), rest = leading_arguments(argv, ("ENCODER_PKL",), usage)
+    (args,) = parse_arguments((ImportDalleArguments,), rest, "maskvision tokenizer import-dalle", import_dalle.__doc__,
+                              usage)  # fmt: skip
+    check_source("ENCODER_PKL", encoder, "file")
 
     from ...dalle_weights import convert_dalle
 
-    model = convert_dalle(args.encoder, args.decoder, image_size=args.image_size)
+    model = convert_dalle(encoder, args.decoder, image_size=args.image_size)
     model.save_pretrained(args.output_dir)
     model.image_processor().save_pretrained(args.output_dir)
     print(f"DALL-E dVAE (vocabulary {model.config.vocab_size}, {'with' if args.decoder else 'without'} decoder) "
@@ -92,15 +102,6 @@ def import_dalle(argv: list[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"train": train, "inspect": inspect, "import-dalle": import_dalle}
-
-
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0
-    if argv[0] not in SUBCOMMANDS:
-        print(f"maskvision tokenizer: unknown subcommand {argv[0]!r}; choose one of {sorted(SUBCOMMANDS)}.\n\n{USAGE}",
-              file=sys.stderr)
-        return 2
-    return SUBCOMMANDS[argv[0]](argv[1:])
+    return dispatch("maskvision tokenizer", {"train": train, "inspect": inspect, "import-dalle": import_dalle}, argv,
+                    USAGE)  # fmt: skip
