@@ -81,7 +81,7 @@ def entry_point(argv: list[str] | None = None) -> int:
         print("maskvision: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 (every library error becomes one line and a log)
-        command = " ".join(["maskvision", *argv[:2 if argv[1:2] and not argv[1].startswith("-") else 1]])
+        command = " ".join(["maskvision", *argv[:1]])
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         print(f"{command}: {type(error).__name__}: {message}\nfull traceback: {_error_log(argv)} "
               f"(or run with maskvision --debug ...)", file=sys.stderr)  # fmt: skip
