@@ -53,8 +53,6 @@ def _run_command(module_name: str, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     handlers = {name: functools.partial(_run_command, module) for name, (module, _) in COMMANDS.items()}
-    from ..checkpoints import IncompleteCheckpointError
-
     try:
         return dispatch("maskvision", handlers, argv, usage())
     except UsageError as error:  # one line naming the mistake, one saying where the flags are listed
@@ -62,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: {error}\n({prog} --help for {'the flags' if prog != 'maskvision' else 'the commands'})",
               file=sys.stderr)  # fmt: skip
         return 2
-    except IncompleteCheckpointError as error:  # a usage error: one line naming the bad file, no traceback
-        print(f"maskvision {argv[0]}: {error}", file=sys.stderr)
+    except Exception as error:
+        from ..checkpoints import IncompleteCheckpointError  # imported here: `maskvision --help` imports no torch
+
+        if not isinstance(error, IncompleteCheckpointError):
+            raise
+        print(f"maskvision {argv[0]}: {error}", file=sys.stderr)  # a usage error: one line naming the bad file
         return 2
 
 
