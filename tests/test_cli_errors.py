@@ -9,6 +9,7 @@ import sys
 import pytest
 from huggingface_hub import constants
 
+from hub_kinds import RecordingHub
 from maskvision.training.cli import entry_point, main
 from maskvision.training.cli.args import normalise_flags, parse_arguments
 from maskvision.training.cli.push import PushArguments
@@ -80,11 +81,14 @@ def test_an_unknown_key_in_a_config_file_names_the_closest(capsys, tmp_path):
     assert "config file" in _usage_error(capsys, ["pretrain", "extrema", str(tmp_path / "missing.yaml")])
 
 
-def test_push_to_hub_is_refused_with_a_pointer_to_maskvision_push(capsys, tmp_path):
-    err = _usage_error(capsys, ["pretrain", "moby", "--dataset", "demo", "--output_dir", str(tmp_path), "--push_to_hub"])
+def test_push_to_hub_is_refused_with_a_pointer_to_maskvision_push_before_anything_runs(capsys, tmp_path, monkeypatch):
+    hub = RecordingHub(str(tmp_path / "hub")).install(monkeypatch)
+    run = tmp_path / "run"
+    err = _usage_error(capsys, ["pretrain", "moby", "--dataset", "demo", "--output_dir", str(run), "--push_to_hub"])
     assert "--push_to_hub" in err and "maskvision push DIR --repo-id ID" in err
     err = _usage_error(capsys, ["finetune", "--model", str(tmp_path), "--dataset", "demo", "--push-to-hub", "true"])
     assert "maskvision push" in err
+    assert hub.calls == [] and not run.exists()
 
 
 def test_every_flag_is_accepted_in_both_spellings():
