@@ -82,6 +82,9 @@ def entry_point(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("maskvision: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output piped into a command that stopped reading (`| head`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as error:  # noqa: BLE001 (every library error becomes one line and a log)
         command = " ".join(["maskvision", *argv[:1]])
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""

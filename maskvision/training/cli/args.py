@@ -77,8 +77,11 @@ def _parser(dataclass_types: tuple, prog: str, description: str | None, usage: s
     class _Parser(CommandParser, HfArgumentParser):
         pass
 
+    class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        """Defaults after each flag's help; the description (a command's docstring) as it is written."""
+
     usage = (usage or f"{prog} [flags]  |  {prog} config.yaml [flags]").removeprefix("usage: ")
-    parser = _Parser(dataclass_types, prog=prog, description=description, usage=usage)
+    parser = _Parser(dataclass_types, prog=prog, description=description, usage=usage, formatter_class=_Formatter)
     for action in parser._actions:
         if action.help:  # argparse %-formats help strings: a literal "80%" would crash --help
             action.help = _PERCENT.sub("%%", action.help)
