@@ -82,9 +82,10 @@ def test_tokenizer_inspection_shows_its_progress(monkeypatch):
     assert "codebook health" in stderr.getvalue() and "3/3" in stderr.getvalue()
 
 
-def test_eval_command_takes_no_progress():
-    args, _ = parse_arguments((FeatureArguments, KnnArguments), ["--model", "m", "--dataset", "demo", "--no_progress"],
+def test_eval_command_takes_no_progress(tmp_path):
+    model = str(tmp_path)  # the command checks that the model's folder exists
+    args, _ = parse_arguments((FeatureArguments, KnnArguments), ["--model", model, "--dataset", "demo", "--no_progress"],
                               prog="maskvision eval knn")  # fmt: skip
     assert args.progress is False
-    args, _ = parse_arguments((FeatureArguments, KnnArguments), ["--model", "m", "--dataset", "demo"], prog="eval")
+    args, _ = parse_arguments((FeatureArguments, KnnArguments), ["--model", model, "--dataset", "demo"], prog="eval")
     assert args.progress is True
