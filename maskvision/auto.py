@@ -17,10 +17,12 @@ import importlib
 import importlib.abc
 import sys
 
-# (config module, config class, model module, model class, a pretraining model?) in `maskvision`'s package.
+# (config module, config class, model module, model class, a pretraining model?), modules relative to `maskvision`.
 AUTO_CLASSES = (
-    ("configuration.configuration_beit_mim", "BeitMimConfig", "modeling.modeling_beit_mim", "BeitMimForPreTraining", True),
-    ("configuration.configuration_extrema", "ExtremaConfig", "modeling.modeling_extrema", "ExtremaForPreTraining", True),
+    ("configuration.configuration_beit_mim", "BeitMimConfig", "modeling.modeling_beit_mim", "BeitMimForPreTraining",
+     True),
+    ("configuration.configuration_extrema", "ExtremaConfig", "modeling.modeling_extrema", "ExtremaForPreTraining",
+     True),
     ("configuration.configuration_moby", "MobyConfig", "modeling.modeling_moby", "MobyForPreTraining", True),
     ("configuration.configuration_dvae", "DVAEConfig", "modeling.modeling_dvae", "DVAETokenizer", False),
     ("configuration.configuration_vqkd", "VQKDConfig", "modeling.modeling_vqkd", "VQKDTokenizer", False),
@@ -92,7 +94,7 @@ class _Loader(importlib.abc.Loader):
 
 
 class _WhenImported(importlib.abc.MetaPathFinder):
-    """Wraps the loaders of the modules in ``actions`` (name → function) so that each action runs once its module ran."""
+    """Wraps the loaders of the modules in ``actions`` (name → function): each action runs once its module ran."""
 
     def __init__(self, actions: dict):
         self.actions = dict(actions)

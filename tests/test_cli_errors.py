@@ -119,8 +119,8 @@ def test_a_run_error_is_one_line_and_a_log_with_the_traceback(capsys, tmp_path, 
 
 def test_the_installed_command_prints_at_most_three_lines_for_a_misspelt_flag():
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ROOT}
-    result = subprocess.run([sys.executable, "-m", "maskvision", "pretrain", "beit", "--datset", "demo"], env=environment,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    argv = [sys.executable, "-m", "maskvision", "pretrain", "beit", "--datset", "demo"]
+    result = subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) <= 3 and "did you mean --dataset" in result.stderr, result.stderr
 

@@ -30,7 +30,8 @@ def test_after_import_maskvision_the_auto_classes_load_a_saved_model(tmp_path):
                                                            blocks_per_group=1, code_embedding_size=8))  # fmt: skip
     model.save_pretrained(tmp_path)
     code = ("import maskvision\nfrom transformers import AutoConfig, AutoModel\n"
-            f"config = AutoConfig.from_pretrained({str(tmp_path)!r})\nmodel = AutoModel.from_pretrained({str(tmp_path)!r})\n"
+            f"config = AutoConfig.from_pretrained({str(tmp_path)!r})\n"
+            f"model = AutoModel.from_pretrained({str(tmp_path)!r})\n"
             "print(type(config).__name__, type(model).__name__, type(model).__module__)")  # fmt: skip
     assert _python(code) == "DVAEConfig DVAETokenizer maskvision.modeling.modeling_dvae"
 

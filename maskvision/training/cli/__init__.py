@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     except Exception as error:
-        from ..checkpoints import IncompleteCheckpointError  # imported here: `maskvision --help` imports no torch
+        from ..checkpoints import IncompleteCheckpointError  # here: `maskvision --help` imports no torch
 
         if not isinstance(error, IncompleteCheckpointError):
             raise
@@ -97,7 +97,8 @@ def _error_log(argv: list[str]) -> str:
     """Write the traceback being handled, under the command line that raised it, to a new file; returns its path."""
     folder = os.path.join(tempfile.gettempdir(), "maskvision-logs")
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{argv[0] if argv else 'maskvision'}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    name = f"{argv[0] if argv else 'maskvision'}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path = os.path.join(folder, name)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(" ".join(["maskvision", *argv]) + "\n\n" + traceback.format_exc())
     return path

@@ -21,6 +21,7 @@ _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 _PERCENT = re.compile(r"%(?!\()")  # a % that is not argparse's own "%(default)s"
 HELP_FLAGS = ("-h", "--help")
 HELP_ALL_FLAG = "--help_all"
+ANY_HELP_FLAG = (*HELP_FLAGS, "--help-all", HELP_ALL_FLAG)  # as typed, before `normalise_flags`
 # The `TrainingArguments` flags `--help` shows besides a command's own; `--help-all` lists the other ~150.
 COMMON_TRAINING_FLAGS = (
     "output_dir", "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
@@ -44,8 +45,8 @@ class UsageError(Exception):
 
 
 def normalise_flags(argv: list[str]) -> list[str]:
-    """``--output-dir`` → ``--output_dir`` for every ``--flag`` (and ``--flag=value``) before a bare ``--``; values and
-    short options are left as they are."""
+    """``--output-dir`` → ``--output_dir`` for every ``--flag`` (and ``--flag=value``) before a bare ``--``; values
+    and short options are left as they are."""
     normalised = []
     for index, token in enumerate(argv):
         if token == "--":
@@ -189,7 +190,7 @@ def leading_arguments(argv: list[str], names: tuple[str, ...], usage: str) -> tu
     """(the positional arguments ``names``, the flags after them) for commands of the form ``maskvision <command> DIR
     [flags]``; a missing one is a `UsageError` quoting ``usage``. With ``--help`` first, (Nones, the flags): the
     command's `parse_arguments` prints its help."""
-    if argv[:1] and argv[0] in (*HELP_FLAGS, "--help-all", HELP_ALL_FLAG):
+    if argv[:1] and argv[0] in ANY_HELP_FLAG:
         return [None] * len(names), argv
     values = []
     for name in names:
@@ -202,9 +203,10 @@ def leading_arguments(argv: list[str], names: tuple[str, ...], usage: str) -> tu
 
 def dispatch(prog: str, handlers: dict, argv: list[str], usage: str | None = None) -> int:
     """The one dispatcher of commands with subcommands: ``handlers`` maps each subcommand to ``handler(argv) -> int``.
-    Without one (or with ``--help``) prints ``usage`` (default: the subcommands in braces, which the help test walks)."""
+    Without one (or with ``--help``) prints ``usage`` (default: the subcommands in braces, which the help test
+    walks)."""
     usage = usage or f"usage: {prog} {{{','.join(handlers)}}} [flags]   ({prog} <subcommand> --help for its flags)"
-    if not argv or argv[0] in (*HELP_FLAGS, "--help-all", HELP_ALL_FLAG):
+    if not argv or argv[0] in ANY_HELP_FLAG:
         print(usage)
         return 0
     name = argv[0]

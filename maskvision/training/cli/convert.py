@@ -27,7 +27,8 @@ class ConvertArguments:
     )
     image_size: int | None = field(default=None, metadata={"help": "Only when the weights do not tell it."})
     num_attention_heads: int | None = field(
-        default=None, metadata={"help": "Only when the heads are not 64 wide and no relative position table gives them."}
+        default=None,
+        metadata={"help": "Only when the heads are not 64 wide and no relative position table gives them."},
     )
     config_overrides: str | None = field(
         default=None,

@@ -238,9 +238,10 @@ def demo_stage(context) -> dict:
 def evaluate(protocol: str, argv: list[str]) -> int:
     protocol_type = KnnArguments if protocol == "knn" else LinearArguments
     args, protocol_args = parse_arguments(
-        (FeatureArguments, protocol_type), argv, prog=f"maskvision eval {protocol}", description=__doc__.split("\n\n")[0]
+        (FeatureArguments, protocol_type), argv, f"maskvision eval {protocol}", __doc__.split("\n\n")[0]
     )
-    results = evaluate_encoder(protocol, args, protocol_args, command=command_line("maskvision eval", [protocol, *argv]))
+    command = command_line("maskvision eval", [protocol, *argv])
+    results = evaluate_encoder(protocol, args, protocol_args, command=command)
     print_table(*results_table(results))
     path = write_results(args.output_file or default_output_file(args.model), results)
     print(f"\nresults: {path}")
@@ -248,5 +249,6 @@ def evaluate(protocol: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    usage = f"usage: maskvision eval {{{','.join(PROTOCOLS)}}} --model PATH_OR_REPO --dataset SOURCE [flags]\n\n{__doc__}"
+    usage = f"usage: maskvision eval {{{','.join(PROTOCOLS)}}} --model PATH_OR_REPO --dataset SOURCE [flags]"
+    usage += f"\n\n{__doc__}"
     return dispatch("maskvision eval", {protocol: partial(evaluate, protocol) for protocol in PROTOCOLS}, argv, usage)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ...visualization.preview import write_preview
 from ..pretrain import DataArguments
-from .args import HELP_ALL_FLAG, HELP_FLAGS, CommandParser, UsageError, normalise_flags, parse_arguments
+from .args import ANY_HELP_FLAG, CommandParser, UsageError, normalise_flags, parse_arguments
 from .pretrain import RECIPES, load_recipe
 
 
@@ -29,8 +29,9 @@ def main(argv: list[str]) -> int:
     method_parser.add_argument("--method", choices=list(RECIPES))
     known, rest = method_parser.parse_known_args(normalise_flags(argv))
     if known.method is None:
-        if any(flag in argv for flag in (*HELP_FLAGS, "--help-all", HELP_ALL_FLAG)):
-            print(f"usage: maskvision preview --dataset SOURCE --method METHOD [method flags]  (METHOD: {', '.join(RECIPES)})\n")
+        if any(flag in argv for flag in ANY_HELP_FLAG):
+            print(f"usage: maskvision preview --dataset SOURCE --method METHOD [method flags]  "
+                  f"(METHOD: {', '.join(RECIPES)})\n")
             print(__doc__)
             return 0
         raise UsageError(f"--method is required: one of {', '.join(RECIPES)}", "maskvision preview")
