@@ -59,7 +59,7 @@ def normalise_flags(argv: list[str]) -> list[str]:
 
 
 def closest(name: str, candidates, prefix: str = "") -> str:
-    """`` (did you mean --dataset?)`` for the candidates closest to ``name`` (difflib), or an empty string."""
+    """``; did you mean --dataset?`` for the candidates closest to ``name`` (difflib), or an empty string."""
     found = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
     found = [prefix + match for match in found]
     return f"; did you mean {', '.join(found[:-1]) + ' or ' if found[1:] else ''}{found[-1]}?" if found else ""
@@ -116,8 +116,8 @@ def focused_help(parser: argparse.ArgumentParser, dataclass_types: tuple) -> str
             formatter.add_arguments(group)
             formatter.end_section()
     if hidden:
-        formatter.add_text(f"{hidden} more training flags (precision, distribution, evaluation, logging...): "
-                           f"{parser.prog} --help-all lists every flag.")  # fmt: skip
+        formatter.add_text(f"{hidden} more flags of transformers' TrainingArguments (evaluation, distribution, "
+                           f"compilation...): {parser.prog} --help-all lists every flag.")  # fmt: skip
     return formatter.format_help()
 
 
@@ -183,7 +183,7 @@ def _unknown(token: str, parser: argparse.ArgumentParser) -> str:
         return f"unexpected argument {token!r}"
     flags = [flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")]
     flag = token.split("=")[0]
-    return f"unknown flag {flag}{closest(flag, [flag for flag in flags if '-' not in flag[2:]])}"
+    return f"unknown flag {flag}{closest(flag, flags)}"
 
 
 def leading_arguments(argv: list[str], names: tuple[str, ...], usage: str) -> tuple[list[str | None], list[str]]:
