@@ -5,8 +5,9 @@ Importing transformers' configuration machinery imports torch (seconds), and a m
 (`configuration_auto`, `modeling_auto`; at once if they are loaded already) and registers then:
 
 - ``AutoConfig``: each ``model_type`` → a stand-in for the config class (`deferred`);
-- ``AutoModel`` / ``AutoModelForPreTraining``: each config class (imported then: the Auto mappings are keyed by the
-  class itself) → a stand-in for the model class.
+- ``AutoModel`` / ``AutoModelForPreTraining``: each config class → a stand-in for the model class, once both
+  `modeling_auto` and the config's module are imported (the Auto mappings are keyed by the config class itself;
+  ``AutoModel.from_pretrained`` resolves the config first, which imports its module).
 
 A stand-in is a class whose attributes and calls are the real class's, imported at the first use
 (``AutoModel.from_pretrained(run_dir)`` → ``stand_in.from_pretrained`` → the real ``from_pretrained``): what the
@@ -58,7 +59,16 @@ def _module(relative: str) -> str:
     return f"{__package__}.{relative}"
 
 
-def register_configs() -> None:
+def _loaded(name: str, just_run: str | None = None):
+    """The module ``name`` if it is imported and has finished running (``just_run``: the one whose loader has just
+    returned, still marked as initialising), else None."""
+    module = sys.modules.get(name)
+    if module is None or (name != just_run and getattr(module.__spec__, "_initializing", False)):
+        return None
+    return module
+
+
+def register_configs(just_run: str | None = None) -> None:
     from transformers.models.auto.configuration_auto import AutoConfig
 
     for config_module, config_name, *_ in AUTO_CLASSES:
@@ -66,18 +76,30 @@ def register_configs() -> None:
         AutoConfig.register(MODEL_TYPES[config_name], stand_in, exist_ok=True)
 
 
-def register_models() -> None:
-    from transformers.models.auto.modeling_auto import AutoModel, AutoModelForPreTraining
+_models_registered: set[str] = set()  # the config classes whose models are registered
 
+
+def register_models(just_run: str | None = None) -> None:
+    """Register the models of every maskvision config module that has finished running, once transformers'
+    `modeling_auto` has. Nothing is imported here: this runs inside imports (transformers' config modules load
+    `modeling_auto` for their docstrings, possibly while a maskvision config module imports them), so a config
+    imported later is registered when its own module finishes (`register_when_transformers_loads_its_auto_classes`)."""
+    auto = _loaded(_MODELING_AUTO, just_run)
+    if auto is None:
+        return
     for config_module, config_name, model_module, model_name, pretraining in AUTO_CLASSES:
-        config_class = getattr(importlib.import_module(_module(config_module)), config_name)
+        module = _loaded(_module(config_module), just_run)
+        if module is None or config_name in _models_registered:
+            continue
+        config_class = getattr(module, config_name)
         model = deferred(_module(model_module), model_name, config_class=config_class)
-        for auto_class in (AutoModel, AutoModelForPreTraining) if pretraining else (AutoModel,):
+        for auto_class in (auto.AutoModel, auto.AutoModelForPreTraining) if pretraining else (auto.AutoModel,):
             auto_class.register(config_class, model, exist_ok=True)
+        _models_registered.add(config_name)
 
 
 class _Loader(importlib.abc.Loader):
-    """Runs a module with its own loader, then ``after()``; anything else is the wrapped loader's."""
+    """Runs a module with its own loader, then ``after(its name)``; anything else is the wrapped loader's."""
 
     def __init__(self, loader, after):
         self.loader, self.after = loader, after
@@ -87,7 +109,7 @@ class _Loader(importlib.abc.Loader):
 
     def exec_module(self, module):
         self.loader.exec_module(module)
-        self.after()
+        self.after(module.__name__)
 
     def __getattr__(self, name):
         return getattr(self.loader, name)
@@ -115,8 +137,12 @@ class _WhenImported(importlib.abc.MetaPathFinder):
 
 
 def register_when_transformers_loads_its_auto_classes() -> None:
+    """AutoConfig's stand-ins when `configuration_auto` has run; a config's models when both `modeling_auto` and the
+    config's own module have run, whichever finishes last (now for those already imported)."""
+    watched = [(_CONFIG_AUTO, register_configs), (_MODELING_AUTO, register_models)]
+    watched += [(_module(config_module), register_models) for config_module, *_ in AUTO_CLASSES]
     actions = {}
-    for name, register in ((_CONFIG_AUTO, register_configs), (_MODELING_AUTO, register_models)):
+    for name, register in watched:
         if name in sys.modules:
             register()
         else:

@@ -36,6 +36,15 @@ def test_after_import_maskvision_the_auto_classes_load_a_saved_model(tmp_path):
     assert _python(code) == "DVAEConfig DVAETokenizer maskvision.modeling.modeling_dvae"
 
 
+def test_a_config_imported_first_registers_its_model_once_its_module_has_run():
+    # transformers' BeitConfig loads `modeling_auto` (for its docstring) while maskvision's config module imports it:
+    # the model is registered when that module has finished, not in the middle of it.
+    code = ("from maskvision import BeitMimConfig\nfrom transformers import AutoModel, AutoModelForPreTraining\n"
+            "print(AutoModel._model_mapping[BeitMimConfig].__name__, "
+            "AutoModelForPreTraining._model_mapping[BeitMimConfig].__name__)")  # fmt: skip
+    assert _python(code) == "BeitMimForPreTraining BeitMimForPreTraining"
+
+
 def test_the_stand_ins_name_the_classes_model_types_and_the_public_names_resolve():
     for _, config_name, _, model_name, _ in AUTO_CLASSES:
         config, model = getattr(maskvision, config_name), getattr(maskvision, model_name)
