@@ -4,14 +4,15 @@ Importing transformers' configuration machinery imports torch (seconds), and a m
 `import maskvision` registers nothing itself: it asks to be told when transformers loads its Auto modules
 (`configuration_auto`, `modeling_auto`; at once if they are loaded already) and registers then:
 
-- ``AutoConfig``: each ``model_type`` → a stand-in for the config class (`deferred`);
-- ``AutoModel`` / ``AutoModelForPreTraining``: each config class → a stand-in for the model class, once both
+- ``AutoConfig``: each ``model_type`` → the config class, or a stand-in for it (`deferred`) while its module has
+  not been imported;
+- ``AutoModel`` / ``AutoModelForPreTraining``: each config class → the model class or a stand-in, once both
   `modeling_auto` and the config's module are imported (the Auto mappings are keyed by the config class itself;
   ``AutoModel.from_pretrained`` resolves the config first, which imports its module).
 
 A stand-in is a class whose attributes and calls are the real class's, imported at the first use
 (``AutoModel.from_pretrained(run_dir)`` → ``stand_in.from_pretrained`` → the real ``from_pretrained``): what the
-Auto classes return are the real objects.
+Auto classes return are the real objects; each module that finishes replaces its stand-ins by its classes.
 """
 
 import importlib
@@ -68,34 +69,33 @@ def _loaded(name: str, just_run: str | None = None):
     return module
 
 
-def register_configs(just_run: str | None = None) -> None:
-    from transformers.models.auto.configuration_auto import AutoConfig
-
-    for config_module, config_name, *_ in AUTO_CLASSES:
-        stand_in = deferred(_module(config_module), config_name, model_type=MODEL_TYPES[config_name])
-        AutoConfig.register(MODEL_TYPES[config_name], stand_in, exist_ok=True)
-
-
-_models_registered: set[str] = set()  # the config classes whose models are registered
+def _class_or_stand_in(relative_module: str, name: str, just_run: str | None, **attributes) -> type:
+    """The class itself once its module has run (nothing then tells it from a class registered eagerly), else a
+    stand-in that imports it at its first use."""
+    module = _loaded(_module(relative_module), just_run)
+    return getattr(module, name) if module is not None else deferred(_module(relative_module), name, **attributes)
 
 
-def register_models(just_run: str | None = None) -> None:
-    """Register the models of every maskvision config module that has finished running, once transformers'
-    `modeling_auto` has. Nothing is imported here: this runs inside imports (transformers' config modules load
-    `modeling_auto` for their docstrings, possibly while a maskvision config module imports them), so a config
-    imported later is registered when its own module finishes (`register_when_transformers_loads_its_auto_classes`)."""
-    auto = _loaded(_MODELING_AUTO, just_run)
-    if auto is None:
-        return
+def register(just_run: str | None = None) -> None:
+    """Register what can be registered without importing anything (this runs inside imports: transformers' config
+    modules load `modeling_auto` for their docstrings, possibly while a maskvision config module imports them):
+    with `configuration_auto` loaded, every config (itself or a stand-in); with `modeling_auto` loaded, the models of
+    every config whose module has run (a config's class is the key of the model mappings). Called again as each of
+    these modules finishes, so stand-ins give way to the classes and late configs get their models."""
+    config_auto, modeling_auto = _loaded(_CONFIG_AUTO, just_run), _loaded(_MODELING_AUTO, just_run)
     for config_module, config_name, model_module, model_name, pretraining in AUTO_CLASSES:
-        module = _loaded(_module(config_module), just_run)
-        if module is None or config_name in _models_registered:
+        model_type = MODEL_TYPES[config_name]
+        if config_auto is not None:
+            config = _class_or_stand_in(config_module, config_name, just_run, model_type=model_type)
+            config_auto.AutoConfig.register(model_type, config, exist_ok=True)
+        config_class = _loaded(_module(config_module), just_run)
+        if modeling_auto is None or config_class is None:
             continue
-        config_class = getattr(module, config_name)
-        model = deferred(_module(model_module), model_name, config_class=config_class)
-        for auto_class in (auto.AutoModel, auto.AutoModelForPreTraining) if pretraining else (auto.AutoModel,):
-            auto_class.register(config_class, model, exist_ok=True)
-        _models_registered.add(config_name)
+        config_class = getattr(config_class, config_name)
+        model = _class_or_stand_in(model_module, model_name, just_run, config_class=config_class)
+        auto_classes = ("AutoModel", "AutoModelForPreTraining") if pretraining else ("AutoModel",)
+        for auto_class in auto_classes:
+            getattr(modeling_auto, auto_class).register(config_class, model, exist_ok=True)
 
 
 class _Loader(importlib.abc.Loader):
@@ -137,15 +137,11 @@ class _WhenImported(importlib.abc.MetaPathFinder):
 
 
 def register_when_transformers_loads_its_auto_classes() -> None:
-    """AutoConfig's stand-ins when `configuration_auto` has run; a config's models when both `modeling_auto` and the
-    config's own module have run, whichever finishes last (now for those already imported)."""
-    watched = [(_CONFIG_AUTO, register_configs), (_MODELING_AUTO, register_models)]
-    watched += [(_module(config_module), register_models) for config_module, *_ in AUTO_CLASSES]
-    actions = {}
-    for name, register in watched:
-        if name in sys.modules:
-            register()
-        else:
-            actions[name] = register
-    if actions:
-        sys.meta_path.insert(0, _WhenImported(actions))
+    """`register` now, and again as each of transformers' Auto modules and maskvision's config and model modules
+    finishes running."""
+    ours = [(_module(config_module), _module(model_module)) for config_module, _, model_module, *_ in AUTO_CLASSES]
+    watched = [_CONFIG_AUTO, _MODELING_AUTO, *(name for pair in ours for name in pair)]
+    register()
+    waiting = {name: register for name in watched if name not in sys.modules}
+    if waiting:
+        sys.meta_path.insert(0, _WhenImported(waiting))

@@ -45,8 +45,12 @@ def test_a_config_imported_first_registers_its_model_once_its_module_has_run():
     assert _python(code) == "BeitMimForPreTraining BeitMimForPreTraining"
 
 
-def test_the_stand_ins_name_the_classes_model_types_and_the_public_names_resolve():
-    for _, config_name, _, model_name, _ in AUTO_CLASSES:
+def test_once_imported_the_classes_themselves_are_registered_under_their_model_types():
+    from transformers import CONFIG_MAPPING, AutoModel, AutoModelForPreTraining
+
+    for _, config_name, _, model_name, pretraining in AUTO_CLASSES:
         config, model = getattr(maskvision, config_name), getattr(maskvision, model_name)
         assert config.model_type == MODEL_TYPES[config_name] and model.config_class is config
+        assert CONFIG_MAPPING[config.model_type] is config and AutoModel._model_mapping[config] is model
+        assert (config in AutoModelForPreTraining._model_mapping) == pretraining
     assert set(maskvision.__all__) <= set(dir(maskvision))
