@@ -172,9 +172,9 @@ class _Options:
 
 def test_arguments_from_file_with_flag_overrides(tmp_path):
     config = tmp_path / "run.json"
-    config.write_text(json.dumps({"dataset": "folder", "steps": 5}))
+    config.write_text(json.dumps({"dataset": str(tmp_path), "steps": 5}))  # a folder that exists: it is checked
     (options,) = parse_arguments((_Options,), [str(config), "--steps", "7"], prog="test")
-    assert (options.dataset, options.steps) == ("folder", 7)
+    assert (options.dataset, options.steps) == (str(tmp_path), 7)
     config.write_text(json.dumps({"datset": "typo"}))
     with pytest.raises(ValueError, match="datset"):
         parse_arguments((_Options,), [str(config)], prog="test")

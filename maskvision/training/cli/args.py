@@ -35,9 +35,10 @@ PUSH_TO_HUB_REFUSAL = (
 )
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """A mistake in the command line (a flag, a value, a path): printed in one or two lines, exit status 2. ``prog`` is
-    the command it was made in (set by the innermost parser or dispatcher that sees it)."""
+    the command it was made in (set by the innermost parser or dispatcher that sees it). A `ValueError`, as callers of
+    `parse_arguments` caught before."""
 
     def __init__(self, message: str, prog: str | None = None):
         super().__init__(message)
