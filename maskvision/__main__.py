@@ -1,5 +1,5 @@
 import sys
 
-from .training.cli import entry_point
+from .cli import entry_point
 
 sys.exit(entry_point())

@@ -10,9 +10,9 @@ import pytest
 from huggingface_hub import constants
 
 from hub_kinds import RecordingHub
-from maskvision.training.cli import entry_point, main
-from maskvision.training.cli.args import normalise_flags, parse_arguments
-from maskvision.training.cli.push import PushArguments
+from maskvision.cli import entry_point, main
+from maskvision.cli.args import normalise_flags, parse_arguments
+from maskvision.cli.push import PushArguments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,7 +68,7 @@ def test_a_hub_id_while_offline_and_not_cached_is_named(capsys, tmp_path, monkey
     err = _usage_error(capsys, ["eval", "knn", "--model", "someone/encoder", "--dataset", "demo"])
     assert "--model someone/encoder: no such local path, and not a cached Hub model (HF_HUB_OFFLINE=1" in err
     os.makedirs(tmp_path / "hub-cache" / "models--someone--encoder")  # cached: it passes to the library
-    from maskvision.training.cli.sources import check_source
+    from maskvision.cli.sources import check_source
 
     check_source("--model", "someone/encoder", "model")
 
@@ -127,6 +127,6 @@ def test_the_installed_command_prints_at_most_three_lines_for_a_misspelt_flag():
 
 def test_convert_lists_the_kinds_of_release_the_converter_knows():
     from maskvision.official import KINDS
-    from maskvision.training.cli.convert import KINDS as LISTED
+    from maskvision.cli.convert import KINDS as LISTED
 
     assert LISTED == KINDS

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from maskvision.training.cli import COMMANDS, main
+from maskvision.cli import COMMANDS, main
 
 
 def _help(argv: list[str]) -> tuple[int, str]:

@@ -20,7 +20,7 @@ def _python(code: str) -> str:
 
 
 def test_import_maskvision_and_its_help_load_neither_torch_nor_transformers():
-    code = ("import sys\nimport maskvision\nfrom maskvision.training.cli import main\nmain(['--help'])\n"
+    code = ("import sys\nimport maskvision\nfrom maskvision.cli import main\nmain(['--help'])\n"
             "print(sorted(name for name in ('torch', 'transformers') if name in sys.modules))")  # fmt: skip
     assert _python(code).splitlines()[-1] == "[]"
 

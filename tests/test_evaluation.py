@@ -24,8 +24,8 @@ from maskvision.evaluation import (
 from maskvision.evaluation.features import build_image_processor
 from maskvision.modeling.modeling_utils import MaskVisionPreTrainedModel
 from maskvision.configuration.backbones import vit_backbone_config
-from maskvision.training.cli import main as cli_main
-from maskvision.training.cli.evaluate import parse_layers
+from maskvision.cli import main as cli_main
+from maskvision.cli.evaluate import parse_layers
 
 TINY = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8

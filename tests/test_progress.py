@@ -11,8 +11,8 @@ from PIL import Image
 from maskvision.evaluation.knn import knn_scores
 from maskvision.evaluation.linear import linear_probe
 from maskvision.progress import progress_bar
-from maskvision.training.cli.args import parse_arguments
-from maskvision.training.cli.evaluate import FeatureArguments, KnnArguments
+from maskvision.cli.args import parse_arguments
+from maskvision.cli.evaluate import FeatureArguments, KnnArguments
 from maskvision.training.tokenizer import TokenizerArguments, build_tokenizer, evaluate_tokenizer
 
 

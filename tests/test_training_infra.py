@@ -11,7 +11,7 @@ from transformers.modeling_outputs import ModelOutput
 
 from maskvision.modeling.momentum import MomentumTeacherMixin, cosine_schedule, update_momentum_
 from maskvision.training.callbacks import MomentumTeacherCallback
-from maskvision.training.cli.args import parse_arguments
+from maskvision.cli.args import parse_arguments
 from maskvision.training.optim import layer_id, param_groups
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer

@@ -17,8 +17,8 @@ from transformers import Dinov2Config, Dinov2Model, SwinConfig, SwinModel, ViTCo
 from hub_kinds import stock_encoder
 from maskvision.data import load_image_dataset
 from maskvision.evaluation.features import build_image_processor
-from maskvision.training.cli import main as cli_main
-from maskvision.training.cli.demo import DemoContext
+from maskvision.cli import main as cli_main
+from maskvision.cli.demo import DemoContext
 from maskvision.training.recipes.beit import RECIPE as BEIT, BeitModelArguments
 from maskvision.training.tokenizer import TokenizerArguments, build_tokenizer
 from maskvision.visualization.beit import beit_prediction_columns, unpatchify

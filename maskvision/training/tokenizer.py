@@ -4,7 +4,7 @@
     → loss → Trainer → callbacks (relaxation schedule, codebook EMA / health / re-seeding)
     → output_dir: weights, config, image processor, codebook_health.json and reconstructions.png
 
-`maskvision tokenizer train|inspect|import-dalle` (``training/cli/tokenizer.py``) and the demo's ``tokenizer``
+`maskvision tokenizer train|inspect|import-dalle` (``cli/tokenizer.py``) and the demo's ``tokenizer``
 stage run these functions.
 """
 

@@ -20,7 +20,7 @@ STAGES: list[tuple[str, str]] = [
     ("beit", "maskvision.training.recipes.beit:demo_stage"),  # after "tokenizer": loads its output
     ("extrema", "maskvision.training.recipes.extrema:demo_stage"),
     ("moby", "maskvision.training.recipes.moby:demo_stage"),  # after "extrema"
-    ("evaluate", "maskvision.training.cli.evaluate:demo_stage"),  # keep last: k-NN of every exported encoder
+    ("evaluate", "maskvision.cli.evaluate:demo_stage"),  # keep last: k-NN of every exported encoder
 ]
 
 

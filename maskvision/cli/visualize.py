@@ -60,7 +60,7 @@ USAGE = "usage: maskvision visualize {picture} PATH [--dataset SOURCE] [--output
 
 
 def curves(argv: list[str]) -> int:
-    from ...visualization.curves import PlotsExtraMissing, plot_training_curves, read_log_history
+    from ..visualization.curves import PlotsExtraMissing, plot_training_curves, read_log_history
 
     usage = USAGE.format(picture="curves")
     (path,), rest = leading_arguments(argv, ("PATH",), usage)
@@ -81,10 +81,10 @@ def picture_of(picture: str, argv: list[str]) -> int:
     usage = USAGE.format(picture=picture)
     (path,), rest = leading_arguments(argv, ("PATH",), usage)
     prog, description = f"maskvision visualize {picture}", __doc__.split("\n")[0]
-    from ...data import load_image_dataset
+    from ..data import load_image_dataset
 
     if picture == "beit":
-        from ...visualization.beit import load_beit_run, write_beit_predictions
+        from ..visualization.beit import load_beit_run, write_beit_predictions
 
         args, beit_args = parse_arguments((PictureArguments, BeitPictureArguments), rest, prog, description, usage)
         check_source("PATH", path, "file")
@@ -97,7 +97,7 @@ def picture_of(picture: str, argv: list[str]) -> int:
         print(f"beit: {report['path']} ({report['caption']})")
         return 0
 
-    from ...visualization.encoder import load_visual_encoder, write_encoder_picture
+    from ..visualization.encoder import load_visual_encoder, write_encoder_picture
 
     (args,) = parse_arguments((PictureArguments,), rest, prog, description, usage)
     check_source("PATH", path, "model")

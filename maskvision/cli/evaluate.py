@@ -18,19 +18,19 @@ from functools import partial
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
-from ...configuration.backbones import vit_backbone_config
-from ...evaluation import (
+from ..configuration.backbones import vit_backbone_config
+from ..evaluation import (
     EvalResult,
     extract_features,
     knn_evaluate,
     linear_probe,
     load_encoder,
 )
-from ...evaluation.features import DEFAULT_CACHE_DIR, build_image_processor, class_names
-from ...evaluation.knn import DEFAULT_KS, DEFAULT_TEMPERATURE
-from ...evaluation.linear import DEFAULT_LEARNING_RATES
-from ...evaluation.results import RESULTS_FILE, command_line, print_table, write_results
-from ..labelled_data import LabelledDataArguments
+from ..evaluation.features import DEFAULT_CACHE_DIR, build_image_processor, class_names
+from ..evaluation.knn import DEFAULT_KS, DEFAULT_TEMPERATURE
+from ..evaluation.linear import DEFAULT_LEARNING_RATES
+from ..evaluation.results import RESULTS_FILE, command_line, print_table, write_results
+from ..training.labelled_data import LabelledDataArguments
 from .args import dispatch, parse_arguments
 
 PROTOCOLS = ("knn", "linear")

@@ -39,8 +39,8 @@ class ImportDalleArguments:
 
 
 def train(argv: list[str]) -> int:
-    from ..pretrain import DataArguments
-    from ..tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
+    from ..training.pretrain import DataArguments
+    from ..training.tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
 
     data_args, model_args, training_args = parse_arguments(
         (DataArguments, TokenizerArguments, TokenizerTrainingArguments), argv, prog="maskvision tokenizer train",
@@ -63,8 +63,8 @@ def inspect(argv: list[str]) -> int:
     import torch
     from transformers import AutoModel
 
-    from ..pretrain import DataArguments
-    from ..tokenizer import write_report
+    from ..training.pretrain import DataArguments
+    from ..training.tokenizer import write_report
 
     model = AutoModel.from_pretrained(path)
     if not hasattr(model, "get_codebook_indices"):
@@ -92,7 +92,7 @@ def import_dalle(argv: list[str]) -> int:
                               usage)  # fmt: skip
     check_source("ENCODER_PKL", encoder, "file")
 
-    from ...dalle_weights import convert_dalle
+    from ..dalle_weights import convert_dalle
 
     model = convert_dalle(encoder, args.decoder, image_size=args.image_size)
     model.save_pretrained(args.output_dir)

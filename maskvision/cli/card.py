@@ -12,7 +12,7 @@ picture beside it.
 import os
 from dataclasses import dataclass, field
 
-from ...hub import card_for_directory
+from ..hub import card_for_directory
 from .args import leading_arguments, parse_arguments
 from .sources import check_source
 

@@ -19,16 +19,16 @@ from .args import UsageError, dispatch
 
 # name → (module, one-line help). Order is the order of `maskvision --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("maskvision.training.cli.demo", "run the whole pipeline on the embedded demo data"),
-    "preview": ("maskvision.training.cli.preview", "a picture of the views and masks a method trains on"),
-    "pretrain": ("maskvision.training.cli.pretrain", "pretrain an encoder with a method: beit | extrema | moby"),
-    "tokenizer": ("maskvision.training.cli.tokenizer", "visual tokenizers for BEiT: train | inspect | import-dalle"),
-    "convert": ("maskvision.training.cli.convert", "convert an official BEiT / VQ-KD / ExtreMA / MoBY .pth release"),
-    "eval": ("maskvision.training.cli.evaluate", "evaluate a frozen encoder: knn | linear probe"),
-    "finetune": ("maskvision.training.cli.finetune", "fine-tune an encoder into an image classifier"),
-    "visualize": ("maskvision.training.cli.visualize", "pictures of a model: beit | attention | pca | curves"),
-    "card": ("maskvision.training.cli.card", "render the model card of a checkpoint from its files"),
-    "push": ("maskvision.training.cli.push", "publish a checkpoint on the Hugging Face Hub in one commit"),
+    "demo": ("maskvision.cli.demo", "run the whole pipeline on the embedded demo data"),
+    "preview": ("maskvision.cli.preview", "a picture of the views and masks a method trains on"),
+    "pretrain": ("maskvision.cli.pretrain", "pretrain an encoder with a method: beit | extrema | moby"),
+    "tokenizer": ("maskvision.cli.tokenizer", "visual tokenizers for BEiT: train | inspect | import-dalle"),
+    "convert": ("maskvision.cli.convert", "convert an official BEiT / VQ-KD / ExtreMA / MoBY .pth release"),
+    "eval": ("maskvision.cli.evaluate", "evaluate a frozen encoder: knn | linear probe"),
+    "finetune": ("maskvision.cli.finetune", "fine-tune an encoder into an image classifier"),
+    "visualize": ("maskvision.cli.visualize", "pictures of a model: beit | attention | pca | curves"),
+    "card": ("maskvision.cli.card", "render the model card of a checkpoint from its files"),
+    "push": ("maskvision.cli.push", "publish a checkpoint on the Hugging Face Hub in one commit"),
 }
 
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     except Exception as error:
-        from ..checkpoints import IncompleteCheckpointError  # here: `maskvision --help` imports no torch
+        from ..training.checkpoints import IncompleteCheckpointError  # here: `maskvision --help` imports no torch
 
         if not isinstance(error, IncompleteCheckpointError):
             raise

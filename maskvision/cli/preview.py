@@ -10,8 +10,8 @@ The method's model flags are those of `maskvision pretrain <method>` (image and 
 
 from dataclasses import dataclass, field
 
-from ...visualization.preview import write_preview
-from ..pretrain import DataArguments
+from ..training.pretrain import DataArguments
+from ..visualization.preview import write_preview
 from .args import ANY_HELP_FLAG, CommandParser, UsageError, normalise_flags, parse_arguments
 from .pretrain import RECIPES, load_recipe
 

@@ -42,7 +42,7 @@ def convert(kind: str, argv: list[str]) -> int:
     (path,), rest = leading_arguments(argv, ("FILE",), usage)
     (args,) = parse_arguments((ConvertArguments,), rest, f"maskvision convert {kind}", __doc__.split("\n\n")[0], usage)
     check_source("FILE", path, "file")
-    from ...official import convert_release
+    from ..official import convert_release
 
     conversion = convert_release(kind, path, args.output_dir, tokenizer=args.tokenizer, image_size=args.image_size,
                                  num_attention_heads=args.num_attention_heads, config_overrides=args.config_overrides)

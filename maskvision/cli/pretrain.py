@@ -20,7 +20,7 @@ def load_recipe(method: str):
 
 
 def pretrain(method: str, argv: list[str]) -> int:
-    from ..pretrain import DataArguments, run_pretraining
+    from ..training.pretrain import DataArguments, run_pretraining
 
     recipe = load_recipe(method)
     data_args, model_args, training_args = parse_arguments(

@@ -13,7 +13,7 @@ remote code; all in one commit, so a push that fails midway publishes nothing.
 import sys
 from dataclasses import dataclass, field
 
-from ...hub import push_directory
+from ..hub import push_directory
 from .args import leading_arguments, parse_arguments
 from .sources import check_source
 
