@@ -221,8 +221,8 @@ def flops_per_image(method: str, flags: list[str], batch: int = 8) -> dict:
 
     from benchmarks.mfu import step_flops
     from maskvision import BeitMimForPreTraining, DVAEConfig, DVAETokenizer
-    from maskvision.training.cli.args import parse_arguments
-    from maskvision.training.cli.pretrain import load_recipe
+    from maskvision.cli.args import parse_arguments
+    from maskvision.cli.pretrain import load_recipe
     from maskvision.training.pretrain import DataArguments
     from maskvision.training.tokenizer_arguments import dvae_preset
 

@@ -1,49 +1,34 @@
 """maskvision: self-supervised pretraining of vision transformers by masked image modeling, on transformers.
 
 Importing maskvision registers its configs and models with the transformers Auto classes: every config with
-`AutoConfig`, every model with `AutoModel`, and the pretraining models with `AutoModelForPreTraining` too.
+`AutoConfig`, every model with `AutoModel`, and the pretraining models with `AutoModelForPreTraining` too
+(`maskvision.auto`: done when transformers loads its Auto classes, so that importing maskvision imports neither
+torch nor a model). The public names below are imported at their first use, as transformers' own `_LazyModule`
+does: ``maskvision --help`` starts in the time Python takes to start.
 """
+
+import importlib
+
+from .auto import AUTO_CLASSES, register_when_transformers_loads_its_auto_classes
 
 __version__ = "0.1.0"
 
-from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
+# public name → the module defining it
+_PUBLIC = {name: module for config_module, config, model_module, model, _ in AUTO_CLASSES
+           for name, module in ((config, config_module), (model, model_module))}  # fmt: skip
+__all__ = sorted(_PUBLIC)
 
-# Public names and Auto-class registration, one block per model:
-#     from .configuration.configuration_x import XConfig
-#     from .modeling.modeling_x import XForPreTraining
-#     AutoConfig.register(XConfig.model_type, XConfig)
-#     AutoModel.register(XConfig, XForPreTraining)
-#     AutoModelForPreTraining.register(XConfig, XForPreTraining)   (pretraining models)
 
-from .configuration.configuration_beit_mim import BeitMimConfig
-from .modeling.modeling_beit_mim import BeitMimForPreTraining
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
-AutoConfig.register(BeitMimConfig.model_type, BeitMimConfig)
-AutoModel.register(BeitMimConfig, BeitMimForPreTraining)
-AutoModelForPreTraining.register(BeitMimConfig, BeitMimForPreTraining)
 
-from .configuration.configuration_extrema import ExtremaConfig
-from .modeling.modeling_extrema import ExtremaForPreTraining
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
 
-AutoConfig.register(ExtremaConfig.model_type, ExtremaConfig)
-AutoModel.register(ExtremaConfig, ExtremaForPreTraining)
-AutoModelForPreTraining.register(ExtremaConfig, ExtremaForPreTraining)
 
-from .configuration.configuration_moby import MobyConfig
-from .modeling.modeling_moby import MobyForPreTraining
-
-AutoConfig.register(MobyConfig.model_type, MobyConfig)
-AutoModel.register(MobyConfig, MobyForPreTraining)
-AutoModelForPreTraining.register(MobyConfig, MobyForPreTraining)
-
-from .configuration.configuration_dvae import DVAEConfig
-from .modeling.modeling_dvae import DVAETokenizer
-
-AutoConfig.register(DVAEConfig.model_type, DVAEConfig)
-AutoModel.register(DVAEConfig, DVAETokenizer)
-
-from .configuration.configuration_vqkd import VQKDConfig
-from .modeling.modeling_vqkd import VQKDTokenizer
-
-AutoConfig.register(VQKDConfig.model_type, VQKDConfig)
-AutoModel.register(VQKDConfig, VQKDTokenizer)
+register_when_transformers_loads_its_auto_classes()

@@ -14,8 +14,8 @@ from transformers import BeitForImageClassification
 
 import maskvision
 from maskvision import BeitMimConfig, BeitMimForPreTraining
-from maskvision.training.cli import main as cli_main
-from maskvision.training.cli.demo import DemoContext
+from maskvision.cli import main as cli_main
+from maskvision.cli.demo import DemoContext
 from maskvision.training.recipes.beit import RECIPE, BeitModelArguments, BeitTrainingArguments, demo_stage
 from maskvision.training.trainer import MaskVisionTrainer
 

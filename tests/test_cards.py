@@ -13,7 +13,7 @@ from transformers import AutoModel
 from hub_kinds import RecordingHub, maskvision_cases, run_isolated, save_image
 from maskvision.hub import load_checkpoint, write_repo_files
 from maskvision.model_card import CITATIONS, METHODS, collect_sources, eval_results, read_result_files, render_card
-from maskvision.training.cli import main as cli_main
+from maskvision.cli import main as cli_main
 
 HUB_CARDS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "hub_cards")
 TINY_MOBY = [

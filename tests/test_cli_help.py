@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from maskvision.training.cli import COMMANDS, main
+from maskvision.cli import COMMANDS, main
 
 
 def _help(argv: list[str]) -> tuple[int, str]:
@@ -61,3 +61,13 @@ def test_every_command_help_exits_zero_and_prints_usage(argv):
 def test_a_percent_sign_in_a_help_string_is_printed_as_is():
     status, output = _help(["pretrain", "extrema"])
     assert status == 0 and "80% x 5" in output
+
+
+def test_a_command_help_shows_its_own_flags_then_the_common_training_flags_and_how_to_list_the_rest():
+    status, focused = _help(["pretrain", "beit"])
+    assert status == 0
+    own, common = focused.index("--tokenizer"), focused.index("--learning_rate")
+    assert own < common and "--per_device_train_batch_size" in focused and "--bf16" in focused
+    assert "--neftune_noise_alpha" not in focused and focused.rstrip().endswith("--help-all lists every flag.")
+    status, everything = _help(["pretrain", "beit", "--help-all"])
+    assert status == 0 and "--neftune_noise_alpha" in everything and len(everything) > 3 * len(focused)

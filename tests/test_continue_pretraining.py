@@ -11,7 +11,7 @@ from transformers import (
 
 import maskvision
 from maskvision import BeitMimForPreTraining
-from maskvision.training.cli import main as cli
+from maskvision.cli import main as cli
 
 VOCAB = 64
 SHAPE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,

@@ -15,7 +15,7 @@ import official_layouts as official
 from maskvision import BeitMimForPreTraining, ExtremaForPreTraining, MobyForPreTraining, VQKDTokenizer
 from maskvision.official import convert_release
 from maskvision.safe_pickle import UnsafePickleError
-from maskvision.training.cli import main as cli
+from maskvision.cli import main as cli
 
 ATOL = 1e-4
 

@@ -19,7 +19,7 @@ from transformers import AutoModel
 from maskvision import DVAETokenizer
 from maskvision.dalle_weights import convert_dalle
 from maskvision.safe_pickle import UnsafePickleError, load_pickled_module
-from maskvision.training.cli import main as cli
+from maskvision.cli import main as cli
 
 GROUPS, BLOCKS, HIDDEN, VOCAB, N_INIT = 4, 2, 16, 32, 8
 

@@ -8,8 +8,8 @@ import os
 import torch
 from transformers import AutoImageProcessor, AutoModel
 
-from maskvision.training.cli import main as cli_main
-from maskvision.training.cli.demo import STAGES
+from maskvision.cli import main as cli_main
+from maskvision.cli.demo import STAGES
 
 METHODS = ("beit", "extrema", "moby")
 

@@ -80,7 +80,7 @@ def test_device_stream_is_seeded_and_separate():
 
 def test_pretrain_command_trains_with_augmentation_on_the_device(tmp_path):
     from maskvision.training import collators
-    from maskvision.training.cli import main
+    from maskvision.cli import main
 
     calls = []
     augment = collators.MultiMaskCollator.augment

@@ -24,7 +24,7 @@ from maskvision.evaluation import (
 from maskvision.evaluation.features import build_image_processor
 from maskvision.modeling.modeling_utils import MaskVisionPreTrainedModel
 from maskvision.configuration.backbones import vit_backbone_config
-from maskvision.training.cli import main as cli_main
+from maskvision.cli import main as cli_main
 from maskvision.evaluation.run import parse_layers
 
 TINY = dict(

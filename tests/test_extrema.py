@@ -422,7 +422,7 @@ def test_loss_falls_on_demo_images_with_the_recipe_collator(tmp_path):
 
 
 def test_pretrain_command_from_a_yaml_file_writes_checkpoint_and_stock_encoder(tmp_path):
-    from maskvision.training.cli import main
+    from maskvision.cli import main
 
     run = tmp_path / "run.yaml"
     run.write_text(
@@ -442,7 +442,7 @@ def test_pretrain_command_from_a_yaml_file_writes_checkpoint_and_stock_encoder(t
 
 
 def test_demo_stage_quick_writes_checkpoint_and_encoder(tmp_path):
-    from maskvision.training.cli.demo import DemoContext
+    from maskvision.cli.demo import DemoContext
     from maskvision.training.recipes.extrema import demo_stage
 
     results = demo_stage(DemoContext(output_dir=str(tmp_path), quick=True))

@@ -23,7 +23,7 @@ from transformers import (
 
 from maskvision.evaluation.features import build_image_processor, class_names
 from maskvision.modeling.resolution import resize_position_embeddings, resize_relative_position_bias_table
-from maskvision.training.cli import main as cli_main
+from maskvision.cli import main as cli_main
 from maskvision.training.finetune import FinetuneArguments, FinetuneTrainer, load_classifier
 from maskvision.training.mixup import MixupCutmix, smooth_one_hot
 from maskvision.training.pretrain import PretrainingArguments

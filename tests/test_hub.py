@@ -15,7 +15,7 @@ import maskvision.hub as hub_module
 from hub_kinds import RecordingHub, maskvision_cases, save_image, stock_classifier, stock_encoder
 from maskvision.hub import load_checkpoint, model_kind, push_model, write_repo_files
 from maskvision.remote_code import remote_code_files
-from maskvision.training.cli import main as cli_main
+from maskvision.cli import main as cli_main
 
 STAGED = {"README.md", "config.json", "model.safetensors", "preprocessor_config.json"}
 CASES = maskvision_cases()

@@ -29,7 +29,6 @@ LAYER_OF = {
     "maskvision.cards": "cards",
     "maskvision.hub": "hub",
     "maskvision.remote_code": "hub",  # what a Hub repo holds besides the weights
-    "maskvision.training.cli": "cli",
     "maskvision.cli": "cli",
     "maskvision.__main__": "cli",
     "maskvision": "cli",  # the package root registers every model with the Auto classes: the top
@@ -90,7 +89,7 @@ def imports(module: str, path: str, module_level: bool = False) -> list[tuple[st
 
 def test_every_module_has_a_layer():
     assert all(layer(module) in LAYERS for module in MODULES)
-    assert layer("maskvision.training.cli.evaluate") == "cli" and layer("maskvision.training.trainer") == "training"
+    assert layer("maskvision.cli.evaluate") == "cli" and layer("maskvision.training.trainer") == "training"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -16,8 +16,8 @@ from maskvision import MobyConfig, MobyForPreTraining
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
 from maskvision.data import load_image_dataset
 from maskvision.training.callbacks import MomentumTeacherCallback
-from maskvision.training.cli import main as cli_main
-from maskvision.training.cli.demo import DemoContext
+from maskvision.cli import main as cli_main
+from maskvision.cli.demo import DemoContext
 from maskvision.training.collators import TwoViewCollator
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.recipes.moby import RECIPE, MobyModelArguments, MobyTrainingArguments, demo_stage

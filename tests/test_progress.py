@@ -11,8 +11,8 @@ from PIL import Image
 from maskvision.evaluation.knn import knn_scores
 from maskvision.evaluation.linear import linear_probe
 from maskvision.progress import progress_bar
-from maskvision.training.cli.args import parse_arguments
-from maskvision.training.cli.evaluate import FeatureArguments, KnnArguments
+from maskvision.cli.args import parse_arguments
+from maskvision.cli.evaluate import FeatureArguments, KnnArguments
 from maskvision.training.tokenizer import TokenizerArguments, build_tokenizer, evaluate_tokenizer
 
 
@@ -82,9 +82,10 @@ def test_tokenizer_inspection_shows_its_progress(monkeypatch):
     assert "codebook health" in stderr.getvalue() and "3/3" in stderr.getvalue()
 
 
-def test_eval_command_takes_no_progress():
-    args, _ = parse_arguments((FeatureArguments, KnnArguments), ["--model", "m", "--dataset", "demo", "--no_progress"],
+def test_eval_command_takes_no_progress(tmp_path):
+    model = str(tmp_path)  # the command checks that the model's folder exists
+    args, _ = parse_arguments((FeatureArguments, KnnArguments), ["--model", model, "--dataset", "demo", "--no_progress"],
                               prog="maskvision eval knn")  # fmt: skip
     assert args.progress is False
-    args, _ = parse_arguments((FeatureArguments, KnnArguments), ["--model", "m", "--dataset", "demo"], prog="eval")
+    args, _ = parse_arguments((FeatureArguments, KnnArguments), ["--model", model, "--dataset", "demo"], prog="eval")
     assert args.progress is True

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from maskvision.training.cli import COMMANDS
+from maskvision.cli import COMMANDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

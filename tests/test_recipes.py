@@ -35,7 +35,7 @@ def test_recipes_md_is_up_to_date():
 
 
 def test_default_epochs_are_the_papers():
-    from maskvision.training.cli.pretrain import RECIPES, load_recipe
+    from maskvision.cli.pretrain import RECIPES, load_recipe
 
     epochs = {name: load_recipe(name).training_arguments().num_train_epochs for name in RECIPES}
     assert epochs == {"beit": 800, "extrema": 300, "moby": 300}  # not Trainer's 3
@@ -45,7 +45,7 @@ def test_default_epochs_are_the_papers():
 def test_cosine_schedule_warms_up_from_and_ends_at_the_official_bounds_scaled_with_the_batch(method, start, floor):
     import torch
 
-    from maskvision.training.cli.pretrain import load_recipe
+    from maskvision.cli.pretrain import load_recipe
     from maskvision.training.trainer import MaskVisionTrainer
 
     args = load_recipe(method).training_arguments(per_device_train_batch_size=8, warmup_steps=4, use_cpu=True)

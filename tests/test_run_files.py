@@ -9,7 +9,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from maskvision.run_files import DATA_ARGS, RUN_FILES, TRAINER_STATE
-from maskvision.training.cli import main as cli_main
+from maskvision.cli import main as cli_main
 
 TINY_MOBY = [
     "--image_size", "32", "--patch_size", "4", "--window_size", "4", "--embed_dim", "16", "--depths", "1", "1",

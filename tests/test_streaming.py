@@ -12,7 +12,7 @@ from maskvision.data import BadImageError, load_image_dataset, random_subset
 from maskvision.data import streaming
 from maskvision.data.streaming import POSITION_BITS, STREAM_POSITION
 from maskvision.evaluation.features import build_image_processor
-from maskvision.training.cli import main as cli
+from maskvision.cli import main as cli
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.labelled_data import LabelledDataArguments
 from maskvision.training.streaming import StreamingArguments, training_rows

@@ -86,7 +86,7 @@ def test_collators_take_tensor_rows_like_pil_rows(augment_on_device):
 
 
 def test_pretraining_with_images_on_the_device(tmp_path):
-    from maskvision.training.cli import main
+    from maskvision.cli import main
     from maskvision.training.recipes.moby import MobyTrainingArguments
 
     args = MobyTrainingArguments(output_dir=str(tmp_path), images_on_device=True, dataloader_num_workers=3)

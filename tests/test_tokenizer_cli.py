@@ -12,8 +12,8 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoModel, BeitConfig, BeitModel
 
 from maskvision import DVAETokenizer, VQKDTokenizer
-from maskvision.training.cli import main as cli
-from maskvision.training.cli.demo import DemoContext
+from maskvision.cli import main as cli
+from maskvision.cli.demo import DemoContext
 from maskvision.training.tokenizer import TokenizerCollator, demo_stage, parse_config_overrides
 
 # A tiny dVAE: 16 px, 4 x 4 codes of a vocabulary of 32.

@@ -11,7 +11,7 @@ from transformers.modeling_outputs import ModelOutput
 
 from maskvision.modeling.momentum import MomentumTeacherMixin, cosine_schedule, update_momentum_
 from maskvision.training.callbacks import MomentumTeacherCallback
-from maskvision.training.cli.args import parse_arguments
+from maskvision.cli.args import parse_arguments
 from maskvision.training.optim import layer_id, param_groups
 from maskvision.training.pretrain import PretrainingArguments
 from maskvision.training.trainer import MaskVisionTrainer
@@ -172,9 +172,9 @@ class _Options:
 
 def test_arguments_from_file_with_flag_overrides(tmp_path):
     config = tmp_path / "run.json"
-    config.write_text(json.dumps({"dataset": "folder", "steps": 5}))
+    config.write_text(json.dumps({"dataset": str(tmp_path), "steps": 5}))  # a folder that exists: it is checked
     (options,) = parse_arguments((_Options,), [str(config), "--steps", "7"], prog="test")
-    assert (options.dataset, options.steps) == ("folder", 7)
+    assert (options.dataset, options.steps) == (str(tmp_path), 7)
     config.write_text(json.dumps({"datset": "typo"}))
     with pytest.raises(ValueError, match="datset"):
         parse_arguments((_Options,), [str(config)], prog="test")

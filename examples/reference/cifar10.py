@@ -306,7 +306,7 @@ def labelled_data(plan: dict) -> list[str]:
 
 def maskvision(*argv: str) -> None:
     """One `maskvision` command, in this process (a failure raises)."""
-    from maskvision.training.cli import main
+    from maskvision.cli import main
 
     print("maskvision " + " ".join(argv), file=sys.stderr, flush=True)
     code = main(list(argv))
@@ -411,7 +411,7 @@ def _slug(backbone: str) -> str:
 
 def random_init(plan: dict, results: Results, name: str, method: str) -> None:
     """The floor: ``method``'s encoder architecture and preprocessing, freshly initialised (seed 0)."""
-    from maskvision.training.cli.evaluate import save_random_init
+    from maskvision.cli.evaluate import save_random_init
 
     save_random_init(os.path.join(plan["out"], method, "encoder"), os.path.join(plan["out"], name, "encoder"), seed=0)
     results.encoder(name).update(backbone=results.encoder(method)["backbone"])

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from .arguments import StreamingArguments
+from .bad_images import ON_BAD_IMAGE
 from .loading import DEMO_SOURCE, GLOB_CHARACTERS, load_image_dataset, random_subset
 
 
@@ -49,7 +50,9 @@ class LabelledDataArguments(StreamingArguments):
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Use N evaluation images drawn at random (fixed by --seed)."}
     )
-    on_bad_image: str = field(default="skip", metadata={"help": "'skip' or 'raise' on a corrupt image."})
+    on_bad_image: str = field(
+        default="skip", metadata={"help": "What to do with a corrupt image.", "choices": ON_BAD_IMAGE}
+    )
     image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
     label_column: str | None = field(default=None, metadata={"help": "Label column (default: found by type)."})
 

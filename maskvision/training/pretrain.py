@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainerCallback, TrainingArguments
 
+from ..data.bad_images import ON_BAD_IMAGE
 from ..run_files import ENCODER_DIR
 from .preemption import PREEMPTION_SIGNALS, parse_signals
 from .run import Run, run_training
@@ -34,7 +35,8 @@ class DataArguments(StreamingArguments):
     )
     split: str = field(default="train", metadata={"help": "Dataset split."})
     on_bad_image: str = field(
-        default="skip", metadata={"help": "'skip' drops corrupt images with a warning, 'raise' stops on the first."}
+        default="skip",
+        metadata={"help": "skip drops corrupt images with a warning, raise stops on the first.", "choices": ON_BAD_IMAGE},
     )
     image_column: str | None = field(default=None, metadata={"help": "Image column (default: found by type)."})
     max_train_samples: int | None = field(

@@ -7,7 +7,7 @@
 
 Presets and arguments: `maskvision.training.tokenizer_arguments`; the codebook report and its picture:
 `maskvision.training.tokenizer_report`. `maskvision tokenizer train|inspect|import-dalle`
-(``training/cli/tokenizer.py``) and the demo's ``tokenizer`` step run these functions.
+(``cli/tokenizer.py``) and the demo's ``tokenizer`` stage run these functions.
 """
 
 import logging

@@ -10,7 +10,7 @@ from workers import write_summary
 
 from maskvision.data import load_image_dataset
 from maskvision.data.streaming import POSITION_BITS, STREAM_POSITION
-from maskvision.training.cli import main as cli
+from maskvision.cli import main as cli
 
 
 def first_epoch_ids(source: str, rank: int, world_size: int, num_workers: int, rows_per_stream: int) -> list[int]:

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from workers import identical_across_ranks, logged_losses, write_summary
 
-from maskvision.training.cli.args import parse_arguments
+from maskvision.cli.args import parse_arguments
 from maskvision.training.pretrain import DataArguments
 from maskvision.training.tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
 from maskvision.training.tokenizer_callbacks import CodebookCallback

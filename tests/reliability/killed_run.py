@@ -10,7 +10,7 @@ import sys
 
 from transformers import Trainer
 
-from maskvision.training.cli import main
+from maskvision.cli import main
 from maskvision.training.trainer import MaskVisionTrainer
 
 

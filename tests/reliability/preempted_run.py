@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-from maskvision.training.cli import main
+from maskvision.cli import main
 from maskvision.training.trainer import MaskVisionTrainer
 
 

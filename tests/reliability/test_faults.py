@@ -16,7 +16,7 @@ from maskvision.training.checkpoints import (
     incomplete_reason,
     last_complete_checkpoint,
 )
-from maskvision.training.cli import main as cli
+from maskvision.cli import main as cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))

@@ -106,7 +106,7 @@ def test_nan_policy_and_clipping_arguments_are_validated(tmp_path):
 
 def test_gradient_clipping_defaults_are_the_official_ones():
     # BEiT clips at 3.0 and MoBY at 5.0 on its summed loss (2.5 on maskvision's mean); ExtreMA and VQ-KD clip nothing
-    from maskvision.training.cli.pretrain import RECIPES, load_recipe
+    from maskvision.cli.pretrain import RECIPES, load_recipe
     from maskvision.training.tokenizer import TokenizerTrainingArguments
 
     defaults = {name: load_recipe(name).training_arguments().max_grad_norm for name in RECIPES}

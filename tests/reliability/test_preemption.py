@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from maskvision.training.checkpoints import incomplete_reason
-from maskvision.training.cli import main as cli
+from maskvision.cli import main as cli
 from maskvision.training.preemption import PreemptionCallback, parse_signals
 from maskvision.training.pretrain import PretrainingArguments
 

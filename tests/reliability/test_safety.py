@@ -15,7 +15,7 @@ from transformers.trainer_pt_utils import safe_globals
 
 import maskvision
 from maskvision.training.checkpoints import CHECKPOINT_COMPLETE
-from maskvision.training.cli import main as cli
+from maskvision.cli import main as cli
 
 PACKAGE = pathlib.Path(maskvision.__file__).parent
 PICKLE_READER = PACKAGE / "safe_pickle.py"  # RestrictedUnpickler: an allow-list of classes, no code runs

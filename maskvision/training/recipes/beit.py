@@ -44,7 +44,7 @@ class BeitModelArguments:
         default=None,
         metadata={"help": "Visual tokenizer (path or Hub id) whose ids are the targets; needed with --target tokens."},
     )
-    target: str = field(default="tokens", metadata={"help": f"What masked patches predict: {' or '.join(TARGETS)}."})
+    target: str = field(default="tokens", metadata={"help": "What masked patches predict.", "choices": TARGETS})
     model_size: str = field(default="base", metadata={"help": "Encoder size: tiny, small, base or large."})
     image_size: int = field(default=224, metadata={"help": "Encoder input size in pixels."})
     patch_size: int = field(default=16, metadata={"help": "Patch size in pixels; must divide image_size."})

@@ -46,7 +46,9 @@ class MobyModelArguments:
                           "stock SwinModel, or a ViT-family encoder (BeitModel, ViTModel, DeiTModel, Dinov2Model); "
                           "the encoder's shape comes from it."},  # fmt: skip
     )
-    backbone: str = field(default="swin", metadata={"help": f"Encoder: {' or '.join(BACKBONES)} (DeiT-style ViT)."})
+    backbone: str = field(
+        default="swin", metadata={"help": "Encoder (vit: a DeiT-style ViT).", "choices": list(BACKBONES)}
+    )
     model_size: str | None = field(
         default=None, metadata={"help": "Encoder size: Swin tiny/small/base (default tiny), ViT tiny/small/base/large "
                                         "(default small)."}  # fmt: skip

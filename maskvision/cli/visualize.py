@@ -16,9 +16,11 @@ pca.png / training_curves.png, in PATH when PATH is a local folder.
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 
-from ...run_files import TRAINING_CURVES
-from .args import leading_directory, parse_arguments
+from ..run_files import TRAINING_CURVES
+from .args import dispatch, leading_arguments, parse_arguments
+from .sources import check_source
 
 PICTURES = ("beit", "attention", "pca", "curves")
 DEFAULT_NAMES = {"beit": "beit_predictions.png", "attention": "attention.png", "pca": "pca.png",
@@ -55,10 +57,16 @@ def _default_output(path: str, picture: str) -> str:
     return os.path.join(folder, DEFAULT_NAMES[picture])
 
 
-def curves(path: str, rest: list[str]) -> int:
-    from ...visualization.curves import PlotsExtraMissing, plot_training_curves, read_log_history
+USAGE = "usage: maskvision visualize {picture} PATH [--dataset SOURCE] [--output PNG] [flags]"
 
-    (args,) = parse_arguments((CurvesArguments,), rest, prog="maskvision visualize curves")
+
+def curves(argv: list[str]) -> int:
+    from ..visualization.curves import PlotsExtraMissing, plot_training_curves, read_log_history
+
+    usage = USAGE.format(picture="curves")
+    (path,), rest = leading_arguments(argv, ("PATH",), usage)
+    (args,) = parse_arguments((CurvesArguments,), rest, "maskvision visualize curves", __doc__.split("\n")[0], usage)
+    check_source("PATH", path, "file")
     output = args.output or _default_output(os.path.dirname(path) if path.endswith(".json") else path, "curves")
     try:
         drawn = plot_training_curves(read_log_history(path), output, title=os.path.basename(os.path.normpath(path)))
@@ -69,26 +77,18 @@ def curves(path: str, rest: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    usage = f"usage: maskvision visualize {{{','.join(PICTURES)}}} PATH [--dataset SOURCE] [--output PNG] [options]"
-    if not argv or argv[0] in ("-h", "--help"):
-        print(f"{usage}\n\n{__doc__}")
-        return 0
-    picture = argv[0]
-    if picture not in PICTURES:
-        print(f"maskvision visualize: unknown picture {picture!r}; choose one of {list(PICTURES)}.", file=sys.stderr)
-        return 2
-    path, rest = leading_directory(argv[1:], usage, __doc__)
-    if picture == "curves":
-        return curves(path, rest)
+def picture_of(picture: str, argv: list[str]) -> int:
+    """A picture of a model (beit, attention, pca) on a few images of a dataset."""
+    usage = USAGE.format(picture=picture)
+    (path,), rest = leading_arguments(argv, ("PATH",), usage)
+    prog, description = f"maskvision visualize {picture}", __doc__.split("\n")[0]
+    from ..data import load_image_dataset
 
-    from ...data import load_image_dataset
-
-    prog = f"maskvision visualize {picture}"
     if picture == "beit":
-        from ...visualization.beit import load_beit_run, write_beit_predictions
+        from ..visualization.beit import load_beit_run, write_beit_predictions
 
-        args, beit_args = parse_arguments((PictureArguments, BeitPictureArguments), rest, prog=prog)
+        args, beit_args = parse_arguments((PictureArguments, BeitPictureArguments), rest, prog, description, usage)
+        check_source("PATH", path, "file")
         model = load_beit_run(path, tokenizer=beit_args.tokenizer)
         if args.device:
             model = model.to(args.device)
@@ -98,12 +98,19 @@ def main(argv: list[str]) -> int:
         print(f"beit: {report['path']} ({report['caption']})")
         return 0
 
-    from ...visualization.encoder import load_visual_encoder, write_encoder_picture
+    from ..visualization.encoder import load_visual_encoder, write_encoder_picture
 
-    (args,) = parse_arguments((PictureArguments,), rest, prog=prog)
+    (args,) = parse_arguments((PictureArguments,), rest, prog, description, usage)
+    check_source("PATH", path, "model")
     encoder = load_visual_encoder(path, device=args.device)
     output = args.output or _default_output(path, picture)
     report = write_encoder_picture(picture, encoder, load_image_dataset(args.dataset, split=args.split), output,
                                    args.num_images, args.tile)  # fmt: skip
     print(f"{picture}: {report['path']} ({report['images']} images: {', '.join(report['columns'][:4])}...)")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    handlers = {picture: partial(picture_of, picture) for picture in PICTURES if picture != "curves"}
+    usage = f"{USAGE.format(picture='{' + ','.join(PICTURES) + '}')}\n\n{__doc__}"
+    return dispatch("maskvision visualize", handlers | {"curves": curves}, argv, usage)

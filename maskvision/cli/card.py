@@ -12,8 +12,9 @@ picture beside it.
 import os
 from dataclasses import dataclass, field
 
-from ...hub import card_for_directory
-from .args import leading_directory, parse_arguments
+from ..hub import card_for_directory
+from .args import leading_arguments, parse_arguments
+from .sources import check_source
 
 
 @dataclass
@@ -29,9 +30,10 @@ class CardArguments:
 
 
 def main(argv: list[str]) -> int:
-    usage = "usage: maskvision card DIR [--results JSON ...] [--output README.md] [--repo-id ID]"
-    directory, rest = leading_directory(argv, usage, __doc__)
-    (args,) = parse_arguments((CardArguments,), rest, prog="maskvision card")
+    usage = "usage: maskvision card DIR [--results JSON ...] [--output README.md] [--repo_id ID]"
+    (directory,), rest = leading_arguments(argv, ("DIR",), usage)
+    (args,) = parse_arguments((CardArguments,), rest, "maskvision card", __doc__, usage)
+    check_source("DIR", directory, "file")
     output = args.output or f"{directory.rstrip('/')}/README.md"
     card_dir = os.path.dirname(os.path.abspath(output))  # the card links its pictures from where it is written
     card = card_for_directory(directory, repo_id=args.repo_id, results=args.results, card_dir=card_dir)

@@ -8,13 +8,11 @@ The method's model flags are those of `maskvision pretrain <method>` (image and 
 `maskvision preview --method M --help` lists them); the picture goes to ``--output`` (default preview_<method>.png).
 """
 
-import argparse
-import sys
 from dataclasses import dataclass, field
 
-from ...visualization.preview import write_preview
-from ..pretrain import DataArguments
-from .args import parse_arguments
+from ..training.pretrain import DataArguments
+from ..visualization.preview import write_preview
+from .args import ANY_HELP_FLAG, CommandParser, UsageError, normalise_flags, parse_arguments
 from .pretrain import RECIPES, load_recipe
 
 
@@ -27,16 +25,16 @@ class PreviewArguments:
 
 
 def main(argv: list[str]) -> int:
-    method_parser = argparse.ArgumentParser(prog="maskvision preview", add_help=False)
+    method_parser = CommandParser(prog="maskvision preview", add_help=False)
     method_parser.add_argument("--method", choices=list(RECIPES))
-    known, rest = method_parser.parse_known_args(argv)
+    known, rest = method_parser.parse_known_args(normalise_flags(argv))
     if known.method is None:
-        if any(flag in argv for flag in ("-h", "--help")):
-            print(f"usage: maskvision preview --dataset SOURCE --method METHOD [method flags]  (METHOD: {', '.join(RECIPES)})\n")
+        if any(flag in argv for flag in ANY_HELP_FLAG):
+            print(f"usage: maskvision preview --dataset SOURCE --method METHOD [method flags]  "
+                  f"(METHOD: {', '.join(RECIPES)})\n")
             print(__doc__)
             return 0
-        print(f"maskvision preview: --method is required: one of {', '.join(RECIPES)}.", file=sys.stderr)
-        return 2
+        raise UsageError(f"--method is required: one of {', '.join(RECIPES)}", "maskvision preview")
     recipe = load_recipe(known.method)
     prog = f"maskvision preview --method {recipe.name}"
     data_args, preview_args, model_args = parse_arguments(

@@ -5,12 +5,13 @@ order. A stage runs the same code a user's command runs (with demo-sized setting
 ``context.output_dir`` and returns results that end up in ``DIR/results.json``.
 """
 
-import argparse
 import importlib
 import json
 import os
 import time
 from dataclasses import dataclass, field
+
+from .args import parse_arguments
 
 # (name, "module:function") in pipeline order.
 STAGES: list[tuple[str, str]] = [
@@ -19,7 +20,7 @@ STAGES: list[tuple[str, str]] = [
     ("beit", "maskvision.training.recipes.beit:demo_stage"),  # after "tokenizer": loads its output
     ("extrema", "maskvision.training.recipes.extrema:demo_stage"),
     ("moby", "maskvision.training.recipes.moby:demo_stage"),  # after "extrema"
-    ("evaluate", "maskvision.training.cli.evaluate:demo_stage"),  # keep last: k-NN of every exported encoder
+    ("evaluate", "maskvision.cli.evaluate:demo_stage"),  # keep last: k-NN of every exported encoder
 ]
 
 
@@ -40,12 +41,17 @@ def _load_stage(target: str):
     return getattr(importlib.import_module(module), function)
 
 
+@dataclass
+class DemoArguments:
+    output_dir: str = field(default="demo_output", metadata={"help": "Folder every stage writes under."})
+    stages: list[str] | None = field(
+        default=None, metadata={"help": "Run only these stages.", "choices": [name for name, _ in STAGES]}
+    )
+    quick: bool = field(default=False, metadata={"help": "A few steps per stage: checks the wiring only."})
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="maskvision demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="demo_output")
-    parser.add_argument("--stages", nargs="+", choices=[name for name, _ in STAGES], help="Run only these stages.")
-    parser.add_argument("--quick", action="store_true", help="A few steps per stage: checks the wiring only.")
-    args = parser.parse_args(argv)
+    (args,) = parse_arguments((DemoArguments,), argv, prog="maskvision demo", description=__doc__.splitlines()[0])
 
     context = DemoContext(output_dir=args.output_dir, quick=args.quick)
     os.makedirs(context.output_dir, exist_ok=True)

@@ -1,10 +1,9 @@
 """`maskvision pretrain <method> ...`: one command per method, all through `run_pretraining`."""
 
+import functools
 import importlib
-import sys
 
-from ..pretrain import DataArguments, run_pretraining
-from .args import exit_status, parse_arguments
+from .args import dispatch, exit_status, parse_arguments
 
 # method → module holding its `RECIPE` (a `PretrainingRecipe`).
 RECIPES: dict[str, str] = {
@@ -20,18 +19,19 @@ def load_recipe(method: str):
     return importlib.import_module(RECIPES[method]).RECIPE
 
 
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(f"usage: maskvision pretrain {{{','.join(RECIPES)}}} [options | config.yaml [options]]")
-        return 0
-    if argv[0] not in RECIPES:
-        print(f"maskvision pretrain: unknown method {argv[0]!r}; choose one of {sorted(RECIPES)}.", file=sys.stderr)
-        return 2
-    recipe = load_recipe(argv[0])
+def pretrain(method: str, argv: list[str]) -> int:
+    from ..training.pretrain import DataArguments, run_pretraining
+
+    recipe = load_recipe(method)
     data_args, model_args, training_args = parse_arguments(
         (DataArguments, recipe.model_arguments, recipe.training_arguments),
-        argv[1:],
+        argv,
         prog=f"maskvision pretrain {recipe.name}",
+        description=(importlib.import_module(RECIPES[method]).__doc__ or "").split("\n\n")[0],
     )
     trainer = run_pretraining(recipe, data_args, model_args, training_args)
     return exit_status(trainer, training_args)
+
+
+def main(argv: list[str]) -> int:
+    return dispatch("maskvision pretrain", {method: functools.partial(pretrain, method) for method in RECIPES}, argv)

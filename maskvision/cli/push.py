@@ -13,8 +13,9 @@ remote code; all in one commit, so a push that fails midway publishes nothing.
 import sys
 from dataclasses import dataclass, field
 
-from ...hub import push_directory
-from .args import leading_directory, parse_arguments
+from ..hub import push_directory
+from .args import leading_arguments, parse_arguments
+from .sources import check_source
 
 
 @dataclass
@@ -32,9 +33,10 @@ class PushArguments:
 
 
 def main(argv: list[str]) -> int:
-    usage = "usage: maskvision push DIR --repo-id ID [--private] [--revision BRANCH] [--commit-message MSG]"
-    directory, rest = leading_directory(argv, usage, __doc__)
-    (args,) = parse_arguments((PushArguments,), rest, prog="maskvision push")
+    usage = "usage: maskvision push DIR --repo_id ID [--private] [--revision BRANCH] [--commit_message MSG]"
+    (directory,), rest = leading_arguments(argv, ("DIR",), usage)
+    (args,) = parse_arguments((PushArguments,), rest, "maskvision push", __doc__, usage)
+    check_source("DIR", directory, "file")
     commit = push_directory(
         directory,
         args.repo_id,

@@ -11,9 +11,9 @@ for evaluation (``--holdout_fraction``). Flags or a YAML/JSON file followed by o
 `maskvision pretrain`.
 """
 
-from ...evaluation.results import command_line
-from ..finetune import FinetuneArguments, FinetuneModelArguments, run_finetuning
-from ..labelled_data import LabelledDataArguments
+from ..evaluation.results import command_line
+from ..training.finetune import FinetuneArguments, FinetuneModelArguments, run_finetuning
+from ..training.labelled_data import LabelledDataArguments
 from .args import exit_status, parse_arguments
 
 

@@ -12,16 +12,16 @@ would be the same rows (one parquet file and no ``--eval_dataset``), a seeded 15
 """
 
 import os
-import sys
+from functools import partial
 
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
-from ...configuration.backbones import vit_backbone_config
-from ...evaluation.processors import build_image_processor
-from ...evaluation.results import RESULTS_FILE, command_line, print_table, results_table, write_results
-from ...evaluation.run import PROTOCOLS, FeatureArguments, KnnArguments, LinearArguments, evaluate_encoder
-from .args import parse_arguments
+from ..configuration.backbones import vit_backbone_config
+from ..evaluation.processors import build_image_processor
+from ..evaluation.results import RESULTS_FILE, command_line, print_table, results_table, write_results
+from ..evaluation.run import PROTOCOLS, FeatureArguments, KnnArguments, LinearArguments, evaluate_encoder
+from .args import dispatch, parse_arguments
 
 
 def default_output_file(model: str) -> str:
@@ -69,21 +69,20 @@ def demo_stage(context) -> dict:
     return results
 
 
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(f"usage: maskvision eval {{{','.join(PROTOCOLS)}}} --model PATH_OR_REPO --dataset SOURCE [options]\n")
-        print(__doc__)
-        return 0
-    protocol = argv[0]
-    if protocol not in PROTOCOLS:
-        print(f"maskvision eval: unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}.", file=sys.stderr)
-        return 2
+def evaluate(protocol: str, argv: list[str]) -> int:
     protocol_type = KnnArguments if protocol == "knn" else LinearArguments
     args, protocol_args = parse_arguments(
-        (FeatureArguments, protocol_type), argv[1:], prog=f"maskvision eval {protocol}"
+        (FeatureArguments, protocol_type), argv, f"maskvision eval {protocol}", __doc__.split("\n\n")[0]
     )
-    results = evaluate_encoder(protocol, args, protocol_args, command=command_line("maskvision eval", argv))
+    command = command_line("maskvision eval", [protocol, *argv])
+    results = evaluate_encoder(protocol, args, protocol_args, command=command)
     print_table(*results_table(results))
     path = write_results(args.output_file or default_output_file(args.model), results)
     print(f"\nresults: {path}")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    usage = f"usage: maskvision eval {{{','.join(PROTOCOLS)}}} --model PATH_OR_REPO --dataset SOURCE [flags]"
+    usage += f"\n\n{__doc__}"
+    return dispatch("maskvision eval", {protocol: partial(evaluate, protocol) for protocol in PROTOCOLS}, argv, usage)
