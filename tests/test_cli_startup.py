@@ -1,6 +1,7 @@
 """`import maskvision` and `maskvision --help` import neither torch nor transformers (measured in
 benchmarks/cli_startup.py), and still register every class with the transformers Auto classes once transformers
-loads them."""
+loads them; a command's ``--help`` imports its argument dataclasses and not the Trainer, the data loading or the
+models."""
 
 import os
 import subprocess
@@ -23,6 +24,24 @@ def test_import_maskvision_and_its_help_load_neither_torch_nor_transformers():
     code = ("import sys\nimport maskvision\nfrom maskvision.cli import main\nmain(['--help'])\n"
             "print(sorted(name for name in ('torch', 'transformers') if name in sys.modules))")  # fmt: skip
     assert _python(code).splitlines()[-1] == "[]"
+
+
+def test_training_help_imports_the_arguments_without_the_trainer_the_data_or_the_models():
+    code = ("import sys\nfrom maskvision.cli import main\nfrom maskvision.cli.pretrain import RECIPES\n"
+            "for command in [['pretrain', method] for method in RECIPES] + [['tokenizer', 'train']]:\n"
+            "    try:\n        main([*command, '--help'])\n    except SystemExit:\n        pass\n"
+            "heavy = ('datasets', 'kornia', 'transformers.trainer', 'transformers.models', 'maskvision.modeling',"
+            " 'maskvision.configuration.configuration_beit_mim', 'maskvision.training.pretrain')\n"
+            "print(sorted(name for name in heavy if name in sys.modules))")  # fmt: skip
+    assert _python(code).splitlines()[-1] == "[]"
+
+
+def test_each_recipe_runs_with_the_argument_types_its_help_shows():
+    from maskvision.cli.pretrain import RECIPES, load_arguments, load_recipe
+
+    for method in RECIPES:
+        recipe = load_recipe(method)
+        assert (recipe.model_arguments, recipe.training_arguments) == load_arguments(method).ARGUMENTS
 
 
 def test_after_import_maskvision_the_auto_classes_load_a_saved_model(tmp_path):

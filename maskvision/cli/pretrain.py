@@ -1,4 +1,7 @@
-"""`maskvision pretrain <method> ...`: one command per method, all through `run_pretraining`."""
+"""`maskvision pretrain <method> ...`: one command per method, all through `run_pretraining`.
+
+The flags are parsed from the method's argument module (`ARGUMENTS`: its dataclasses, with transformers'
+`TrainingArguments` and no model code), and the recipe is imported once they are: ``--help`` stays fast."""
 
 import functools
 import importlib
@@ -13,23 +16,35 @@ RECIPES: dict[str, str] = {
 }
 
 
-def load_recipe(method: str):
+def _recipe_module(method: str) -> str:
     if method not in RECIPES:
         raise ValueError(f"Unknown pretraining method {method!r}: choose one of {sorted(RECIPES)}.")
-    return importlib.import_module(RECIPES[method]).RECIPE
+    return RECIPES[method]
+
+
+def load_recipe(method: str):
+    return importlib.import_module(_recipe_module(method)).RECIPE
+
+
+def load_arguments(method: str):
+    """The module of the method's flags (``<recipe module>_arguments``): ``ARGUMENTS``, the recipe's model and
+    training argument types, and a docstring whose first paragraph describes the command."""
+    return importlib.import_module(_recipe_module(method) + "_arguments")
 
 
 def pretrain(method: str, argv: list[str]) -> int:
-    from ..training.pretrain import DataArguments, run_pretraining
+    from ..training.arguments import DataArguments
 
-    recipe = load_recipe(method)
+    arguments = load_arguments(method)
     data_args, model_args, training_args = parse_arguments(
-        (DataArguments, recipe.model_arguments, recipe.training_arguments),
+        (DataArguments, *arguments.ARGUMENTS),
         argv,
-        prog=f"maskvision pretrain {recipe.name}",
-        description=(importlib.import_module(RECIPES[method]).__doc__ or "").split("\n\n")[0],
+        prog=f"maskvision pretrain {method}",
+        description=(arguments.__doc__ or "").split("\n\n")[0],
     )
-    trainer = run_pretraining(recipe, data_args, model_args, training_args)
+    from ..training.pretrain import run_pretraining
+
+    trainer = run_pretraining(load_recipe(method), data_args, model_args, training_args)
     return exit_status(trainer, training_args)
 
 

@@ -38,13 +38,15 @@ class ImportDalleArguments:
 
 
 def train(argv: list[str]) -> int:
-    from ..training.pretrain import DataArguments
-    from ..training.tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
+    from ..training.arguments import DataArguments
+    from ..training.tokenizer_arguments import TokenizerArguments, TokenizerTrainingArguments
 
     data_args, model_args, training_args = parse_arguments(
         (DataArguments, TokenizerArguments, TokenizerTrainingArguments), argv, prog="maskvision tokenizer train",
         description="Train a visual tokenizer (DALL-E's dVAE or BEiT v2's VQ-KD) for BEiT.",
     )
+    from ..training.tokenizer import train_tokenizer  # the models and the Trainer: after --help
+
     trainer, report = train_tokenizer(data_args, model_args, training_args)
     if report:
         print(json.dumps(report, indent=2))
@@ -62,7 +64,7 @@ def inspect(argv: list[str]) -> int:
     import torch
     from transformers import AutoModel
 
-    from ..training.pretrain import DataArguments
+    from ..training.arguments import DataArguments
     from ..training.tokenizer import write_report
 
     model = AutoModel.from_pretrained(path)

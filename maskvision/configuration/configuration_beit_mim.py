@@ -14,6 +14,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import BeitConfig, PreTrainedConfig
 
 from .backbones import check_patch_grid, vit_backbone_config
+from .choices import TARGETS
 
 # The official pretraining encoder (unilm/beit run_beit_pretraining.py with the README's command line).
 BEIT_PRETRAINING_BACKBONE = {
@@ -35,8 +36,6 @@ BEIT_SIZE_OVERRIDES = {"large": {"layer_scale_init_value": 1e-5}}
 OFFICIAL_NUM_PATCHES = 196
 OFFICIAL_NUM_MASKING_PATCHES = 75
 OFFICIAL_MIN_NUM_PATCHES = 16
-
-TARGETS = ("tokens", "pixels")
 
 
 def beit_backbone_config(size: str = "base", **overrides) -> BeitConfig:

@@ -11,6 +11,7 @@ from transformers import BeitConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .backbones import check_patch_grid, vit_backbone_config
+from .choices import LOSSES
 
 # The switches ExtreMA needs on a stock `BeitConfig`: the fixed 2-D sin-cos table lives in the absolute position
 # embedding slot, no relative position bias, no [MASK] token (masked patches are dropped), mean pooling for the
@@ -33,7 +34,6 @@ _REQUIRED_BACKBONE_SWITCHES = (
     "use_mask_token",
     "use_mean_pooling",
 )
-LOSSES = ("byol", "infonce")
 # The class-attention blocks' layer scale by size: the official --layer_scale_init_value is "0.1 for base, 1e-5 for
 # large" (microsoft/ExtreMA main.py); the ViT blocks themselves have none.
 POOLING_LAYER_SCALE = {"large": 1e-5}

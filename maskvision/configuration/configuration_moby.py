@@ -10,10 +10,10 @@ from transformers import AutoConfig, BeitConfig, PreTrainedConfig, SwinConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .backbones import vit_backbone_config
+from .choices import HEAD_NORMS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-HEAD_NORMS = ("batch", "layer")
 DROP_PATH_RATE = 0.2  # the online encoder's (the paper's asymmetric drop path: the target has none)
 
 

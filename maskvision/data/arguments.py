@@ -1,9 +1,11 @@
 """The data arguments every command shares: how the images are read (prepared and checked before a run, or
-streamed). Pretraining's `DataArguments` and the labelled `LabelledDataArguments` extend them."""
+streamed). Pretraining's `DataArguments` and the labelled `LabelledDataArguments` extend them. Here with the values
+they offer and nothing heavier than dataclasses: a command's ``--help`` imports this module, not the data loading."""
 
 from dataclasses import dataclass, field
 
-from .streaming import DEFAULT_SHUFFLE_BUFFER
+ON_BAD_IMAGE = ("skip", "raise")  # what `maskvision.data.bad_images` does with an image that does not decode
+DEFAULT_SHUFFLE_BUFFER = 1000  # datasets' default buffer
 
 
 @dataclass

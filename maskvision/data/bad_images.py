@@ -18,11 +18,11 @@ from datasets import Image as ImageFeature
 from datasets.utils.file_utils import xopen
 from PIL import Image
 
+from .arguments import ON_BAD_IMAGE
 from .images import to_rgb
 
 logger = logging.getLogger(__name__)
 
-ON_BAD_IMAGE = ("skip", "raise")
 # Images per batch of the check: small enough for a steady progress bar, large enough to amortise the overhead.
 CHECK_BATCH_SIZE = 128
 # The check uses one process per CPU core (at most MAX_CHECK_PROCESSES) from this many images on.

@@ -14,8 +14,7 @@ user writes (``--split 'train[:90%]' --eval_split 'train[90%:]'``) are taken as 
 import os
 from dataclasses import dataclass, field
 
-from .arguments import StreamingArguments
-from .bad_images import ON_BAD_IMAGE
+from .arguments import ON_BAD_IMAGE, StreamingArguments
 from .loading import DEMO_SOURCE, GLOB_CHARACTERS, load_image_dataset, random_subset
 
 

@@ -50,7 +50,6 @@ STREAM_POSITION = "stream_position"  # the batch key of the worker's position af
 # sample_index = ((epoch * streams + stream) << POSITION_BITS) + the image's place in its stream's epoch: unique in
 # the job, and the same in a resumed run.
 POSITION_BITS = 32
-DEFAULT_SHUFFLE_BUFFER = 1000  # datasets' default buffer
 UNSHUFFLED_WINDOW = 64  # images per read of a stream that keeps its order
 
 

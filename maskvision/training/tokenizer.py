@@ -5,7 +5,7 @@
     → output_dir: weights, config, image processor, the run files (`maskvision.run_files.RUN_FILES`),
       codebook_health.json and reconstructions.png
 
-Presets and arguments: `maskvision.training.tokenizer_arguments`; the codebook report and its picture:
+Arguments: `maskvision.training.tokenizer_arguments`, size presets: `tokenizer_presets`; the codebook report and its picture:
 `maskvision.training.tokenizer_report`. `maskvision tokenizer train|inspect|import-dalle`
 (``cli/tokenizer.py``) and the demo's ``tokenizer`` stage run these functions.
 """
@@ -23,14 +23,9 @@ from ..run_files import CODEBOOK_HEALTH, RECONSTRUCTIONS
 from .collators import TokenizerCollator
 from .pretrain import DataArguments, PretrainingRecipe, PretrainingRun
 from .run import run_training
-from .tokenizer_arguments import (
-    MODEL_SIZES,
-    TOKENIZER_INTERPOLATION,
-    TOKENIZERS,
-    TokenizerArguments,
-    TokenizerTrainingArguments,
-)
+from .tokenizer_arguments import MODEL_SIZES, TOKENIZER_INTERPOLATION, TokenizerArguments, TokenizerTrainingArguments
 from .tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
+from .tokenizer_presets import TOKENIZERS
 from .tokenizer_report import evaluate_tokenizer, write_report
 from .trainer import MaskVisionTrainer
 

@@ -1,42 +1,12 @@
-"""The visual tokenizers' size presets, official optimisation and argument dataclasses (`maskvision tokenizer
-train`): what `maskvision.training.tokenizer.TOKENIZER_RECIPE` builds and trains from."""
+"""The visual tokenizers' official optimisation and argument dataclasses (`maskvision tokenizer train`): what
+`maskvision.training.tokenizer.TOKENIZER_RECIPE` trains from; the size presets it builds from are in
+`tokenizer_presets`. Imports no model: ``maskvision tokenizer train --help`` parses these alone."""
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..configuration.backbones import vit_backbone_config
-from ..configuration.configuration_dvae import DVAEConfig
-from ..configuration.configuration_vqkd import VQKD_VIT_DEFAULTS, VQKDConfig
-from ..modeling.modeling_dvae import DVAETokenizer
-from ..modeling.modeling_vqkd import VQKDTokenizer
-from .pretrain import PretrainingArguments
+from .arguments import PretrainingArguments
 
-# Size presets: "base" is the official model (DALL-E's dVAE; BEiT v2's VQ-KD with a ViT-B/16 encoder and a
-# 3-layer decoder, the config defaults); "tiny" trains on CPU in minutes: 32 px and an 8 x 8 grid of codes, the grid
-# of a ViT with 4-pixel patches.
-TINY_VIT = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=256)
-
-
-def dvae_preset(size: str) -> dict:
-    if size == "tiny":
-        return dict(vocab_size=512, hidden_size=64, num_groups=3, blocks_per_group=1, code_embedding_size=64,
-                    image_size=32)
-    return {}
-
-
-def vqkd_preset(size: str) -> dict:
-    if size == "tiny":
-        return dict(
-            vocab_size=512,
-            image_size=32,
-            patch_size=4,
-            encoder_config=vit_backbone_config("tiny", **TINY_VIT, **VQKD_VIT_DEFAULTS),
-            decoder_config=vit_backbone_config("tiny", **{**TINY_VIT, "num_hidden_layers": 1}, **VQKD_VIT_DEFAULTS),
-        )
-    return {}
-
-
-TOKENIZERS = {"dvae": (DVAEConfig, DVAETokenizer, dvae_preset), "vqkd": (VQKDConfig, VQKDTokenizer, vqkd_preset)}
 MODEL_SIZES = ("tiny", "base")
 # Each tokenizer's official optimisation, taken by the `TokenizerTrainingArguments` fields left None (sources and
 # differences: RECIPES.md). DALL-E (paper, appendix A.2; no training code): lr 1e-4 at batch 512 annealed to 1.25e-6,
@@ -51,7 +21,6 @@ TOKENIZER_OPTIMISATION = {
     "vqkd": dict(base_learning_rate=5e-5, lr_reference_batch=128, base_min_learning_rate=2.5e-6, adam_beta2=0.99,
                  max_grad_norm=0.0),
 }  # fmt: skip
-
 
 
 @dataclass

@@ -44,6 +44,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from ..data.streaming import STREAM_POSITION, ImageStream
 from ..modeling.modeling_utils import check_checkpoint_model_type
 from ..run_files import TRAINING_ARGS
+from .arguments import NAN_POLICIES
 from .callbacks import CollatorEpochCallback, unwrap_model
 from .checkpoints import incomplete_reason, mark_complete
 from .optim import cosine_schedule_with_bounds, decay_parameter_names, param_groups
@@ -51,9 +52,6 @@ from .preemption import PREEMPTION_SIGNALS, PreemptionCallback
 from .streaming import load_stream_state, save_stream_state
 
 logger = logging.getLogger(__name__)
-
-NAN_POLICIES = ("stop", "skip")
-
 
 
 class MaskVisionTrainer(Trainer):

@@ -151,8 +151,8 @@ def moby_defaults() -> SimpleNamespace:
 
 def _tokenizer_defaults(tokenizer_type: str) -> SimpleNamespace:
     from ..collators import TokenizerCollator
-    from ..tokenizer_arguments import TOKENIZER_INTERPOLATION, TOKENIZERS, TokenizerArguments
-    from ..tokenizer_arguments import TokenizerTrainingArguments
+    from ..tokenizer_arguments import TOKENIZER_INTERPOLATION, TokenizerArguments, TokenizerTrainingArguments
+    from ..tokenizer_presets import TOKENIZERS
 
     model_args = TokenizerArguments(tokenizer_type=tokenizer_type)
     args = TokenizerTrainingArguments().resolve_for(tokenizer_type)
