@@ -7,9 +7,8 @@ torch nor a model). The public names below are imported at their first use, as t
 does: ``maskvision --help`` starts in the time Python takes to start.
 """
 
-import importlib
-
 from .auto import AUTO_CLASSES, register_when_transformers_loads_its_auto_classes
+from .lazy_names import lazy_names
 
 __version__ = "0.1.0"
 
@@ -17,18 +16,7 @@ __version__ = "0.1.0"
 _PUBLIC = {name: module for config_module, config, model_module, model, _ in AUTO_CLASSES
            for name, module in ((config, config_module), (model, model_module))}  # fmt: skip
 __all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC)
 
 
 register_when_transformers_loads_its_auto_classes()

@@ -15,6 +15,7 @@ LAYERS = ("leaves", "configuration", "modeling", "data", "evaluation", "training
 # Module (or package) prefix → layer; the longest matching prefix wins.
 LAYER_OF = {
     "maskvision.progress": "leaves",  # progress bars: any layer's long loops draw them
+    "maskvision.lazy_names": "leaves",  # packages whose names are imported at first use (the root, data)
     "maskvision.run_files": "leaves",  # the names of a run's files: written by training, read by cards and the Hub
     "maskvision.safe_pickle": "leaves",  # the one reader of pickles (DALL-E, official releases)
     "maskvision.configuration": "configuration",
