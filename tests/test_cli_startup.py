@@ -26,12 +26,14 @@ def test_import_maskvision_and_its_help_load_neither_torch_nor_transformers():
     assert _python(code).splitlines()[-1] == "[]"
 
 
-def test_training_help_imports_the_arguments_without_the_trainer_the_data_or_the_models():
+def test_command_help_imports_the_arguments_without_the_trainer_the_data_or_the_models():
     code = ("import sys\nfrom maskvision.cli import main\nfrom maskvision.cli.pretrain import RECIPES\n"
-            "for command in [['pretrain', method] for method in RECIPES] + [['tokenizer', 'train']]:\n"
+            "commands = [['pretrain', method] for method in RECIPES]\n"
+            "for command in commands + [['tokenizer', 'train'], ['finetune'], ['eval', 'knn'], ['eval', 'linear']]:\n"
             "    try:\n        main([*command, '--help'])\n    except SystemExit:\n        pass\n"
             "heavy = ('datasets', 'kornia', 'transformers.trainer', 'transformers.models', 'maskvision.modeling',"
-            " 'maskvision.configuration.configuration_beit_mim', 'maskvision.training.pretrain')\n"
+            " 'maskvision.configuration.configuration_beit_mim', 'maskvision.training.pretrain',"
+            " 'maskvision.evaluation.run')\n"
             "print(sorted(name for name in heavy if name in sys.modules))")  # fmt: skip
     assert _python(code).splitlines()[-1] == "[]"
 

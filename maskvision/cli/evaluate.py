@@ -14,13 +14,8 @@ would be the same rows (one parquet file and no ``--eval_dataset``), a seeded 15
 import os
 from functools import partial
 
-import torch
-from transformers import AutoConfig, AutoImageProcessor, AutoModel
-
-from ..configuration.backbones import vit_backbone_config
-from ..evaluation.processors import build_image_processor
+from ..evaluation.arguments import PROTOCOLS, FeatureArguments, KnnArguments, LinearArguments
 from ..evaluation.results import RESULTS_FILE, command_line, print_table, results_table, write_results
-from ..evaluation.run import PROTOCOLS, FeatureArguments, KnnArguments, LinearArguments, evaluate_encoder
 from .args import dispatch, parse_arguments
 
 
@@ -34,6 +29,12 @@ DEMO_METHODS = ("beit", "extrema", "moby")
 def save_random_init(reference: str | None, path: str, seed: int = 0) -> str:
     """Save to ``path`` a randomly initialised encoder (seed ``seed``) of the reference encoder's architecture and
     preprocessing, or, with no reference, of the demo's ViT-Tiny/4 at 32 px: the floor every method must beat."""
+    import torch
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel
+
+    from ..configuration.backbones import vit_backbone_config
+    from ..evaluation.processors import build_image_processor
+
     if reference is not None:
         config, processor = AutoConfig.from_pretrained(reference), AutoImageProcessor.from_pretrained(reference)
     else:
@@ -48,6 +49,8 @@ def save_random_init(reference: str | None, path: str, seed: int = 0) -> str:
 def demo_stage(context) -> dict:
     """The demo's last stage: k-NN top-1 (k = 20) on the demo test split, the train split as memory bank, for
     each method's exported encoder and a random-init encoder of BEiT's architecture for reference."""
+    from ..evaluation.run import evaluate_encoder
+
     encoders = {method: context.path(method, "encoder") for method in DEMO_METHODS}
     encoders = {method: path for method, path in encoders.items() if os.path.isdir(path)}
     reference = encoders.get("beit") or next(iter(encoders.values()), None)
@@ -74,6 +77,8 @@ def evaluate(protocol: str, argv: list[str]) -> int:
     args, protocol_args = parse_arguments(
         (FeatureArguments, protocol_type), argv, f"maskvision eval {protocol}", __doc__.split("\n\n")[0]
     )
+    from ..evaluation.run import evaluate_encoder  # torch and the models: after --help
+
     command = command_line("maskvision eval", [protocol, *argv])
     results = evaluate_encoder(protocol, args, protocol_args, command=command)
     print_table(*results_table(results))

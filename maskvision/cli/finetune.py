@@ -11,9 +11,8 @@ for evaluation (``--holdout_fraction``). Flags or a YAML/JSON file followed by o
 `maskvision pretrain`.
 """
 
-from ..evaluation.results import command_line
-from ..training.finetune import FinetuneArguments, FinetuneModelArguments, run_finetuning
-from ..training.labelled_data import LabelledDataArguments
+from ..data.labelled import LabelledDataArguments
+from ..training.finetune_arguments import FinetuneArguments, FinetuneModelArguments
 from .args import exit_status, parse_arguments
 
 
@@ -24,6 +23,9 @@ def main(argv: list[str]) -> int:
         prog="maskvision finetune",
         description=__doc__.split("\n\n")[0],
     )
+    from ..evaluation.results import command_line
+    from ..training.finetune import run_finetuning  # the models and the Trainer: after --help
+
     trainer, metrics = run_finetuning(
         model_args, data_args, training_args, command=command_line("maskvision finetune", argv)
     )

@@ -6,6 +6,7 @@ import glob
 import os
 import re
 
+from ..data.arguments import DEMO_SOURCE, GLOB_CHARACTERS
 from .args import UsageError
 
 # Fields naming images (a folder, a file, a glob, a Hub dataset or "demo") and fields naming a model (a folder or a
@@ -30,8 +31,6 @@ def check_sources(parsed) -> None:
 def check_source(flag: str, value: str, kind: str) -> None:
     """``value`` (of ``flag``) must be an existing local path, a glob matching files, "demo" (a dataset) or a Hub id;
     with the Hub offline, a Hub id must be in the local cache. ``kind``: "dataset", "model" or "file" (local only)."""
-    from ..data.loading import DEMO_SOURCE, GLOB_CHARACTERS
-
     if kind == "dataset" and value == DEMO_SOURCE:
         return
     path = os.path.expanduser(value)

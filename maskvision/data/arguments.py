@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 ON_BAD_IMAGE = ("skip", "raise")  # what `maskvision.data.bad_images` does with an image that does not decode
 DEFAULT_SHUFFLE_BUFFER = 1000  # datasets' default buffer
+DEMO_SOURCE = "demo"  # the --dataset naming the embedded demo set (`maskvision.data.loading`)
+GLOB_CHARACTERS = ("*", "?", "[")  # a --dataset holding one of these is a glob of files
 
 
 @dataclass

@@ -14,8 +14,7 @@ user writes (``--split 'train[:90%]' --eval_split 'train[90%:]'``) are taken as 
 import os
 from dataclasses import dataclass, field
 
-from .arguments import ON_BAD_IMAGE, StreamingArguments
-from .loading import DEMO_SOURCE, GLOB_CHARACTERS, load_image_dataset, random_subset
+from .arguments import DEMO_SOURCE, GLOB_CHARACTERS, ON_BAD_IMAGE, StreamingArguments
 
 
 @dataclass
@@ -87,6 +86,8 @@ class LabelledDataArguments(StreamingArguments):
         ``holdout_fraction`` drawn by ``seed`` is held out for evaluation; then each is cut to its ``max_*_samples``
         by a random draw fixed by ``seed`` (`maskvision.data.random_subset`); with ``streaming``, `ImageStream`s of them
         (one pass each, in stream order)."""
+        from .loading import load_image_dataset, random_subset  # datasets: not for --help
+
         options = dict(
             on_bad_image=self.on_bad_image,
             image_column=self.image_column,

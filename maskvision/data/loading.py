@@ -19,6 +19,7 @@ from datasets import Dataset, concatenate_datasets
 from datasets.data_files import SPLIT_KEYWORDS
 from huggingface_hub import constants as hub_constants
 
+from .arguments import DEMO_SOURCE, GLOB_CHARACTERS
 from .bad_images import check_on_bad_image, drop_bad_images
 from .columns import standardize_columns
 from .streaming import ImageStream
@@ -26,12 +27,10 @@ from .streaming import ImageStream
 logger = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
-DEMO_SOURCE = "demo"
 DEMO_FILES = {"train": str(DEMO_DIR / "train.parquet"), "test": str(DEMO_DIR / "test.parquet")}
 PARQUET_SUFFIX = ".parquet"
 TAR_SUFFIX = ".tar"  # WebDataset shards
 FILE_BUILDERS = {PARQUET_SUFFIX: "parquet", TAR_SUFFIX: "webdataset"}  # a file source's suffix → its datasets builder
-GLOB_CHARACTERS = ("*", "?", "[")
 # A split folder's name → its split ("val/" → "validation"), as datasets names them.
 SPLIT_FOLDERS = {keyword: str(split) for split, keywords in SPLIT_KEYWORDS.items() for keyword in keywords}
 # The Hub's parquet file names: "train.parquet", "test-00000-of-00002.parquet".

@@ -3,31 +3,27 @@
 (results.py), the whole flow (run.py: `evaluate_encoder`, what ``maskvision eval`` calls), and the `evaluate` metric
 modules (top-1, top-5) shipped with the package."""
 
-from .cache import FeatureCache
-from .encoder import POOLINGS, Encoder, load_encoder
-from .features import FeatureSet, extract_features
-from .knn import knn_evaluate, knn_scores
-from .linear import LinearProbeResult, linear_probe
-from .metrics import accuracy_from_scores, load_metric, metric_path
-from .results import EvalResult, read_results, write_results
-from .run import evaluate_encoder
+from ..lazy_names import lazy_names
 
-__all__ = [
-    "POOLINGS",
-    "Encoder",
-    "EvalResult",
-    "FeatureCache",
-    "FeatureSet",
-    "LinearProbeResult",
-    "accuracy_from_scores",
-    "evaluate_encoder",
-    "extract_features",
-    "knn_evaluate",
-    "knn_scores",
-    "linear_probe",
-    "load_encoder",
-    "load_metric",
-    "metric_path",
-    "read_results",
-    "write_results",
-]
+# public name → the module defining it (imported at first use: ``maskvision eval --help`` needs `arguments` alone)
+_PUBLIC = {
+    "FeatureCache": "cache",
+    "POOLINGS": "encoder",
+    "Encoder": "encoder",
+    "load_encoder": "encoder",
+    "FeatureSet": "features",
+    "extract_features": "features",
+    "knn_evaluate": "knn",
+    "knn_scores": "knn",
+    "LinearProbeResult": "linear",
+    "linear_probe": "linear",
+    "accuracy_from_scores": "metrics",
+    "load_metric": "metrics",
+    "metric_path": "metrics",
+    "EvalResult": "results",
+    "read_results": "results",
+    "write_results": "results",
+    "evaluate_encoder": "run",
+}
+__all__ = sorted(_PUBLIC)
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC)

@@ -12,12 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from ..progress import progress_bar
+from .arguments import DEFAULT_KS, DEFAULT_TEMPERATURE
 from .metrics import accuracy_from_scores
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_KS = (20, 200)
-DEFAULT_TEMPERATURE = 0.07
 
 
 def _check(train_features, train_labels, test_features, temperature):

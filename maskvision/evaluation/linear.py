@@ -16,9 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..progress import progress_bar
+from .arguments import DEFAULT_LEARNING_RATES
 from .metrics import accuracy_from_scores
-
-DEFAULT_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 
 
 @dataclass
