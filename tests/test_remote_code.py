@@ -23,8 +23,8 @@ from maskvision.remote_code import (
 )
 
 MOBY_FILES = {
-    "configuration_moby.py", "backbones.py", "modeling_moby.py", "distributed.py", "heads.py", "losses.py",
-    "modeling_utils.py", "momentum.py", "pretrained_backbone.py", "resolution.py",
+    "configuration_moby.py", "backbones.py", "choices.py", "modeling_moby.py", "distributed.py", "heads.py",
+    "losses.py", "modeling_utils.py", "momentum.py", "pretrained_backbone.py", "resolution.py",
 }  # fmt: skip
 
 
