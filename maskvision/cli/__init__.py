@@ -69,14 +69,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _end_process_group() -> None:
+    """Leave the process group a distributed run joined (torchrun, accelerate launch) before the interpreter exits:
+    torch tears down a group still alive at exit with its threads running, and a gloo rank then aborts ("terminate
+    called without an active exception") after a run that finished. The script's job, not `main`'s: code calling
+    `main` in a distributed process keeps its group."""
+    distributed = sys.modules.get("torch.distributed")  # never imported by `maskvision --help`
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
+
+
 def entry_point(argv: list[str] | None = None) -> int:
     """The ``maskvision`` script: `main`, with an error during a run as one line and a log file holding its traceback
     (``--debug`` first, or ``MASKVISION_DEBUG=1``: the traceback itself)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = argv[:1] == ["--debug"] or os.environ.get("MASKVISION_DEBUG", "") not in ("", "0")
     argv = argv[1:] if argv[:1] == ["--debug"] else argv
-    if debug:
-        return main(argv)
+    try:
+        return main(argv) if debug else _main_in_one_line(argv)
+    finally:
+        _end_process_group()
+
+
+def _main_in_one_line(argv: list[str]) -> int:
+    """`main`, an error during a run printed as one line plus the path of the log holding its traceback."""
     try:
         return main(argv)
     except KeyboardInterrupt:
