@@ -32,8 +32,9 @@ class ConvertArguments:
     )
     config_overrides: str | None = field(
         default=None,
-        metadata={"help": "Settings the weights do not hold, e.g. mask_ratio=0.9,num_masks=8 for ExtreMA's 90% x 8 "
-                          "release (the defaults are the official ones: 80% x 5, BYOL...)."},  # fmt: skip
+        metadata={"help": "Settings the weights do not hold, e.g. mask_ratio=0.9,num_masks=8 for ExtreMA's "
+                          "release with 8 masks at ratio 0.9 (the defaults are the official ones: 5 masks at 0.8, "
+                          "BYOL...)."},  # fmt: skip
     )
 
 

@@ -27,7 +27,7 @@ class ExtremaModelArguments:
     intermediate_size: int | None = field(default=None, metadata={"help": "Override the MLP width (default 4x)."})
     drop_path_rate: float = field(default=0.1, metadata={"help": "Student stochastic depth (the teacher has none)."})
     mask_ratio: float = field(default=0.8, metadata={"help": "Share of patches each mask hides (paper: 0.75-0.9)."})
-    num_masks: int = field(default=5, metadata={"help": "Disjoint masks per image (80% x 5, 90% x 8)."})
+    num_masks: int = field(default=5, metadata={"help": "Disjoint masks per image (5 at mask ratio 0.8, 8 at 0.9)."})
     loss: str = field(default="byol", metadata={"help": "Objective.", "choices": LOSSES})
     temperature: float = field(default=0.2, metadata={"help": "Temperature of the infonce loss."})
     base_momentum: float = field(default=0.996, metadata={"help": "Teacher momentum at the first step."})
