@@ -65,7 +65,7 @@ def test_reference_cpu_profile_compares_swin_with_its_own_random_init(tmp_path):
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["profile"] == "cpu" and set(data["encoders"]) == {"random-init-swin", "moby"}
     assert data["encoders"]["random-init-swin"]["backbone"] == data["encoders"]["moby"]["backbone"]
-    assert data["encoders"]["moby"]["backbone"].startswith("Swin 16, depths 1-1")
+    assert data["encoders"]["moby"]["backbone"] == "Swin 16, depths 1-1, patch 4"
     assert data["curve"] == {} and data["encoders"]["moby"]["finetune_top1"] is not None
     assert "| random-init-swin | Swin 16" in (tmp_path / "results.md").read_text()
     assert os.path.exists(tmp_path / "cards" / "cifar10-moby-swin-16-encoder.md")
