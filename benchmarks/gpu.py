@@ -223,8 +223,8 @@ def flops_per_image(method: str, flags: list[str], batch: int = 8) -> dict:
     from maskvision import BeitMimForPreTraining, DVAEConfig, DVAETokenizer
     from maskvision.cli.args import parse_arguments
     from maskvision.cli.pretrain import load_recipe
-    from maskvision.training.pretrain import DataArguments
-    from maskvision.training.tokenizer_presets import dvae_preset
+    from maskvision.training.runs.pretrain import DataArguments
+    from maskvision.training.runs.tokenizer_presets import dvae_preset
 
     recipe = load_recipe("moby" if method == "moby" else "extrema" if method == "extrema" else "beit")
     _, model_args, _ = parse_arguments((DataArguments, recipe.model_arguments, recipe.training_arguments), [

@@ -27,15 +27,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import synchronize, write_results  # noqa: E402
 from maskvision.data import TensorImages  # noqa: E402
-from maskvision.training.collators import (  # noqa: E402
+from maskvision.training.inputs.collators import (  # noqa: E402
     IndexedRows,
     MaskedImageModelingCollator,
     MultiMaskCollator,
     TwoViewCollator,
 )
-from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator  # noqa: E402
-from maskvision.training.pretrain import default_num_workers  # noqa: E402
-from maskvision.training.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # noqa: E402
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator, RandomMaskGenerator  # noqa: E402
+from maskvision.training.runs.pretrain import default_num_workers  # noqa: E402
+from maskvision.training.inputs.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # noqa: E402
 
 
 def collator(method: str, image_size: int, patch_size: int):

@@ -33,8 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import time_side_by_side, write_results  # noqa: E402
 from maskvision.data import load_image_dataset, random_subset  # noqa: E402
-from maskvision.training.checkpoints import incomplete_reason, last_complete_checkpoint  # noqa: E402
-from maskvision.training.collators import IndexedRows, TwoViewCollator  # noqa: E402
+from maskvision.training.loop.checkpoints import incomplete_reason, last_complete_checkpoint  # noqa: E402
+from maskvision.training.inputs.collators import IndexedRows, TwoViewCollator  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # CIFAR-10's training set beside the repository (the main checkout's ../shared, or a worktree's ../../shared).

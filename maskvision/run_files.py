@@ -1,4 +1,4 @@
-"""The names of the files a run leaves in its ``output_dir``: written by the run driver (`maskvision.training.run`),
+"""The names of the files a run leaves in its ``output_dir``: written by the run driver (`maskvision.training.runs.run`),
 the trainer and the evaluations; read by the model card, the training-curves plot and the Hub staging.
 
 A leaf: it imports nothing, so that every layer (the cards and the Hub too) can name the files without importing

@@ -33,7 +33,7 @@ from maskvision.configuration.configuration_vqkd import VQKD_VIT_DEFAULTS
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
 from maskvision.evaluation.features import build_image_processor
-from maskvision.training.masking import RandomMaskGenerator
+from maskvision.training.inputs.masking import RandomMaskGenerator
 
 WORKER = os.path.join(os.path.dirname(__file__), "hub_isolated.py")
 

@@ -17,7 +17,7 @@ from maskvision import BeitMimConfig, BeitMimForPreTraining
 from maskvision.cli import main as cli_main
 from maskvision.cli.demo import DemoContext
 from maskvision.training.recipes.beit import RECIPE, BeitModelArguments, BeitTrainingArguments, demo_stage
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.loop.trainer import MaskVisionTrainer
 
 VOCAB = 512
 TINY_MODEL_FLAGS = [

@@ -32,7 +32,7 @@ def test_command_help_imports_the_arguments_without_the_trainer_the_data_or_the_
             "for command in commands + [['tokenizer', 'train'], ['finetune'], ['eval', 'knn'], ['eval', 'linear']]:\n"
             "    try:\n        main([*command, '--help'])\n    except SystemExit:\n        pass\n"
             "heavy = ('datasets', 'kornia', 'transformers.trainer', 'transformers.models', 'maskvision.modeling',"
-            " 'maskvision.configuration.configuration_beit_mim', 'maskvision.training.pretrain',"
+            " 'maskvision.configuration.configuration_beit_mim', 'maskvision.training.runs.pretrain',"
             " 'maskvision.evaluation.run')\n"
             "print(sorted(name for name in heavy if name in sys.modules))")  # fmt: skip
     assert _python(code).splitlines()[-1] == "[]"

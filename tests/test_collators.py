@@ -12,9 +12,9 @@ from transformers import PreTrainedConfig, PreTrainedModel, Trainer, TrainingArg
 from transformers.modeling_outputs import ModelOutput
 
 from maskvision.data import load_image_dataset
-from maskvision.training.collators import MaskedImageModelingCollator, MultiMaskCollator, TwoViewCollator
-from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator
-from maskvision.training.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from maskvision.training.inputs.collators import MaskedImageModelingCollator, MultiMaskCollator, TwoViewCollator
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator, RandomMaskGenerator
+from maskvision.training.inputs.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 STATS = {"image_mean": IMAGENET_DEFAULT_MEAN, "image_std": IMAGENET_DEFAULT_STD}
 

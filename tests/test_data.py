@@ -418,7 +418,7 @@ def test_bad_images_in_parquet_skip_the_right_rows_or_raise_naming_the_row(load,
 
 def test_max_train_samples_draws_at_random_from_class_sorted_data(tmp_path):
     """CIFAR-10's parquet files are sorted by class: the first N rows would pretrain on a single class."""
-    from maskvision.training.pretrain import DataArguments
+    from maskvision.training.runs.pretrain import DataArguments
 
     image = encode(Image.new("RGB", (4, 4)))
     features = Features({"image": ImageFeature(), "label": ClassLabel(names=["a", "b", "c", "d"])})

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from maskvision.training.collators import MaskedImageModelingCollator, MultiMaskCollator, TwoViewCollator
-from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator
+from maskvision.training.inputs.collators import MaskedImageModelingCollator, MultiMaskCollator, TwoViewCollator
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator, RandomMaskGenerator
 
 STATS = {"image_mean": (0.485, 0.456, 0.406), "image_std": (0.229, 0.224, 0.225)}
 
@@ -110,7 +110,7 @@ def test_pretrain_command_trains_with_augmentation_on_the_device(tmp_path):
 
 
 def test_tokenizer_collator_hands_over_crops_too():
-    from maskvision.training.tokenizer import TokenizerCollator
+    from maskvision.training.runs.tokenizer import TokenizerCollator
 
     batch_rows = rows(8)
     on_host = TokenizerCollator(16, seed=0)(batch_rows)
@@ -122,7 +122,7 @@ def test_tokenizer_collator_hands_over_crops_too():
 
 
 def test_finetuning_refuses_augmentation_on_the_device(tmp_path):
-    from maskvision.training.finetune import FinetuneArguments, FinetuneModelArguments, run_finetuning
+    from maskvision.training.runs.finetune import FinetuneArguments, FinetuneModelArguments, run_finetuning
     from maskvision.training.labelled_data import LabelledDataArguments
 
     args = FinetuneArguments(output_dir=str(tmp_path), augment_on_device=True, use_cpu=True)

@@ -11,7 +11,7 @@ from transformers import AutoModel
 from conftest import tiny_dvae
 from maskvision import DVAEConfig, DVAETokenizer
 from maskvision.modeling.tokenizer_utils import CodebookRecorder, code_counts, codebook_health, perplexity
-from maskvision.training.tokenizer_callbacks import (
+from maskvision.training.runs.tokenizer_callbacks import (
     CodebookCallback,
     RelaxationScheduleCallback,
     copy_optimizer_state,

@@ -8,10 +8,10 @@ from conftest import tiny_extrema_config
 from maskvision import ExtremaConfig, ExtremaForPreTraining
 from maskvision.modeling.momentum import copy_student_to_teacher_
 from maskvision.modeling.pos_embed import sincos_2d_position_embedding
-from maskvision.training.callbacks import MomentumTeacherCallback
-from maskvision.training.masking import RandomMaskGenerator
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.loop.callbacks import MomentumTeacherCallback
+from maskvision.training.inputs.masking import RandomMaskGenerator
+from maskvision.training.runs.pretrain import PretrainingArguments
+from maskvision.training.loop.trainer import MaskVisionTrainer
 
 
 def make_batch(config: ExtremaConfig, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:

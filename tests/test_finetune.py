@@ -24,9 +24,9 @@ from transformers import (
 from maskvision.evaluation.features import build_image_processor, class_names
 from maskvision.modeling.resolution import resize_position_embeddings, resize_relative_position_bias_table
 from maskvision.cli import main as cli_main
-from maskvision.training.finetune import FinetuneArguments, FinetuneTrainer, load_classifier
-from maskvision.training.mixup import MixupCutmix, smooth_one_hot
-from maskvision.training.pretrain import PretrainingArguments
+from maskvision.training.runs.finetune import FinetuneArguments, FinetuneTrainer, load_classifier
+from maskvision.training.inputs.mixup import MixupCutmix, smooth_one_hot
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 TINY = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
@@ -102,7 +102,7 @@ def _colour_parquet(path, num_images, seed):
 
 
 def test_finetuning_learns_a_separable_task(tiny_beit_dir, tmp_path):
-    from maskvision.training.finetune import FinetuneModelArguments, run_finetuning
+    from maskvision.training.runs.finetune import FinetuneModelArguments, run_finetuning
     from maskvision.training.labelled_data import LabelledDataArguments
 
     data = LabelledDataArguments(
@@ -287,7 +287,7 @@ def test_load_classifier_from_stock_checkpoints(tmp_path):
 
 
 def test_classification_transforms_train_crops_and_eval_processor():
-    from maskvision.training.finetune import ClassificationTransform, TrainingAugmentation
+    from maskvision.training.runs.finetune import ClassificationTransform, TrainingAugmentation
 
     processor = build_image_processor(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     rng = np.random.default_rng(0)

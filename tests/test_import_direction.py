@@ -90,7 +90,7 @@ def imports(module: str, path: str, module_level: bool = False) -> list[tuple[st
 
 def test_every_module_has_a_layer():
     assert all(layer(module) in LAYERS for module in MODULES)
-    assert layer("maskvision.cli.evaluate") == "cli" and layer("maskvision.training.trainer") == "training"
+    assert layer("maskvision.cli.evaluate") == "cli" and layer("maskvision.training.loop.trainer") == "training"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

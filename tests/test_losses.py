@@ -27,7 +27,7 @@ from conftest import tiny_beit_config, tiny_dvae, tiny_extrema_config, tiny_moby
 from maskvision import BeitMimForPreTraining, ExtremaForPreTraining, MobyForPreTraining, VQKDTokenizer
 from maskvision.modeling.losses import byol_loss, info_nce_loss
 from maskvision.modeling.modeling_vqkd import load_teacher
-from maskvision.training.masking import RandomMaskGenerator
+from maskvision.training.inputs.masking import RandomMaskGenerator
 
 
 def unit(vectors: torch.Tensor) -> torch.Tensor:

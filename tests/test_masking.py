@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator, RandomMaskGenerator
 
 
 def counts(masks: torch.Tensor) -> torch.Tensor:

@@ -15,14 +15,14 @@ from conftest import tiny_moby_config, tiny_swin_config
 from maskvision import MobyConfig, MobyForPreTraining
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
 from maskvision.data import load_image_dataset
-from maskvision.training.callbacks import MomentumTeacherCallback
+from maskvision.training.loop.callbacks import MomentumTeacherCallback
 from maskvision.cli import main as cli_main
 from maskvision.cli.demo import DemoContext
-from maskvision.training.collators import TwoViewCollator
-from maskvision.training.pretrain import PretrainingArguments
+from maskvision.training.inputs.collators import TwoViewCollator
+from maskvision.training.runs.pretrain import PretrainingArguments
 from maskvision.training.recipes.moby import RECIPE, MobyModelArguments, MobyTrainingArguments, demo_stage
-from maskvision.training.trainer import MaskVisionTrainer
-from maskvision.training.transforms import ColorAugmentation
+from maskvision.training.loop.trainer import MaskVisionTrainer
+from maskvision.training.inputs.transforms import ColorAugmentation
 
 
 def views(batch=8, size=32, seed=0):

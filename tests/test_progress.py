@@ -13,7 +13,7 @@ from maskvision.evaluation.linear import linear_probe
 from maskvision.progress import progress_bar
 from maskvision.cli.args import parse_arguments
 from maskvision.cli.evaluate import FeatureArguments, KnnArguments
-from maskvision.training.tokenizer import TokenizerArguments, build_tokenizer, evaluate_tokenizer
+from maskvision.training.runs.tokenizer import TokenizerArguments, build_tokenizer, evaluate_tokenizer
 
 
 class Terminal(io.StringIO):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from maskvision.training.rand_augment import INCREASING_OPS, RandAugment, RandomErasing, parse_rand_augment
+from maskvision.training.inputs.rand_augment import INCREASING_OPS, RandAugment, RandomErasing, parse_rand_augment
 
 MAGNITUDE = 9.0
 

@@ -46,7 +46,7 @@ def test_cosine_schedule_warms_up_from_and_ends_at_the_official_bounds_scaled_wi
     import torch
 
     from maskvision.cli.pretrain import load_recipe
-    from maskvision.training.trainer import MaskVisionTrainer
+    from maskvision.training.loop.trainer import MaskVisionTrainer
 
     args = load_recipe(method).training_arguments(per_device_train_batch_size=8, warmup_steps=4, use_cpu=True)
     trainer = MaskVisionTrainer(model=torch.nn.Linear(4, 4), args=args)

@@ -1,4 +1,4 @@
-"""Every kind of run goes through the one run driver (`maskvision.training.run.run_training`) and so leaves the same run
+"""Every kind of run goes through the one run driver (`maskvision.training.runs.run.run_training`) and so leaves the same run
 files (`maskvision.run_files.RUN_FILES`): a pretraining method, a visual tokenizer and a fine-tuning run; and the
 tokenizer's model card, which reads them, states its data, steps and loss."""
 

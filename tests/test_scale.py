@@ -120,7 +120,7 @@ def test_default_data_loader_workers_share_the_cores(monkeypatch, cores, process
 
 
 def test_arguments_resolve_workers_and_start_them_each_epoch(tmp_path):
-    from maskvision.training.pretrain import PretrainingArguments, default_num_workers
+    from maskvision.training.runs.pretrain import PretrainingArguments, default_num_workers
 
     automatic = PretrainingArguments(output_dir=str(tmp_path), use_cpu=True)
     assert automatic.dataloader_num_workers == default_num_workers()

@@ -10,9 +10,9 @@ from transformers import BeitModel
 from conftest import TINY_VIT, tiny_beit_config, tiny_dvae, tiny_extrema_config, tiny_moby_config, tiny_swin_config
 from maskvision import BeitMimConfig, BeitMimForPreTraining, ExtremaForPreTraining, MobyForPreTraining
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
-from maskvision.training.masking import RandomMaskGenerator
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.inputs.masking import RandomMaskGenerator
+from maskvision.training.runs.pretrain import PretrainingArguments
+from maskvision.training.loop.trainer import MaskVisionTrainer
 
 # Patches of 8 px: a 4x4 grid of tokens, the cheapest that still exercises every stage.
 PATCH = 8

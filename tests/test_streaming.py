@@ -13,9 +13,9 @@ from maskvision.data import streaming
 from maskvision.data.streaming import POSITION_BITS, STREAM_POSITION
 from maskvision.evaluation.features import build_image_processor
 from maskvision.cli import main as cli
-from maskvision.training.pretrain import PretrainingArguments
+from maskvision.training.runs.pretrain import PretrainingArguments
 from maskvision.training.labelled_data import LabelledDataArguments
-from maskvision.training.streaming import StreamingArguments, training_rows
+from maskvision.training.inputs.streaming import StreamingArguments, training_rows
 
 
 def image_id(row) -> int:

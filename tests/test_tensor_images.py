@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from maskvision.data import TensorImages
-from maskvision.training.collators import IndexedRows, MultiMaskCollator, TwoViewCollator
-from maskvision.training.masking import RandomMaskGenerator
-from maskvision.training.transforms import RESAMPLING, RandomResizedCrop, image_sizes, resized_crops
+from maskvision.training.inputs.collators import IndexedRows, MultiMaskCollator, TwoViewCollator
+from maskvision.training.inputs.masking import RandomMaskGenerator
+from maskvision.training.inputs.transforms import RESAMPLING, RandomResizedCrop, image_sizes, resized_crops
 
 STATS = {"image_mean": (0.5, 0.5, 0.5), "image_std": (0.5, 0.5, 0.5)}
 

@@ -14,7 +14,7 @@ from transformers import AutoImageProcessor, AutoModel, BeitConfig, BeitModel
 from maskvision import DVAETokenizer, VQKDTokenizer
 from maskvision.cli import main as cli
 from maskvision.cli.demo import DemoContext
-from maskvision.training.tokenizer import TokenizerCollator, demo_stage, parse_config_overrides
+from maskvision.training.runs.tokenizer import TokenizerCollator, demo_stage, parse_config_overrides
 
 # A tiny dVAE: 16 px, 4 x 4 codes of a vocabulary of 32.
 TINY = "vocab_size=32,hidden_size=16,code_embedding_size=16"

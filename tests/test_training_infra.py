@@ -10,11 +10,11 @@ from transformers import PreTrainedConfig
 from transformers.modeling_outputs import ModelOutput
 
 from maskvision.modeling.momentum import MomentumTeacherMixin, cosine_schedule, update_momentum_
-from maskvision.training.callbacks import MomentumTeacherCallback
+from maskvision.training.loop.callbacks import MomentumTeacherCallback
 from maskvision.cli.args import parse_arguments
-from maskvision.training.optim import layer_id, param_groups
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.loop.optim import layer_id, param_groups
+from maskvision.training.runs.pretrain import PretrainingArguments
+from maskvision.training.loop.trainer import MaskVisionTrainer
 
 
 @dataclass

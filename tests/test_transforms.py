@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from maskvision.training.transforms import (
+from maskvision.training.inputs.transforms import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
     BeitViews,

@@ -20,7 +20,7 @@ from maskvision.evaluation.features import build_image_processor
 from maskvision.cli import main as cli_main
 from maskvision.cli.demo import DemoContext
 from maskvision.training.recipes.beit import RECIPE as BEIT, BeitModelArguments
-from maskvision.training.tokenizer import TokenizerArguments, build_tokenizer
+from maskvision.training.runs.tokenizer import TokenizerArguments, build_tokenizer
 from maskvision.visualization.beit import beit_prediction_columns, unpatchify
 from maskvision.visualization.curves import (
     MISSING_PLOTS,

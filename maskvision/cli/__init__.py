@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     except Exception as error:
-        from ..training.checkpoints import IncompleteCheckpointError  # here: `maskvision --help` imports no torch
+        from ..training.loop.checkpoints import IncompleteCheckpointError  # here: `maskvision --help` imports no torch
 
         if not isinstance(error, IncompleteCheckpointError):
             raise

@@ -16,7 +16,7 @@ from .args import parse_arguments
 # (name, "module:function") in pipeline order.
 STAGES: list[tuple[str, str]] = [
     ("preview", "maskvision.visualization.preview:demo_stage"),
-    ("tokenizer", "maskvision.training.tokenizer:demo_stage"),  # after "preview"; the BEiT stage loads its output
+    ("tokenizer", "maskvision.training.runs.tokenizer:demo_stage"),  # after "preview"; the BEiT stage loads its output
     ("beit", "maskvision.training.recipes.beit:demo_stage"),  # after "tokenizer": loads its output
     ("extrema", "maskvision.training.recipes.extrema:demo_stage"),
     ("moby", "maskvision.training.recipes.moby:demo_stage"),  # after "extrema"

@@ -10,7 +10,7 @@ The method's model flags are those of `maskvision pretrain <method>` (image and 
 
 from dataclasses import dataclass, field
 
-from ..training.pretrain import DataArguments
+from ..training.runs.pretrain import DataArguments
 from ..visualization.preview import write_preview
 from .args import ANY_HELP_FLAG, CommandParser, UsageError, normalise_flags, parse_arguments
 from .pretrain import RECIPES, load_recipe

@@ -38,14 +38,14 @@ class ImportDalleArguments:
 
 
 def train(argv: list[str]) -> int:
-    from ..training.arguments import DataArguments
-    from ..training.tokenizer_arguments import TokenizerArguments, TokenizerTrainingArguments
+    from ..training.runs.arguments import DataArguments
+    from ..training.runs.tokenizer_arguments import TokenizerArguments, TokenizerTrainingArguments
 
     data_args, model_args, training_args = parse_arguments(
         (DataArguments, TokenizerArguments, TokenizerTrainingArguments), argv, prog="maskvision tokenizer train",
         description="Train a visual tokenizer (DALL-E's dVAE or BEiT v2's VQ-KD) for BEiT.",
     )
-    from ..training.tokenizer import train_tokenizer  # the models and the Trainer: after --help
+    from ..training.runs.tokenizer import train_tokenizer  # the models and the Trainer: after --help
 
     trainer, report = train_tokenizer(data_args, model_args, training_args)
     if report:
@@ -64,8 +64,8 @@ def inspect(argv: list[str]) -> int:
     import torch
     from transformers import AutoModel
 
-    from ..training.arguments import DataArguments
-    from ..training.tokenizer import write_report
+    from ..training.runs.arguments import DataArguments
+    from ..training.runs.tokenizer import write_report
 
     model = AutoModel.from_pretrained(path)
     if not hasattr(model, "get_codebook_indices"):

@@ -14,7 +14,7 @@ Each residual block adds ``post_gain * res_path(x)`` to its identity path, with 
 
 Training (DALL-E, appendix A.2) maximises the ELBO with a Gumbel-softmax relaxation of the codes: the temperature
 is annealed from 1 to 1/16 and the weight of the KL term (to a uniform prior) ramped from 0 to 6.6, both set each
-optimizer step by `maskvision.training.tokenizer_callbacks.RelaxationScheduleCallback`. The loss is divided by
+optimizer step by `maskvision.training.runs.tokenizer_callbacks.RelaxationScheduleCallback`. The loss is divided by
 the number of pixel values, so the KL term (summed over the grid) weighs ``kl_weight / (C * f**2)`` per position.
 """
 

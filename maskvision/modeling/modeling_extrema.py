@@ -267,7 +267,7 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         if fewest != most or fewest == 0:
             raise ValueError(
                 "Every mask in bool_masked_pos must leave the same, non-zero number of patches visible; got between "
-                f"{fewest} and {most}. Use maskvision.training.masking.RandomMaskGenerator."
+                f"{fewest} and {most}. Use maskvision.training.inputs.masking.RandomMaskGenerator."
             )
         num_masks = visible.shape[1]
         # Visible patches first, in ascending patch order (stable sort), then keep V of them: (B, M, V).

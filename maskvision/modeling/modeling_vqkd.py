@@ -8,7 +8,7 @@ Loss: ``(1 - cos(reconstruction, teacher)) + ||z - sg(code)||²`` (reconstructio
 codebook receives no gradient: it is an exponential moving average (decay 0.99) of the l2-normalised mean of the
 encoder outputs assigned to each code, initialised by spherical k-means on the first step's outputs. Unlike the
 official code, which updates the codebook inside ``forward``, the update is applied once per optimizer step by
-`maskvision.training.tokenizer_callbacks.CodebookCallback` from statistics summed over micro-batches and processes,
+`maskvision.training.runs.tokenizer_callbacks.CodebookCallback` from statistics summed over micro-batches and processes,
 which also restarts dead codes from encoder outputs (Dhariwal et al. 2020) when asked.
 
 The teacher (`load_teacher`: any transformers image encoder by name or path) is attached with `set_teacher` and

@@ -20,7 +20,7 @@ import torch
 from accelerate import init_empty_weights
 
 from ..data import load_image_dataset, to_rgb
-from ..training.pretrain import PretrainingRecipe
+from ..training.runs.pretrain import PretrainingRecipe
 from .images import colour_visible, image_grid, save_png, shade, thumbnails, unnormalize
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from transformers import set_seed
 from workers import Rows, differs_across_ranks, logged_losses, write_summary
 
 from maskvision import BeitMimConfig, BeitMimForPreTraining, DVAEConfig, DVAETokenizer
-from maskvision.training.collators import MaskedImageModelingCollator
-from maskvision.training.masking import BlockwiseMaskGenerator
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.inputs.collators import MaskedImageModelingCollator
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator
+from maskvision.training.runs.pretrain import PretrainingArguments
+from maskvision.training.loop.trainer import MaskVisionTrainer
 
 GLOBAL_BATCH, STEPS, IMAGE, PATCH, MASKED = 8, 3, 32, 8, 6
 

@@ -20,7 +20,7 @@ from workers import write_summary
 from maskvision import ExtremaConfig, ExtremaForPreTraining
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
 from maskvision.modeling.momentum import cosine_schedule
-from maskvision.training.masking import RandomMaskGenerator
+from maskvision.training.inputs.masking import RandomMaskGenerator
 
 GLOBAL_BATCH, STEPS = 8, 3
 

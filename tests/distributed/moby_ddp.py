@@ -18,9 +18,9 @@ from workers import identical_across_ranks, logged_losses, write_summary
 from maskvision import MobyConfig, MobyForPreTraining
 from maskvision.configuration.backbones import swin_backbone_config
 from maskvision.modeling.distributed import all_gather_no_grad
-from maskvision.training.callbacks import MomentumTeacherCallback, unwrap_model
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.loop.callbacks import MomentumTeacherCallback, unwrap_model
+from maskvision.training.runs.pretrain import PretrainingArguments
+from maskvision.training.loop.trainer import MaskVisionTrainer
 
 BATCH, ACCUMULATION, STEPS = 4, 2, 2  # per rank; the one-process reference runs 2 * BATCH
 

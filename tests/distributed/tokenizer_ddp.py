@@ -14,9 +14,9 @@ import torch.distributed as dist
 from workers import identical_across_ranks, logged_losses, write_summary
 
 from maskvision.cli.args import parse_arguments
-from maskvision.training.pretrain import DataArguments
-from maskvision.training.tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
-from maskvision.training.tokenizer_callbacks import CodebookCallback
+from maskvision.training.runs.pretrain import DataArguments
+from maskvision.training.runs.tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
+from maskvision.training.runs.tokenizer_callbacks import CodebookCallback
 
 
 def main(summary_path: str, argv: list[str]) -> None:

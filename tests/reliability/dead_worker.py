@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import ModelOutput
 
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.runs.pretrain import PretrainingArguments
+from maskvision.training.loop.trainer import MaskVisionTrainer
 
 
 @dataclass

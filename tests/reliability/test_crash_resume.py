@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 import maskvision
-from maskvision.training.checkpoints import (
+from maskvision.training.loop.checkpoints import (
     CHECKPOINT_COMPLETE,
     incomplete_reason,
     last_complete_checkpoint,
@@ -108,8 +108,8 @@ def test_batches_depend_only_on_seed_epoch_and_samples():
     import threading
 
     from maskvision.data import load_image_dataset
-    from maskvision.training.collators import IndexedRows, MaskedImageModelingCollator
-    from maskvision.training.masking import BlockwiseMaskGenerator
+    from maskvision.training.inputs.collators import IndexedRows, MaskedImageModelingCollator
+    from maskvision.training.inputs.masking import BlockwiseMaskGenerator
 
     rows = IndexedRows(load_image_dataset("demo").select(range(8)))
     rows = [rows[index] for index in range(8)]
@@ -134,7 +134,7 @@ def test_batches_depend_only_on_seed_epoch_and_samples():
 def test_sample_index_is_a_view_that_keeps_dropped_rows_dropped():
     import datasets
 
-    from maskvision.training.collators import IndexedRows
+    from maskvision.training.inputs.collators import IndexedRows
 
     table = datasets.Dataset.from_dict({"image": list(range(10)), "label": list(range(10))})
     kept = table.select([0, 2, 3, 7])  # as on_bad_image="skip" leaves it: an indices mapping, nothing rewritten

@@ -11,7 +11,7 @@ import sys
 import pytest
 from transformers import Trainer
 
-from maskvision.training.checkpoints import (
+from maskvision.training.loop.checkpoints import (
     CHECKPOINT_COMPLETE,
     incomplete_reason,
     last_complete_checkpoint,

@@ -12,9 +12,9 @@ from transformers import PreTrainedConfig, TrainerCallback
 from transformers.modeling_outputs import ModelOutput
 
 from maskvision.modeling.momentum import MomentumTeacherMixin
-from maskvision.training.callbacks import MomentumTeacherCallback
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.loop.callbacks import MomentumTeacherCallback
+from maskvision.training.runs.pretrain import PretrainingArguments
+from maskvision.training.loop.trainer import MaskVisionTrainer
 
 POISONED = 2  # the third optimizer step (batch size 4, no shuffling) sees a NaN input
 
@@ -107,7 +107,7 @@ def test_nan_policy_and_clipping_arguments_are_validated(tmp_path):
 def test_gradient_clipping_defaults_are_the_official_ones():
     # BEiT clips at 3.0 and MoBY at 5.0 on its summed loss (2.5 on maskvision's mean); ExtreMA and VQ-KD clip nothing
     from maskvision.cli.pretrain import RECIPES, load_recipe
-    from maskvision.training.tokenizer import TokenizerTrainingArguments
+    from maskvision.training.runs.tokenizer import TokenizerTrainingArguments
 
     defaults = {name: load_recipe(name).training_arguments().max_grad_norm for name in RECIPES}
     assert defaults == {"beit": 3.0, "extrema": 0.0, "moby": 2.5}

@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from maskvision.training.checkpoints import incomplete_reason
+from maskvision.training.loop.checkpoints import incomplete_reason
 from maskvision.cli import main as cli
-from maskvision.training.preemption import PreemptionCallback, parse_signals
-from maskvision.training.pretrain import PretrainingArguments
+from maskvision.training.loop.preemption import PreemptionCallback, parse_signals
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))

@@ -14,7 +14,7 @@ import torch
 from transformers.trainer_pt_utils import safe_globals
 
 import maskvision
-from maskvision.training.checkpoints import CHECKPOINT_COMPLETE
+from maskvision.training.loop.checkpoints import CHECKPOINT_COMPLETE
 from maskvision.cli import main as cli
 
 PACKAGE = pathlib.Path(maskvision.__file__).parent

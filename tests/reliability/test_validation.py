@@ -13,11 +13,11 @@ from PIL import Image
 import maskvision
 from maskvision.configuration.backbones import swin_backbone_config
 from maskvision.modeling.modeling_utils import check_checkpoint_model_type
-from maskvision.training.collators import MultiMaskCollator, TwoViewCollator
-from maskvision.training.masking import RandomMaskGenerator
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
-from maskvision.training.transforms import ColorAugmentation, RandomResizedCrop
+from maskvision.training.inputs.collators import MultiMaskCollator, TwoViewCollator
+from maskvision.training.inputs.masking import RandomMaskGenerator
+from maskvision.training.runs.pretrain import PretrainingArguments
+from maskvision.training.loop.trainer import MaskVisionTrainer
+from maskvision.training.inputs.transforms import ColorAugmentation, RandomResizedCrop
 
 FAST = settings(max_examples=40, deadline=None)
 

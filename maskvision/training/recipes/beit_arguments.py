@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ...configuration.choices import TARGETS
-from ..arguments import PretrainingArguments
+from ..runs.arguments import PretrainingArguments
 
 if TYPE_CHECKING:  # imported by `config` when it runs: the configs cost --help half a second (`configuration.choices`)
     from ...configuration.configuration_beit_mim import BeitMimConfig

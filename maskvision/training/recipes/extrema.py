@@ -27,11 +27,11 @@ from ...configuration.configuration_extrema import (
 )
 from ...data.streaming import ImageStream
 from ...modeling.modeling_extrema import ExtremaForPreTraining
-from ..callbacks import MomentumTeacherCallback, unwrap_model
-from ..collators import MultiMaskCollator
-from ..initialization import announce, fit_to_checkpoint, vit_flags
-from ..masking import RandomMaskGenerator
-from ..pretrain import DataArguments, PretrainingRecipe, run_pretraining
+from ..loop.callbacks import MomentumTeacherCallback, unwrap_model
+from ..inputs.collators import MultiMaskCollator
+from ..runs.initialization import announce, fit_to_checkpoint, vit_flags
+from ..inputs.masking import RandomMaskGenerator
+from ..runs.pretrain import DataArguments, PretrainingRecipe, run_pretraining
 from .extrema_arguments import ExtremaModelArguments, ExtremaTrainingArguments
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ recipe (`maskvision.training.recipes.extrema`): ``maskvision pretrain extrema --
 from dataclasses import dataclass, field
 
 from ...configuration.choices import LOSSES
-from ..arguments import PretrainingArguments
+from ..runs.arguments import PretrainingArguments
 
 
 @dataclass

@@ -25,10 +25,10 @@ from transformers import SwinConfig
 from ...configuration.backbones import SWIN_SIZES
 from ...configuration.configuration_moby import MobyConfig
 from ...modeling.modeling_moby import MobyForPreTraining
-from ..callbacks import MomentumTeacherCallback
-from ..collators import TwoViewCollator
-from ..initialization import announce, fit_to_checkpoint, size_name, vit_flags
-from ..pretrain import DataArguments, PretrainingRecipe, run_pretraining
+from ..loop.callbacks import MomentumTeacherCallback
+from ..inputs.collators import TwoViewCollator
+from ..runs.initialization import announce, fit_to_checkpoint, size_name, vit_flags
+from ..runs.pretrain import DataArguments, PretrainingRecipe, run_pretraining
 from .moby_arguments import SWIN_ONLY, MobyModelArguments, MobyTrainingArguments
 
 logger = logging.getLogger(__name__)

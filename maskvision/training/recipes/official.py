@@ -72,7 +72,7 @@ def show(value) -> str:
 def _no_decay(model) -> tuple[str, ...]:
     """The multi-dimensional trainable parameters kept out of weight decay (1-D ones and biases never decay), by the
     trainer's rule (`optim.decay_parameter_names`), as sorted last name components."""
-    from ..optim import decay_parameter_names
+    from ..loop.optim import decay_parameter_names
 
     decayed = set(decay_parameter_names(model))
     names = {name.rsplit(".", 1)[-1] for name, parameter in model.named_parameters()
@@ -81,7 +81,7 @@ def _no_decay(model) -> tuple[str, ...]:
 
 
 def _resampling(resample) -> str:
-    from ..transforms import RESAMPLING
+    from ..inputs.transforms import RESAMPLING
 
     return next(name for name, value in RESAMPLING.items() if value == resample)
 
@@ -150,9 +150,9 @@ def moby_defaults() -> SimpleNamespace:
 
 
 def _tokenizer_defaults(tokenizer_type: str) -> SimpleNamespace:
-    from ..collators import TokenizerCollator
-    from ..tokenizer_arguments import TOKENIZER_INTERPOLATION, TokenizerArguments, TokenizerTrainingArguments
-    from ..tokenizer_presets import TOKENIZERS
+    from ..inputs.collators import TokenizerCollator
+    from ..runs.tokenizer_arguments import TOKENIZER_INTERPOLATION, TokenizerArguments, TokenizerTrainingArguments
+    from ..runs.tokenizer_presets import TOKENIZERS
 
     model_args = TokenizerArguments(tokenizer_type=tokenizer_type)
     args = TokenizerTrainingArguments().resolve_for(tokenizer_type)
@@ -185,8 +185,8 @@ def finetune_defaults() -> SimpleNamespace:
     from transformers import BeitConfig, BeitForImageClassification
 
     from ...evaluation.processors import build_image_processor
-    from ..finetune import DEFAULT_LAYER_DECAY, ClassificationTransform, FinetuneArguments, FinetuneModelArguments
-    from ..finetune import TrainingAugmentation
+    from ..runs.finetune import DEFAULT_LAYER_DECAY, ClassificationTransform, FinetuneArguments, FinetuneModelArguments
+    from ..runs.finetune import TrainingAugmentation
 
     model_args, args = FinetuneModelArguments(model="(checkpoint)"), FinetuneArguments()
     # BEiT's fine-tuning model, small: relative positions in every layer, mean pooling, layer scale

@@ -11,9 +11,9 @@ from there instead of replaying batches.
 import json
 import logging
 import os
-from ..data.arguments import StreamingArguments
-from ..data.streaming import ImageStream
-from ..data.tensors import TensorImages
+from ...data.arguments import StreamingArguments
+from ...data.streaming import ImageStream
+from ...data.tensors import TensorImages
 from .collators import IndexedRows
 
 logger = logging.getLogger(__name__)

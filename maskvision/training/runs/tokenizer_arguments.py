@@ -1,5 +1,5 @@
 """The visual tokenizers' official optimisation and argument dataclasses (`maskvision tokenizer train`): what
-`maskvision.training.tokenizer.TOKENIZER_RECIPE` trains from; the size presets it builds from are in
+`maskvision.training.runs.tokenizer.TOKENIZER_RECIPE` trains from; the size presets it builds from are in
 `tokenizer_presets`. Imports no model: ``maskvision tokenizer train --help`` parses these alone."""
 
 from dataclasses import dataclass, field

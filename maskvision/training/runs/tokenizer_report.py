@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data import to_rgb
-from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
-from ..progress import progress_bar
+from ...data import to_rgb
+from ...modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
+from ...progress import progress_bar
 
 
 @torch.no_grad()

@@ -24,23 +24,23 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
-from ..data import to_rgb
-from ..data.labelled import LabelledDataArguments
-from ..data.streaming import ImageStream
-from ..evaluation.labels import class_names
-from ..evaluation.metrics import METRICS, accuracy_from_scores
-from ..evaluation.processors import load_image_processor, processor_settings, resolve_image_processor
-from ..evaluation.results import result_records, write_results
-from ..modeling.modeling_utils import MaskVisionPreTrainedModel
-from ..modeling.resolution import resize_state_dict
-from ..run_files import EVAL_RESULTS
+from ...data import to_rgb
+from ...data.labelled import LabelledDataArguments
+from ...data.streaming import ImageStream
+from ...evaluation.labels import class_names
+from ...evaluation.metrics import METRICS, accuracy_from_scores
+from ...evaluation.processors import load_image_processor, processor_settings, resolve_image_processor
+from ...evaluation.results import result_records, write_results
+from ...modeling.modeling_utils import MaskVisionPreTrainedModel
+from ...modeling.resolution import resize_state_dict
+from ...run_files import EVAL_RESULTS
 from .finetune_arguments import FinetuneArguments, FinetuneModelArguments
-from .mixup import MixupCutmix
-from .rand_augment import RandomErasing, parse_rand_augment
+from ..inputs.mixup import MixupCutmix
+from ..inputs.rand_augment import RandomErasing, parse_rand_augment
 from .run import Run, run_training
-from .streaming import training_rows
-from .trainer import MaskVisionTrainer
-from .transforms import BeitViews, normalize, to_float
+from ..inputs.streaming import training_rows
+from ..loop.trainer import MaskVisionTrainer
+from ..inputs.transforms import BeitViews, normalize, to_float
 
 logger = logging.getLogger(__name__)
 

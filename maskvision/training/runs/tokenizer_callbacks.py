@@ -13,9 +13,9 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from ..modeling.momentum import cosine_schedule
-from ..modeling.tokenizer_utils import codebook_health
-from .callbacks import unwrap_model, step_skipped
+from ...modeling.momentum import cosine_schedule
+from ...modeling.tokenizer_utils import codebook_health
+from ..loop.callbacks import unwrap_model, step_skipped
 
 
 def resolve_steps(value: float, max_steps: int, name: str) -> int:
