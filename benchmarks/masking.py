@@ -83,9 +83,13 @@ def collators(batches: int, batch_size: int = 64) -> dict:
     stats = {"image_size": 224, "image_mean": IMAGENET_DEFAULT_MEAN, "image_std": IMAGENET_DEFAULT_STD}
 
     def beit(augment_on_device=False):
-        return MaskedImageModelingCollator(**stats, patch_size=16, tokenizer_image_size=112,
-                                           mask_generator=BlockwiseMaskGenerator(14, 75),
-                                           augment_on_device=augment_on_device)  # fmt: skip
+        return MaskedImageModelingCollator(
+            **stats,
+            patch_size=16,
+            tokenizer_image_size=112,
+            mask_generator=BlockwiseMaskGenerator(14, 75),
+            augment_on_device=augment_on_device,
+        )
 
     def moby(augment_on_device=False):
         return TwoViewCollator(**stats, augment_on_device=augment_on_device)

@@ -5,7 +5,6 @@ import importlib
 import pytest
 
 
-
 @pytest.mark.parametrize(
     "old, new",
     [("collators", "inputs.collators"), ("masking", "inputs.masking"), ("transforms", "inputs.transforms"),

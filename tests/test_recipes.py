@@ -13,16 +13,22 @@ RECIPES_MD = os.path.join(os.path.dirname(os.path.dirname(__file__)), "RECIPES.m
 @pytest.mark.parametrize("table", TABLES, ids=lambda table: table.title)
 def test_every_row_is_the_default_the_recipe_resolves_to(table):
     defaults = table.defaults()
-    mismatches = {row.setting: (row.read(defaults), row.value) for row in table.rows
-                  if row.read(defaults) != row.value}  # fmt: skip
+    mismatches = {row.setting: (row.read(defaults), row.value) for row in table.rows if row.read(defaults) != row.value}
     assert not mismatches, f"{table.title}: (resolved, table) {mismatches}"
 
 
 def test_every_row_cites_an_official_source_and_the_settings_the_issue_lists():
     for table in TABLES:
         settings = {row.setting.split(" (")[0] for row in table.rows}
-        assert {"optimizer", "betas", "learning rate", "epochs", "weight decay", "no weight decay on",
-                "gradient clipping"} <= settings, table.title  # fmt: skip
+        assert {
+            "optimizer",
+            "betas",
+            "learning rate",
+            "epochs",
+            "weight decay",
+            "no weight decay on",
+            "gradient clipping",
+        } <= settings, table.title
         for row in table.rows:
             assert row.official and row.source, (table.title, row.setting)
 

@@ -8,8 +8,8 @@ import os
 import pytest
 from huggingface_hub import ModelCard
 
-from maskvision.run_files import DATA_ARGS, RUN_FILES, TRAINER_STATE
 from maskvision.cli import main as cli_main
+from maskvision.run_files import DATA_ARGS, RUN_FILES, TRAINER_STATE
 
 TINY_MOBY = [
     "--image_size", "32", "--patch_size", "4", "--window_size", "4", "--embed_dim", "16", "--depths", "1", "1",
@@ -31,8 +31,25 @@ def runs(tmp_path_factory) -> dict[str, str]:
     assert cli_main(["pretrain", "moby", "--output_dir", runs["pretraining"], *RUN, *TINY_MOBY]) == 0
     assert cli_main(["tokenizer", "train", "--output_dir", runs["tokenizer"], *RUN, *TINY_DVAE]) == 0
     encoder = os.path.join(runs["pretraining"], "encoder")
-    assert cli_main(["finetune", "--model", encoder, "--output_dir", runs["finetuning"], *RUN,
-                     "--max_eval_samples", "8", "--eval_strategy", "no", "--load_best_model_at_end", "false"]) == 0
+    assert (
+        cli_main(
+            [
+                "finetune",
+                "--model",
+                encoder,
+                "--output_dir",
+                runs["finetuning"],
+                *RUN,
+                "--max_eval_samples",
+                "8",
+                "--eval_strategy",
+                "no",
+                "--load_best_model_at_end",
+                "false",
+            ]
+        )
+        == 0
+    )
     return runs
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 import transformers
+from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, BeitModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput
@@ -31,8 +31,9 @@ from .losses import l2_normalize
 from .tokenizer_utils import CodebookRecorder, CodebookStep, VisualTokenizerModel, code_counts, perplexity
 
 
-def spherical_kmeans(samples: torch.Tensor, num_clusters: int, generator: torch.Generator, iterations: int = 10,
-                     chunk_size: int = 4096) -> torch.Tensor:
+def spherical_kmeans(
+    samples: torch.Tensor, num_clusters: int, generator: torch.Generator, iterations: int = 10, chunk_size: int = 4096
+) -> torch.Tensor:
     """k-means under cosine similarity of unit vectors (n, d) → (num_clusters, d) unit centroids; clusters left
     empty keep their previous centroid. Initial centroids are samples drawn with ``generator``."""
     picks = torch.randint(samples.shape[0], (num_clusters,), generator=generator).to(samples.device)
@@ -315,6 +316,11 @@ BIBTEX = {
 
 
 __all__ = [
-    "ProjectedImageTower", "VQKDConfig", "VQKDPreTrainedModel", "VQKDTokenizer", "VQKDTokenizerOutput", "image_tower",
+    "ProjectedImageTower",
+    "VQKDConfig",
+    "VQKDPreTrainedModel",
+    "VQKDTokenizer",
+    "VQKDTokenizerOutput",
+    "image_tower",
     "load_teacher",
 ]

@@ -21,8 +21,9 @@ from maskvision.training.runs.tokenizer_callbacks import CodebookCallback
 
 def main(summary_path: str, argv: list[str]) -> None:
     torch.set_num_threads(1)
-    arguments = parse_arguments((DataArguments, TokenizerArguments, TokenizerTrainingArguments), argv,
-                                prog="maskvision tokenizer train")  # fmt: skip
+    arguments = parse_arguments(
+        (DataArguments, TokenizerArguments, TokenizerTrainingArguments), argv, prog="maskvision tokenizer train"
+    )
     trainer, _ = train_tokenizer(*arguments)
     model = trainer.model.module if hasattr(trainer.model, "module") else trainer.model
     callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, CodebookCallback))

@@ -232,8 +232,13 @@ class MaskedImageModelingCollator(PretrainingCollator):
                 f"{patch_size}), so that the tokenizer's token grid is the patch grid; got {tokenizer_image_size!r}."
             )
         self.views = BeitViews(
-            image_size, tokenizer_image_size, image_mean, image_std, min_crop_scale,
-            interpolation=interpolation, tokenizer_interpolation=tokenizer_interpolation,
+            image_size,
+            tokenizer_image_size,
+            image_mean,
+            image_std,
+            min_crop_scale,
+            interpolation=interpolation,
+            tokenizer_interpolation=tokenizer_interpolation,
             color=beit_color_jitter(color_jitter),
         )
         self.mask_generator = mask_generator
@@ -343,8 +348,13 @@ class TwoViewCollator(PretrainingCollator):
     ):
         super().__init__(seed, augment_on_device)
         self.views = TwoCropViews(
-            image_size, image_mean, image_std, min_crop_scale, interpolation=interpolation,
-            first_color=first_color, second_color=second_color,
+            image_size,
+            image_mean,
+            image_std,
+            min_crop_scale,
+            interpolation=interpolation,
+            first_color=first_color,
+            second_color=second_color,
         )
 
     def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
@@ -364,11 +374,23 @@ class TokenizerCollator(PretrainingCollator):
     ``interpolation`` (`BeitViews`' view recipe at the tokenizer's size, unnormalised: tokenizers map their input
     themselves)."""
 
-    def __init__(self, image_size: int, min_crop_scale: float = 0.08, seed: int = 0, augment_on_device: bool = False,
-                 interpolation: str = "lanczos"):  # fmt: skip
+    def __init__(
+        self,
+        image_size: int,
+        min_crop_scale: float = 0.08,
+        seed: int = 0,
+        augment_on_device: bool = False,
+        interpolation: str = "lanczos",
+    ):
         super().__init__(seed, augment_on_device)
-        self.views = BeitViews(image_size, None, image_mean=(0.0, 0.0, 0.0), image_std=(1.0, 1.0, 1.0),
-                               min_scale=min_crop_scale, interpolation=interpolation)
+        self.views = BeitViews(
+            image_size,
+            None,
+            image_mean=(0.0, 0.0, 0.0),
+            image_std=(1.0, 1.0, 1.0),
+            min_scale=min_crop_scale,
+            interpolation=interpolation,
+        )
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         generator = self.generator_for(rows)

@@ -22,7 +22,6 @@ import torch
 
 from ...configuration.configuration_extrema import num_visible_patches
 
-
 _THREAD_LOCAL = threading.local()  # each thread's PCG64 bit generator for `_numpy_rng`
 
 
@@ -196,8 +195,10 @@ class BlockwiseMaskGenerator:
         rows = np.arange(self.height)[:, None]
         cols = np.arange(self.width)[None, :]
         block = (
-            (rows >= top[:, None, None]) & (rows < top[:, None, None] + block_h)
-            & (cols >= left[:, None, None]) & (cols < left[:, None, None] + block_w)
+            (rows >= top[:, None, None])
+            & (rows < top[:, None, None] + block_h)
+            & (cols >= left[:, None, None])
+            & (cols < left[:, None, None] + block_w)
         )
         mask[empty] = block.reshape(empty.size, -1)
         count[empty] = block_h * block_w
@@ -290,7 +291,9 @@ class _BlockTables:
         self.words = len(row_bits)
         self.bands = np.concatenate([row_bits.ravel(), col_bits.ravel()])
         word = np.arange(self.words)[:, None, None]
-        self.offsets = np.stack([word * row_bits.shape[1], row_bits.size + word * col_bits.shape[1]])  # (2, words, 1, 1)
+        self.offsets = np.stack(
+            [word * row_bits.shape[1], row_bits.size + word * col_bits.shape[1]]
+        )  # (2, words, 1, 1)
 
     @staticmethod
     def _bands(side: int) -> np.ndarray:

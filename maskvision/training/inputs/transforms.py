@@ -179,15 +179,15 @@ def resized_tensor_crops(images: torch.Tensor, boxes: torch.Tensor, size: int, r
     return crops.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def resized_crops(images: Sequence[Image.Image] | torch.Tensor, boxes: torch.Tensor, size: int,
-                  resample: Image.Resampling) -> torch.Tensor:  # fmt: skip
+def resized_crops(
+    images: Sequence[Image.Image] | torch.Tensor, boxes: torch.Tensor, size: int, resample: Image.Resampling
+) -> torch.Tensor:
     """Crop each RGB image to its box and resize it to ``size`` x ``size`` in one PIL call: uint8 (B, 3, S, S).
     A uint8 tensor of images goes through `resized_tensor_crops` instead, on its device."""
     if torch.is_tensor(images):
         return resized_tensor_crops(images, boxes, size, resample)
     arrays = [
-        np.asarray(image.resize((size, size), resample, box=tuple(box)))
-        for image, box in zip(images, boxes.tolist())
+        np.asarray(image.resize((size, size), resample, box=tuple(box))) for image, box in zip(images, boxes.tolist())
     ]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 

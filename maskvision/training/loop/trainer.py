@@ -44,12 +44,12 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from ...data.streaming import STREAM_POSITION, ImageStream
 from ...modeling.modeling_utils import check_checkpoint_model_type
 from ...run_files import TRAINING_ARGS
+from ..inputs.streaming import load_stream_state, save_stream_state
 from ..runs.arguments import NAN_POLICIES
 from .callbacks import CollatorEpochCallback, unwrap_model
 from .checkpoints import incomplete_reason, mark_complete
 from .optim import cosine_schedule_with_bounds, decay_parameter_names, param_groups
 from .preemption import PREEMPTION_SIGNALS, PreemptionCallback
-from ..inputs.streaming import load_stream_state, save_stream_state
 
 logger = logging.getLogger(__name__)
 
@@ -191,9 +191,11 @@ class MaskVisionTrainer(Trainer):
         if self.args.should_save:
             mark_complete(checkpoint, self.state.global_step)
             rotate_checkpoints(
-                output_dir=run_dir, save_total_limit=limit, best_model_checkpoint=self.state.best_model_checkpoint,
+                output_dir=run_dir,
+                save_total_limit=limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
                 use_mtime=True,
-            )  # fmt: skip
+            )
 
     def _load_best_model(self) -> None:
         if not self._loads_through_from_pretrained(self.model):

@@ -43,7 +43,7 @@ class DataArguments(StreamingArguments):
         dataset = load_image_dataset(
             self.dataset, split=self.split, on_bad_image=self.on_bad_image, image_column=self.image_column,
             streaming=self.streaming,
-        )  # fmt: skip
+        )
         return random_subset(dataset, self.max_train_samples, seed)
 
 

@@ -213,7 +213,7 @@ class FinetuneRun(Run):
         for flag in ("augment_on_device", "images_on_device"):
             if getattr(training_args, flag):
                 raise ValueError(f"--{flag} applies to pretraining (maskvision pretrain, tokenizer train); "
-                                 "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
+                                 "fine-tuning transforms each image in the data loader: leave it out.")
 
     def num_images(self, data) -> int | None:
         return None if isinstance(data.train, ImageStream) else len(data.train)
@@ -290,7 +290,7 @@ class FinetuneRun(Run):
             settings |= {"train_samples": len(data.train), "eval_samples": len(data.evaluation)}
         accuracy = {metric: metrics.get(f"eval_{metric}") for metric in METRICS}
         results = result_records("finetune", accuracy, settings, data_args=self.data_args, data=data,
-                                 model=model_args.model, command=self.command)  # fmt: skip
+                                 model=model_args.model, command=self.command)
         write_results(os.path.join(training_args.output_dir, EVAL_RESULTS), results)
         return metrics
 

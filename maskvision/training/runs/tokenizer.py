@@ -105,7 +105,7 @@ class TokenizerRecipe(PretrainingRecipe):
 
     def build_collator(self, model, model_args: TokenizerArguments, seed: int) -> TokenizerCollator:
         return TokenizerCollator(model.config.image_size, model_args.min_crop_scale, seed=seed,
-                                 interpolation=TOKENIZER_INTERPOLATION[model_args.tokenizer_type])  # fmt: skip
+                                 interpolation=TOKENIZER_INTERPOLATION[model_args.tokenizer_type])
 
     def build_callbacks(self, model, model_args: TokenizerArguments) -> list:
         return tokenizer_callbacks(model, model_args)
@@ -120,7 +120,7 @@ class TokenizerRecipe(PretrainingRecipe):
         output_dir = training_args.output_dir
         report = write_report(model, dataset, os.path.join(output_dir, CODEBOOK_HEALTH),
                               os.path.join(output_dir, RECONSTRUCTIONS), model_args.eval_images,
-                              progress=not training_args.disable_tqdm)  # fmt: skip
+                              progress=not training_args.disable_tqdm)
         logger.info("Codebook health on %d training images: %s", report["images"], report)
         return report
 

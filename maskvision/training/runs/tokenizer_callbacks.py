@@ -140,7 +140,7 @@ class CodebookCallback(TrainerCallback, ExportableState):
             "args": {"reseed_interval": self.reseed_interval},
             "attributes": {"reseeded_codes": self.reseeded_codes, "window_steps": self._window_steps,
                            "window_counts": None if self._window_counts is None else self._window_counts.tolist()},
-        }  # fmt: skip
+        }
 
     @property
     def window_steps(self) -> int:

@@ -41,7 +41,7 @@ def evaluate_tokenizer(
         subset = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:total]
         dataset = dataset.select(sorted(subset.tolist()))
     for start in progress_bar(range(0, total, batch_size), enabled=progress, desc="codebook health",
-                              unit="batch"):  # fmt: skip
+                              unit="batch"):
         rows = dataset[start : min(start + batch_size, total)]["image"]
         pixel_values = processor([to_rgb(image) for image in rows], return_tensors="pt")["pixel_values"]
         pixel_values = pixel_values.to(device)
