@@ -15,6 +15,7 @@ from maskvision import DVAETokenizer, VQKDTokenizer
 from maskvision.cli import main as cli
 from maskvision.cli.demo import DemoContext
 from maskvision.training.runs.tokenizer import TokenizerCollator, demo_stage, parse_config_overrides
+from maskvision.visualization.images import HEADER
 
 # A tiny dVAE: 16 px, 4 x 4 codes of a vocabulary of 32.
 TINY = "vocab_size=32,hidden_size=16,code_embedding_size=16"
@@ -107,7 +108,7 @@ def test_train_then_inspect_dvae(parquet, tmp_path):
     health = json.loads((output / "codebook_health.json").read_text())
     assert health["images"] == 24 and 0 < health["used_fraction"] <= 1 and health["perplexity"] >= 1
     grid = Image.open(output / "reconstructions.png")
-    assert grid.size[1] == 2 * grid.size[0] // 8  # 8 originals above 8 reconstructions
+    assert grid.size[1] == 2 * HEADER + 8 * 96  # 8 rows: an original beside its reconstruction, under a caption
     state = json.loads((output / "checkpoint-4" / "trainer_state.json").read_text())
     logged = [entry for entry in state["log_history"] if "loss" in entry]
     assert {

@@ -57,7 +57,7 @@ def train(argv: list[str]) -> int:
 
 def inspect(argv: list[str]) -> int:
     """Codebook health (perplexity, used fraction, dead codes) of a trained tokenizer on a dataset, its reconstruction
-    error and a PNG of originals above reconstructions."""
+    error and a PNG of originals beside reconstructions."""
     usage = "usage: maskvision tokenizer inspect DIR --dataset SOURCE [flags]"
     (path,), rest = leading_arguments(argv, ("DIR",), usage)
     (args,) = parse_arguments((InspectArguments,), rest, "maskvision tokenizer inspect", inspect.__doc__, usage)
