@@ -1,7 +1,7 @@
 # Two entry points for a fresh clone (Python 3.10+ and pip, nothing else installed):
 #   make demo   set up .venv and run the whole pipeline on the embedded demo data
 #   make test   set up .venv and run the test suite
-#   make lint   set up .venv and run the linter (ruff, configured in pyproject.toml)
+#   make lint   set up .venv and run the linter and the formatter's check (ruff, configured in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -25,6 +25,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests

@@ -36,11 +36,17 @@ from maskvision import BeitMimConfig, BeitMimForPreTraining  # noqa: E402
 CONFIGS = {
     "small": {"size": "tiny", "image_size": 112, "patch_size": 16, "batch_size": 16},
     "demo": {
-        "size": "tiny", "image_size": 32, "patch_size": 4, "hidden_size": 128, "num_hidden_layers": 6,
-        "num_attention_heads": 4, "intermediate_size": 512, "batch_size": 64,
+        "size": "tiny",
+        "image_size": 32,
+        "patch_size": 4,
+        "hidden_size": 128,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 4,
+        "intermediate_size": 512,
+        "batch_size": 64,
     },
     "base": {"size": "base", "image_size": 224, "patch_size": 16, "batch_size": 64},
-}  # fmt: skip
+}
 
 
 def build_models(config: str, image_size: int | None, batch_size: int | None, vocab_size: int, device: torch.device):

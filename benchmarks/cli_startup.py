@@ -57,13 +57,21 @@ def measure(root: str, repeats: int) -> dict:
     for repeat in range(repeats + 1):  # the first round warms the file cache and is not counted
         for name, arguments in CANDIDATES.items():
             start, cpu_start = time.perf_counter(), _children_cpu()
-            subprocess.run([sys.executable, *arguments], env=environment, cwd=root, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(
+                [sys.executable, *arguments],
+                env=environment,
+                cwd=root,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             if repeat:
                 wall[name].append(time.perf_counter() - start)
                 cpu[name].append(_children_cpu() - cpu_start)
-    results = {"wall_s": {name: round(statistics.median(values), 3) for name, values in wall.items()},
-               "cpu_s": {name: round(statistics.median(values), 3) for name, values in cpu.items()}}  # fmt: skip
+    results = {
+        "wall_s": {name: round(statistics.median(values), 3) for name, values in wall.items()},
+        "cpu_s": {name: round(statistics.median(values), 3) for name, values in cpu.items()},
+    }
     for ratio, (candidate, reference, goal) in RATIOS.items():
         results[ratio] = {
             clock: round(results[clock][candidate] / results[clock][reference], 2) for clock in ("wall_s", "cpu_s")

@@ -45,8 +45,16 @@ def compiled(model: torch.nn.Module, backend: str | None) -> torch.nn.Module:
     return model
 
 
-def extrema_step(size: str, image_size: int, batch: int, mask_ratio: float, num_masks: int, device: torch.device,
-                 compile_backend: str | None = None, head_size: int = 4096):  # fmt: skip
+def extrema_step(
+    size: str,
+    image_size: int,
+    batch: int,
+    mask_ratio: float,
+    num_masks: int,
+    device: torch.device,
+    compile_backend: str | None = None,
+    head_size: int = 4096,
+):
     config = ExtremaConfig(
         backbone_config=extrema_backbone_config(size, image_size=image_size, patch_size=16),
         mask_ratio=mask_ratio,
@@ -78,8 +86,9 @@ def extrema_step(size: str, image_size: int, batch: int, mask_ratio: float, num_
     return step
 
 
-def beit_step(size: str, image_size: int, batch: int, device: torch.device, tokenizer: bool,
-              compile_backend: str | None = None):  # fmt: skip
+def beit_step(
+    size: str, image_size: int, batch: int, device: torch.device, tokenizer: bool, compile_backend: str | None = None
+):
     """BEiT's step on the same backbone, with its dVAE tokenizer or with token ids given in advance; None while
     `BeitMimForPreTraining` (or, with ``tokenizer``, the dVAE) is not in maskvision."""
     if not hasattr(maskvision, "BeitMimForPreTraining") or (tokenizer and not hasattr(maskvision, "DVAETokenizer")):
@@ -109,8 +118,9 @@ def beit_step(size: str, image_size: int, batch: int, device: torch.device, toke
     return step
 
 
-def run(quick: bool = False, size: str = "tiny", image_size: int = 224, batch_size: int | None = None,
-        repeats: int = 10) -> dict:  # fmt: skip
+def run(
+    quick: bool = False, size: str = "tiny", image_size: int = 224, batch_size: int | None = None, repeats: int = 10
+) -> dict:
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     batch = batch_size or DEFAULT_BATCH[device.type]
@@ -127,8 +137,7 @@ def run(quick: bool = False, size: str = "tiny", image_size: int = 224, batch_si
     memory = {name: peak_memory_mb(step) for name, step in steps.items()}
     del steps
     by_ratio = {
-        f"{ratio:.2f}": extrema_step(size, image_size, batch, ratio, RATIO_SCAN_MASKS, device)
-        for ratio in MASK_RATIOS
+        f"{ratio:.2f}": extrema_step(size, image_size, batch, ratio, RATIO_SCAN_MASKS, device) for ratio in MASK_RATIOS
     }
     ratio_seconds = time_side_by_side(by_ratio, repeats=repeats, warmup=1 if quick else 2)
     results = {

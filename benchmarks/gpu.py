@@ -96,7 +96,7 @@ def prepare(data: str) -> None:
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                "--python-version", "3.12", "--implementation", "cp", "-d", wheels, *WHEELS]  # fmt: skip
     for platform in PLATFORMS:
-        command[-len(WHEELS) :-len(WHEELS)] = ["--platform", platform]
+        command[-len(WHEELS) : -len(WHEELS)] = ["--platform", platform]
     subprocess.run(command, check=True)
     os.makedirs(DATA_COPY, exist_ok=True)
     for name in ("train.parquet", "test.parquet"):
@@ -109,9 +109,9 @@ class Report:
     """The device's results file (`benchmarks/run.py`'s format) and its Markdown, rewritten after every figure."""
 
     def __init__(self, results_dir: str, smoke: bool):
-        from benchmarks.common import device_name, device_slug
-
         import torch
+
+        from benchmarks.common import device_name, device_slug
 
         os.makedirs(results_dir, exist_ok=True)
         base = os.path.join(results_dir, device_slug())
@@ -139,17 +139,23 @@ class Report:
 
     def markdown(self) -> str:
         details = self.payload["details"]
-        lines = [f"{self.payload['device']}, torch {self.payload['torch']}: {self.payload['wall_seconds']:.0f} s"
-                 + (" (SMOKE: tiny models, the figures mean nothing)" if self.payload["smoke"] else ""), ""]
+        lines = [
+            f"{self.payload['device']}, torch {self.payload['torch']}: {self.payload['wall_seconds']:.0f} s"
+            + (" (SMOKE: tiny models, the figures mean nothing)" if self.payload["smoke"] else ""),
+            "",
+        ]
         mfu, pipeline = details.get("mfu", {}), details.get("pipeline", {})
         if mfu or pipeline:
-            lines += [f"| step (bf16, batch {mfu.get('batch_size', '?')}) | MFU eager | MFU compiled | "
-                      "step images/s eager · compiled | "
-                      f"loader images/s ({pipeline.get('workers', '?')} workers) | device augmentation images/s |",
-                      "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+            lines += [
+                f"| step (bf16, batch {mfu.get('batch_size', '?')}) | MFU eager | MFU compiled | "
+                "step images/s eager · compiled | "
+                f"loader images/s ({pipeline.get('workers', '?')} workers) | device augmentation images/s |",
+                "| --- | --- | --- | --- | --- | --- |",
+            ]
             for name, method in (("beit_vitb", "beit"), ("extrema_vitb", "extrema"), ("moby_swint", "moby")):
-                speeds = " · ".join(str(mfu.get(name + suffix, {}).get("images_per_second", "—"))
-                                    for suffix in ("", "_compiled"))  # fmt: skip
+                speeds = " · ".join(
+                    str(mfu.get(name + suffix, {}).get("images_per_second", "—")) for suffix in ("", "_compiled")
+                )
                 lines.append(
                     f"| {name} | {mfu.get(f'mfu_{name}_bf16', '—')} | "
                     f"{mfu.get(f'mfu_{name}_bf16_compiled', '—')} | {speeds} | {pipeline.get(f'{method}_loader_images_per_s', '—')} | "
@@ -183,8 +189,9 @@ def run_part(report: Report, name: str, function) -> None:
 
 def load_reference():
     """`examples/reference/cifar10.py` as a module."""
-    spec = importlib.util.spec_from_file_location("cifar10_reference", os.path.join(ROOT, "examples", "reference",
-                                                                                   "cifar10.py"))
+    spec = importlib.util.spec_from_file_location(
+        "cifar10_reference", os.path.join(ROOT, "examples", "reference", "cifar10.py")
+    )
     reference = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reference)
     return reference
@@ -223,8 +230,8 @@ def flops_per_image(method: str, flags: list[str], batch: int = 8) -> dict:
     from maskvision import BeitMimForPreTraining, DVAEConfig, DVAETokenizer
     from maskvision.cli.args import parse_arguments
     from maskvision.cli.pretrain import load_recipe
-    from maskvision.training.pretrain import DataArguments
-    from maskvision.training.tokenizer_presets import dvae_preset
+    from maskvision.training.runs.pretrain import DataArguments
+    from maskvision.training.runs.tokenizer_presets import dvae_preset
 
     recipe = load_recipe("moby" if method == "moby" else "extrema" if method == "extrema" else "beit")
     _, model_args, _ = parse_arguments((DataArguments, recipe.model_arguments, recipe.training_arguments), [
@@ -262,26 +269,39 @@ def estimate(mfu: float, overhead_ms: float) -> dict:
         counts = flops_per_image(method, plan["method_flags"][method])
         steps = 50_000 // plan["batch"]
         epoch = 50_000 * counts["pretrain"] / speed + steps * overhead_ms / 1e3
-        finetune = plan["ft_epochs"] * (50_000 * counts["finetune"] / speed + 50_000 // plan["ft_batch"] * overhead_ms
-                                        / 1e3)  # fmt: skip
+        finetune = plan["ft_epochs"] * (
+            50_000 * counts["finetune"] / speed + 50_000 // plan["ft_batch"] * overhead_ms / 1e3
+        )
         points = 1 + (int(plan["epochs"][method] // plan["curve_every"]) if plan["curve_every"] else 0)
         rows[method] = {
             "gflop_per_image": {key: round(value / 1e9, 3) for key, value in counts.items()},
-            "epochs": plan["epochs"][method], "seconds_per_epoch": round(epoch, 2),
-            "pretrain_seconds": round(plan["epochs"][method] * epoch, 1), "finetune_seconds": round(finetune, 1),
-        }  # fmt: skip
+            "epochs": plan["epochs"][method],
+            "seconds_per_epoch": round(epoch, 2),
+            "pretrain_seconds": round(plan["epochs"][method] * epoch, 1),
+            "finetune_seconds": round(finetune, 1),
+        }
         totals["pretrain"] += plan["epochs"][method] * epoch
         totals["finetune"] += finetune * (2 if method == plan["methods"][0] else 1)  # + from scratch, once
         totals["features"] += points * 60_000 * counts["forward"] / speed
-    return {"assumed_mfu": mfu, "overhead_ms_per_step": overhead_ms, "peak_flops": H200_BF16_FLOPS,
-            "batch": plan["batch"], "methods": rows, "totals_seconds": {k: round(v, 1) for k, v in totals.items()}}
+    return {
+        "assumed_mfu": mfu,
+        "overhead_ms_per_step": overhead_ms,
+        "peak_flops": H200_BF16_FLOPS,
+        "batch": plan["batch"],
+        "methods": rows,
+        "totals_seconds": {k: round(v, 1) for k, v in totals.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prepare", metavar="DATA", nargs="?", const=os.path.join(ROOT, "..", "shared", "data",
-                                                                                   "cifar10"),
-                        help="download the wheels into .whl and copy CIFAR-10 from DATA into .data (here, online)")
+    parser.add_argument(
+        "--prepare",
+        metavar="DATA",
+        nargs="?",
+        const=os.path.join(ROOT, "..", "shared", "data", "cifar10"),
+        help="download the wheels into .whl and copy CIFAR-10 from DATA into .data (here, online)",
+    )
     parser.add_argument("--estimate", action="store_true", help="the GPU budget's seconds from FLOPs counted here")
     parser.add_argument("--mfu", type=float, default=0.15, help="--estimate: the MFU assumed")
     parser.add_argument("--overhead-ms", type=float, default=15.0, help="--estimate: milliseconds per step beside")
@@ -301,8 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"PARTS: unknown {unknown}; choose among {list(PARTS)}.", file=sys.stderr)
         return 2
-    report = Report(os.environ.get("RESULTS_DIR", os.path.join(ROOT, "runs", "gpu-smoke") if smoke else
-                                   os.path.join(ROOT, "benchmarks", "results")), smoke)  # fmt: skip
+    report = Report(
+        os.environ.get(
+            "RESULTS_DIR",
+            os.path.join(ROOT, "runs", "gpu-smoke") if smoke else os.path.join(ROOT, "benchmarks", "results"),
+        ),
+        smoke,
+    )
     if smoke:
         os.environ.setdefault("RUNS", os.path.join(os.path.dirname(report.json_path), "cifar10"))
     if "mfu" in parts:

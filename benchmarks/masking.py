@@ -27,13 +27,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import time_side_by_side, write_results  # noqa: E402
 from maskvision.data import load_image_dataset  # noqa: E402
-from maskvision.training.collators import (  # noqa: E402
+from maskvision.training.inputs.collators import (  # noqa: E402
     MaskedImageModelingCollator,
     MultiMaskCollator,
     TwoViewCollator,
 )
-from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator  # noqa: E402
-from maskvision.training.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # noqa: E402
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator, RandomMaskGenerator  # noqa: E402
+from maskvision.training.inputs.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # noqa: E402
 
 CIFAR_TRAIN = "/work/shared/data/cifar10/train.parquet"
 BATCH = 256
@@ -83,9 +83,13 @@ def collators(batches: int, batch_size: int = 64) -> dict:
     stats = {"image_size": 224, "image_mean": IMAGENET_DEFAULT_MEAN, "image_std": IMAGENET_DEFAULT_STD}
 
     def beit(augment_on_device=False):
-        return MaskedImageModelingCollator(**stats, patch_size=16, tokenizer_image_size=112,
-                                           mask_generator=BlockwiseMaskGenerator(14, 75),
-                                           augment_on_device=augment_on_device)  # fmt: skip
+        return MaskedImageModelingCollator(
+            **stats,
+            patch_size=16,
+            tokenizer_image_size=112,
+            mask_generator=BlockwiseMaskGenerator(14, 75),
+            augment_on_device=augment_on_device,
+        )
 
     def moby(augment_on_device=False):
         return TwoViewCollator(**stats, augment_on_device=augment_on_device)

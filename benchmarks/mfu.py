@@ -40,24 +40,31 @@ def step_flops(step: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.bfloat16, size: int = 8192,
-                      repeats: int = 10) -> float:  # fmt: skip
+def matmul_peak_flops(
+    device: torch.device, dtype: torch.dtype = torch.bfloat16, size: int = 8192, repeats: int = 10
+) -> float:
     """FLOP/s of the fastest of ``repeats`` (size x size) @ (size x size) matmuls in ``dtype`` on ``device``."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    seconds = min(time_side_by_side({"matmul": lambda: a @ b}, repeats=1, warmup=2 if i == 0 else 0)["matmul"]
-                  for i in range(repeats))  # fmt: skip
+    seconds = min(
+        time_side_by_side({"matmul": lambda: a @ b}, repeats=1, warmup=2 if i == 0 else 0)["matmul"]
+        for i in range(repeats)
+    )
     return 2 * size**3 / seconds
 
 
-def utilisation(step: Callable[[], object], peak_flops: float, repeats: int = 10, flops: int | None = None,
-                warmup: int = 3) -> dict:  # fmt: skip
+def utilisation(
+    step: Callable[[], object], peak_flops: float, repeats: int = 10, flops: int | None = None, warmup: int = 3
+) -> dict:
     """Counted FLOPs of one step (or ``flops``, counted on its eager twin: a compiled graph hides its operations from
     the counter), its median seconds (after warm-up) and FLOPs / seconds / ``peak_flops``."""
     seconds = time_side_by_side({"step": step}, repeats=repeats, warmup=warmup)["step"]
     flops = step_flops(step) if flops is None else flops
-    return {"tflop_per_step": float(f"{flops / 1e12:.6g}"), "step_seconds": float(f"{seconds:.6g}"),
-            "mfu": round(flops / seconds / peak_flops, 4)}  # fmt: skip
+    return {
+        "tflop_per_step": float(f"{flops / 1e12:.6g}"),
+        "step_seconds": float(f"{seconds:.6g}"),
+        "mfu": round(flops / seconds / peak_flops, 4),
+    }
 
 
 def _bf16(step: Callable[[], object], device: torch.device) -> Callable[[], object]:
@@ -81,28 +88,39 @@ def method_steps(device: torch.device, batch: int, compile_backend: str | None =
     size, image_size = ("tiny", 64) if smoke else ("base", 224)
     moby_config = MobyConfig()  # Swin-T/224, the paper's; SDPA by default
     if smoke:
-        moby_config = MobyConfig(backbone_config=swin_backbone_config(
-            "tiny", image_size=64, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2], window_size=4),
-            projector_hidden_size=64, predictor_hidden_size=64, queue_size=64)  # fmt: skip
+        moby_config = MobyConfig(
+            backbone_config=swin_backbone_config(
+                "tiny", image_size=64, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2], window_size=4
+            ),
+            projector_hidden_size=64,
+            predictor_hidden_size=64,
+            queue_size=64,
+        )
     moby = MobyForPreTraining(moby_config).to(device).train()
-    views = {key: torch.randn(batch, 3, image_size, image_size, device=device) for key in ("pixel_values",
-                                                                                         "pixel_values_2")}
+    views = {
+        key: torch.randn(batch, 3, image_size, image_size, device=device) for key in ("pixel_values", "pixel_values_2")
+    }
     return {
         "beit_vitb": beit_step(size, image_size, batch, device, tokenizer=not smoke, compile_backend=compile_backend),
-        "extrema_vitb": extrema_step(size, image_size, batch, 0.8, 5, device, compile_backend=compile_backend,
-                                     head_size=64 if smoke else 4096),
+        "extrema_vitb": extrema_step(
+            size, image_size, batch, 0.8, 5, device, compile_backend=compile_backend, head_size=64 if smoke else 4096
+        ),
         "moby_swint": _bf16(_step_function(compiled(moby, compile_backend), views, per_view=False), device),
-    }  # fmt: skip
+    }
 
 
-def run(quick: bool = False, batch_size: int = 64, compile_modes: tuple[bool, ...] = (False, True),
-        smoke: bool = False) -> dict:  # fmt: skip
+def run(
+    quick: bool = False, batch_size: int = 64, compile_modes: tuple[bool, ...] = (False, True), smoke: bool = False
+) -> dict:
     """MFU of each method's step, eager and compiled (``--torch_compile``): keys ``mfu_<method>_bf16`` and
     ``mfu_<method>_bf16_compiled``, with each step's TFLOP, seconds and images/s. ``smoke`` runs tiny models on
     any device (compiled by the "eager" backend on a CPU) to check the code; its figures mean nothing."""
     cuda = torch.cuda.is_available()
-    results = {f"mfu_{name}_bf16{suffix}": None for name in ("beit_vitb", "extrema_vitb", "moby_swint")
-               for suffix in ("", "_compiled")}  # fmt: skip
+    results = {
+        f"mfu_{name}_bf16{suffix}": None
+        for name in ("beit_vitb", "extrema_vitb", "moby_swint")
+        for suffix in ("", "_compiled")
+    }
     if not cuda and not smoke:
         results["note"] = "MFU is measured on a GPU only (bf16 matmul peak); not run on this CPU."
         return results

@@ -100,15 +100,24 @@ def _measure(name: str, config: MobyConfig, batch_size: int, repeats: int) -> di
 def run(quick: bool = False) -> dict:
     tiny = MobyConfig(
         backbone_config=swin_backbone_config(
-            "tiny", image_size=32, patch_size=4, embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=4,
+            "tiny",
+            image_size=32,
+            patch_size=4,
+            embed_dim=32,
+            depths=[2, 2],
+            num_heads=[2, 4],
+            window_size=4,
             drop_path_rate=0.2,
         ),
-        projector_hidden_size=512, predictor_hidden_size=512, queue_size=4096,
-    )  # fmt: skip
+        projector_hidden_size=512,
+        predictor_hidden_size=512,
+        queue_size=4096,
+    )
     results = {"tiny_swin_32px": _measure("tiny", tiny, batch_size=32, repeats=3 if quick else 10)}
     if not quick:
-        results["swin_t_224px"] = _measure("swin_t", MobyConfig(), batch_size=8 if torch.cuda.is_available() else 4,
-                                           repeats=5)  # fmt: skip
+        results["swin_t_224px"] = _measure(
+            "swin_t", MobyConfig(), batch_size=8 if torch.cuda.is_available() else 4, repeats=5
+        )
     return results
 
 

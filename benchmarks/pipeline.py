@@ -27,15 +27,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import synchronize, write_results  # noqa: E402
 from maskvision.data import TensorImages  # noqa: E402
-from maskvision.training.collators import (  # noqa: E402
+from maskvision.training.inputs.collators import (  # noqa: E402
     IndexedRows,
     MaskedImageModelingCollator,
     MultiMaskCollator,
     TwoViewCollator,
 )
-from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator  # noqa: E402
-from maskvision.training.pretrain import default_num_workers  # noqa: E402
-from maskvision.training.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # noqa: E402
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator, RandomMaskGenerator  # noqa: E402
+from maskvision.training.inputs.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # noqa: E402
+from maskvision.training.runs.pretrain import default_num_workers  # noqa: E402
 
 
 def collator(method: str, image_size: int, patch_size: int):
@@ -44,8 +44,12 @@ def collator(method: str, image_size: int, patch_size: int):
              "augment_on_device": True}  # fmt: skip
     grid = image_size // patch_size
     if method == "beit":
-        return MaskedImageModelingCollator(**stats, patch_size=patch_size, tokenizer_image_size=image_size // 2,
-                                           mask_generator=BlockwiseMaskGenerator(grid, round(0.4 * grid * grid)))
+        return MaskedImageModelingCollator(
+            **stats,
+            patch_size=patch_size,
+            tokenizer_image_size=image_size // 2,
+            mask_generator=BlockwiseMaskGenerator(grid, round(0.4 * grid * grid)),
+        )
     if method == "extrema":
         return MultiMaskCollator(**stats, patch_size=patch_size, mask_generator=RandomMaskGenerator(grid, 0.8, 4))
     return TwoViewCollator(**stats)
@@ -68,8 +72,14 @@ def jpeg_photos(count: int, seed: int = 0):
 
 def loader_images_per_s(make_collator, dataset, batch: int, workers: int, batches: int) -> float:
     """Images/s out of a `DataLoader` (timed from its first batch: the workers' start-up is not counted)."""
-    loader = torch.utils.data.DataLoader(IndexedRows(dataset), batch_size=batch, shuffle=True, num_workers=workers,
-                                         collate_fn=make_collator(), drop_last=True)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        IndexedRows(dataset),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        collate_fn=make_collator(),
+        drop_last=True,
+    )
     iterator = iter(loader)
     next(iterator)
     start = time.perf_counter()
@@ -98,13 +108,15 @@ def run(quick: bool = False, smoke: bool = False) -> dict:
     tensor_batch = 32 if smoke else 1024
     results = {"device": str(device), "workers": workers, "batch_size": batch, "tensor_batch_size": tensor_batch}
     for method in ("beit", "extrema", "moby"):
-        results[f"{method}_loader_images_per_s"] = round(loader_images_per_s(
-            lambda: collator(method, 224, 16), photos, batch, workers, batches), 1)  # fmt: skip
+        results[f"{method}_loader_images_per_s"] = round(
+            loader_images_per_s(lambda: collator(method, 224, 16), photos, batch, workers, batches), 1
+        )
         crops = collator(method, 224, 16)([photos[index] for index in range(batch)])
         crops = {key: value.to(device) for key, value in crops.items()}
         augmenting = collator(method, 224, 16)
-        results[f"{method}_device_augment_images_per_s"] = round(device_images_per_s(
-            lambda: augmenting.augment(crops), batch, batches), 1)  # fmt: skip
+        results[f"{method}_device_augment_images_per_s"] = round(
+            device_images_per_s(lambda: augmenting.augment(crops), batch, batches), 1
+        )
         tensor_collator = collator(method, 32, 4)
         rows = IndexedRows(cifar)
 

@@ -46,8 +46,12 @@ def run(quick: bool = False) -> dict:
     base = seconds[str(IMAGE_SIZES[0])]
     return {
         "config": {
-            "method": "beit", "size": size, "patch_size": 16, "batch_size": batch,
-            "dtype": "bf16 autocast" if cuda else "fp32", "attention": "sdpa",
+            "method": "beit",
+            "size": size,
+            "patch_size": 16,
+            "batch_size": batch,
+            "dtype": "bf16 autocast" if cuda else "fp32",
+            "attention": "sdpa",
         },
         "step_seconds_by_image_size": {name: round(value, 4) for name, value in seconds.items()},
         "images_per_second_by_image_size": {name: round(batch / value, 2) for name, value in seconds.items()},

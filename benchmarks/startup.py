@@ -33,8 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import time_side_by_side, write_results  # noqa: E402
 from maskvision.data import load_image_dataset, random_subset  # noqa: E402
-from maskvision.training.checkpoints import incomplete_reason, last_complete_checkpoint  # noqa: E402
-from maskvision.training.collators import IndexedRows, TwoViewCollator  # noqa: E402
+from maskvision.training.inputs.collators import IndexedRows, TwoViewCollator  # noqa: E402
+from maskvision.training.loop.checkpoints import incomplete_reason, last_complete_checkpoint  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # CIFAR-10's training set beside the repository (the main checkout's ../shared, or a worktree's ../../shared).
@@ -60,8 +60,14 @@ class Run:
         self.cpu_start = _children_cpu()
         environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {}),
                        "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}  # fmt: skip
-        self.process = subprocess.Popen([sys.executable, "-m", "maskvision", *argv], env=environment, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "maskvision", *argv],
+            env=environment,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.output: list[str] = []
 
     def wait_for(self, text: str, timeout: float = 1800) -> float:
@@ -110,12 +116,17 @@ def first_step_seconds(sources: dict[int, str], repeats: int, workdir: str) -> d
             results[size]["map_first_run"].append(first_step(data, False, cache, output))
             results[size]["map_cached"].append(first_step(data, False, cache, output))
             results[size]["streaming"].append(first_step(data, True, cache, output))
-    median = {size: {mode: sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2] for mode, runs in modes.items()}
-              for size, modes in results.items()}  # fmt: skip
+    median = {
+        size: {mode: sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2] for mode, runs in modes.items()}
+        for size, modes in results.items()
+    }
     small, large = SIZES
     ratios = {mode: round(median[large][mode]["seconds"] / median[small][mode]["seconds"], 3) for mode in median[large]}
-    return {"by_images": {str(size): modes for size, modes in median.items()}, "startup_ratio_50k_over_2k": ratios,
-            "repeats": repeats}  # fmt: skip
+    return {
+        "by_images": {str(size): modes for size, modes in median.items()},
+        "startup_ratio_50k_over_2k": ratios,
+        "repeats": repeats,
+    }
 
 
 def data_images_per_second(data: str, cache_dir: str, batches: int, repeats: int) -> dict:
@@ -129,11 +140,14 @@ def data_images_per_second(data: str, cache_dir: str, batches: int, repeats: int
     def pull(iterator):
         return lambda: [next(iterator) for _ in range(batches)]
 
-    seconds = time_side_by_side({"map_style": pull(map_style), "streaming": pull(streamed)}, repeats=repeats,
-                                warmup=1, clock=time.process_time)  # fmt: skip
+    seconds = time_side_by_side(
+        {"map_style": pull(map_style), "streaming": pull(streamed)}, repeats=repeats, warmup=1, clock=time.process_time
+    )
     images_per_s = {name: round(batches * 64 / value, 1) for name, value in seconds.items()}
-    return {"images_per_cpu_second": images_per_s,
-            "streaming_vs_map_style": round(images_per_s["streaming"] / images_per_s["map_style"], 3)}  # fmt: skip
+    return {
+        "images_per_cpu_second": images_per_s,
+        "streaming_vs_map_style": round(images_per_s["streaming"] / images_per_s["map_style"], 3),
+    }
 
 
 def _sigterm_after_first_step(argv: list[str]) -> dict:
@@ -173,15 +187,17 @@ def run(quick: bool = False, data: str = DEFAULT_DATA) -> dict:
     data = os.path.abspath(data)
     with tempfile.TemporaryDirectory() as workdir:
         small = os.path.join(workdir, "train-2000.parquet")
-        random_subset(load_image_dataset(data, cache_dir=os.path.join(workdir, "subset-cache")), SIZES[0],
-                      seed=0).to_parquet(small)  # fmt: skip
+        random_subset(
+            load_image_dataset(data, cache_dir=os.path.join(workdir, "subset-cache")), SIZES[0], seed=0
+        ).to_parquet(small)
         sources = {SIZES[0]: small, SIZES[1]: data}
         results = {
             "data": data,
             "load_average_at_start": os.getloadavg(),
             "first_step_seconds": first_step_seconds(sources, repeats=1 if quick else 2, workdir=workdir),
-            "data_images_per_s": data_images_per_second(data, os.path.join(workdir, "subset-cache"),
-                                                        batches=5 if quick else 20, repeats=2 if quick else 5),
+            "data_images_per_s": data_images_per_second(
+                data, os.path.join(workdir, "subset-cache"), batches=5 if quick else 20, repeats=2 if quick else 5
+            ),
             "preemption": preemption(data, workdir),
             "load_average_at_end": os.getloadavg(),
         }

@@ -41,6 +41,7 @@ def run(quick: bool = False) -> dict:
             if name is not None:
                 cpu_seconds[name].append(time.process_time() - start)
             return indices
+
         return call
 
     reference = tokenize(model, pixels)()

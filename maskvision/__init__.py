@@ -13,8 +13,11 @@ from .lazy_names import lazy_names
 __version__ = "0.1.0"
 
 # public name → the module defining it
-_PUBLIC = {name: module for config_module, config, model_module, model, _ in AUTO_CLASSES
-           for name, module in ((config, config_module), (model, model_module))}  # fmt: skip
+_PUBLIC = {
+    name: module
+    for config_module, config, model_module, model, _ in AUTO_CLASSES
+    for name, module in ((config, config_module), (model, model_module))
+}
 __all__ = sorted(_PUBLIC)
 __getattr__, __dir__ = lazy_names(__name__, _PUBLIC)
 

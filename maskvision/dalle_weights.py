@@ -31,8 +31,9 @@ def _load_dalle_module(path, kind: str) -> PickledObject:
 def module_parameters(module: PickledObject, prefix: str = "") -> dict[str, torch.Tensor]:
     """``name → tensor`` for every parameter of a pickled module tree, named like ``state_dict()``."""
     attributes = module.attributes
-    tensors = {f"{prefix}{name}": value for name, value in (attributes.get("_parameters") or {}).items()
-               if value is not None}
+    tensors = {
+        f"{prefix}{name}": value for name, value in (attributes.get("_parameters") or {}).items() if value is not None
+    }
     for name, child in (attributes.get("_modules") or {}).items():
         if isinstance(child, PickledObject):
             tensors.update(module_parameters(child, f"{prefix}{name}."))
@@ -51,8 +52,13 @@ def dalle_config(encoder: dict[str, torch.Tensor], decoder: dict[str, torch.Tens
     except KeyError as error:
         raise ValueError(f"Not a DALL-E encoder: parameter {error} is missing.") from None
     blocks = {name.split(".")[2] for name in encoder if name.startswith("blocks.group_1.block_")}
-    kwargs = dict(vocab_size=vocab_size, hidden_size=hidden_size, num_channels=num_channels,
-                  num_groups=_group_count(encoder), blocks_per_group=len(blocks))
+    kwargs = dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_channels=num_channels,
+        num_groups=_group_count(encoder),
+        blocks_per_group=len(blocks),
+    )
     if decoder is not None:
         if "blocks.input.w" not in decoder or "blocks.output.conv.w" not in decoder:
             raise ValueError("Not a DALL-E decoder: blocks.input.w / blocks.output.conv.w are missing.")

@@ -58,8 +58,9 @@ def model_kind(model) -> str:
         return "classifier"
     elif name in _STOCK_MODELS and model.main_input_name == "pixel_values":
         return "encoder"
-    raise ValueError(f"{name} (model_type {model.config.model_type!r}) is none of the checkpoints maskvision pushes: "
-                     f"{KIND_HELP}.")
+    raise ValueError(
+        f"{name} (model_type {model.config.model_type!r}) is none of the checkpoints maskvision pushes: {KIND_HELP}."
+    )
 
 
 def load_checkpoint(directory: str | os.PathLike):

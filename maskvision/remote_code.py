@@ -193,8 +193,10 @@ def _registered_auto_classes(config_class: type, model_class: type) -> list[str]
         mapping = getattr(auto_class, "_model_mapping", None)
         # By model type and class name: a class loaded as remote code is registered under its maskvision twin's.
         registered = [] if mapping is None else mapping._extra_content.items()
-        if any(config.model_type == config_class.model_type and model.__name__ == model_class.__name__
-               for config, model in registered):  # fmt: skip
+        if any(
+            config.model_type == config_class.model_type and model.__name__ == model_class.__name__
+            for config, model in registered
+        ):
             names.add(name)
     return sorted(names)
 

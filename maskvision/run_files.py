@@ -1,4 +1,4 @@
-"""The names of the files a run leaves in its ``output_dir``: written by the run driver (`maskvision.training.run`),
+"""The names of the files a run leaves in its ``output_dir``: written by the run driver (`maskvision.training.runs.run`),
 the trainer and the evaluations; read by the model card, the training-curves plot and the Hub staging.
 
 A leaf: it imports nothing, so that every layer (the cards and the Hub too) can name the files without importing
@@ -11,7 +11,7 @@ DATA_ARGS = "data_args.json"  # the data the run trained on, with ``num_images``
 TRAINING_CURVES = "training_curves.png"  # the logged scalars drawn (`visualization.curves`), beside the card
 EVAL_RESULTS = "eval_results.json"  # `maskvision eval` / `maskvision finetune` records (`evaluation.results`)
 CODEBOOK_HEALTH = "codebook_health.json"  # a tokenizer's codebook report on its training images
-RECONSTRUCTIONS = "reconstructions.png"  # a pixel tokenizer's originals above their reconstructions
+RECONSTRUCTIONS = "reconstructions.png"  # a pixel tokenizer's originals beside their reconstructions
 ENCODER_DIR = "encoder"  # a pretraining run's stock encoder export
 
 # What every run writes, whatever it trains (tests/test_run_files.py): the model card reads them.

@@ -31,8 +31,9 @@ from maskvision.configuration.configuration_extrema import extrema_backbone_conf
 from maskvision.configuration.configuration_vqkd import VQKD_VIT_DEFAULTS  # noqa: E402
 
 # A two-layer ViT of width 32 on 32 px images with 4 px patches (an 8x8 grid).
-TINY_VIT = dict(image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                intermediate_size=64)  # fmt: skip
+TINY_VIT = dict(
+    image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+)
 # A DALL-E dVAE with 64 codes, 16 px images and three groups (downsampling 4: a 4x4 grid of codes).
 TINY_DVAE = dict(vocab_size=64, hidden_size=16, num_groups=3, blocks_per_group=1, code_embedding_size=16, image_size=16)
 
@@ -65,9 +66,12 @@ def tiny_swin_config(**overrides):
 def tiny_moby_config(**overrides) -> MobyConfig:
     """MoBY on `tiny_swin_config` without drop path, keys of 32 through width 64, queues of 64 keys."""
     values = dict(
-        backbone_config=tiny_swin_config(drop_path_rate=0.0), projection_dim=32, projector_hidden_size=64,
-        predictor_hidden_size=64, queue_size=64,
-    )  # fmt: skip
+        backbone_config=tiny_swin_config(drop_path_rate=0.0),
+        projection_dim=32,
+        projector_hidden_size=64,
+        predictor_hidden_size=64,
+        queue_size=64,
+    )
     return MobyConfig(**{**values, **overrides})
 
 
@@ -81,10 +85,14 @@ def tiny_vqkd_config(**overrides) -> VQKDConfig:
     of width 32, a teacher of width 24."""
     vit = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, **VQKD_VIT_DEFAULTS)
     kwargs = dict(
-        vocab_size=32, codebook_dim=8, image_size=16, patch_size=4, teacher_hidden_size=24,
+        vocab_size=32,
+        codebook_dim=8,
+        image_size=16,
+        patch_size=4,
+        teacher_hidden_size=24,
         encoder_config=vit_backbone_config("tiny", **vit),
         decoder_config=vit_backbone_config("tiny", **{**vit, "num_hidden_layers": 1}),
-    )  # fmt: skip
+    )
     return VQKDConfig(**{**kwargs, **overrides})
 
 

@@ -10,12 +10,12 @@ import sys
 from dataclasses import dataclass
 
 import torch
+from hub_isolated import call_model
 from huggingface_hub import CommitInfo, HfApi, RepoUrl
 from PIL import Image
 from safetensors.torch import save_file
 from transformers import BeitConfig, BeitForImageClassification, BeitModel, PreTrainedModel
 
-from hub_isolated import call_model
 from maskvision import (
     BeitMimConfig,
     BeitMimForPreTraining,
@@ -29,11 +29,11 @@ from maskvision import (
     VQKDTokenizer,
 )
 from maskvision.configuration.backbones import swin_backbone_config, vit_backbone_config
-from maskvision.configuration.configuration_vqkd import VQKD_VIT_DEFAULTS
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
+from maskvision.configuration.configuration_vqkd import VQKD_VIT_DEFAULTS
 from maskvision.evaluation.features import build_image_processor
-from maskvision.training.masking import RandomMaskGenerator
+from maskvision.training.inputs.masking import RandomMaskGenerator
 
 WORKER = os.path.join(os.path.dirname(__file__), "hub_isolated.py")
 
@@ -81,9 +81,16 @@ def _moby(backbone) -> MobyForPreTraining:
 
 def _beit(target: str) -> tuple[BeitMimForPreTraining, dict]:
     config = BeitMimConfig.from_size(
-        "tiny", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, vocab_size=64, target=target,
-    )  # fmt: skip
+        "tiny",
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=64,
+        target=target,
+    )
     torch.manual_seed(0)
     model = BeitMimForPreTraining(config).eval()
     generator = torch.Generator().manual_seed(0)
@@ -98,9 +105,14 @@ def _beit(target: str) -> tuple[BeitMimForPreTraining, dict]:
 
 def _extrema() -> tuple[ExtremaForPreTraining, dict]:
     backbone = extrema_backbone_config(
-        "tiny", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
+        "tiny",
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
         patch_size=8,
-    )  # fmt: skip
+    )
     config = ExtremaConfig(
         backbone_config=backbone, num_masks=2, projector_hidden_size=32, predictor_hidden_size=32, projection_size=16
     )
@@ -125,17 +137,35 @@ def _tokenizers() -> list[Case]:
     ).eval()
     vit = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64, **VQKD_VIT_DEFAULTS)
     vqkd_config = VQKDConfig(
-        vocab_size=32, codebook_dim=8, image_size=16, patch_size=4, teacher_hidden_size=24,
+        vocab_size=32,
+        codebook_dim=8,
+        image_size=16,
+        patch_size=4,
+        teacher_hidden_size=24,
         encoder_config=vit_backbone_config("tiny", num_hidden_layers=2, **vit),
         decoder_config=vit_backbone_config("tiny", num_hidden_layers=1, **vit),
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     vqkd = VQKDTokenizer(vqkd_config).eval()
     generator = torch.Generator().manual_seed(0)
     return [
-        Case("dvae", "tokenizer", dvae, "get_codebook_indices", {"pixel_values": torch.rand(2, 3, 32, 32, generator=generator)}, ("ids",)),
-        Case("vqkd", "tokenizer", vqkd, "get_codebook_indices", {"pixel_values": torch.rand(2, 3, 16, 16, generator=generator)}, ("ids",)),
-    ]  # fmt: skip
+        Case(
+            "dvae",
+            "tokenizer",
+            dvae,
+            "get_codebook_indices",
+            {"pixel_values": torch.rand(2, 3, 32, 32, generator=generator)},
+            ("ids",),
+        ),
+        Case(
+            "vqkd",
+            "tokenizer",
+            vqkd,
+            "get_codebook_indices",
+            {"pixel_values": torch.rand(2, 3, 16, 16, generator=generator)},
+            ("ids",),
+        ),
+    ]
 
 
 def maskvision_cases() -> list[Case]:
@@ -160,9 +190,14 @@ def maskvision_cases() -> list[Case]:
 
 def tiny_vit_config(**overrides) -> BeitConfig:
     values = dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
         use_mean_pooling=True,
-    )  # fmt: skip
+    )
     return BeitConfig(**{**values, **overrides})
 
 
@@ -229,8 +264,18 @@ class RecordingHub:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with open(target, "wb") as handle:
                     handle.write(content)
-            hub.calls.append(("create_commit", {"repo_id": repo_id, "message": commit_message, "revision": revision,
-                                                "paths": sorted(contents), **kwargs}))  # fmt: skip
+            hub.calls.append(
+                (
+                    "create_commit",
+                    {
+                        "repo_id": repo_id,
+                        "message": commit_message,
+                        "revision": revision,
+                        "paths": sorted(contents),
+                        **kwargs,
+                    },
+                )
+            )
             url = f"https://huggingface.co/{repo_id}/commit/{len(hub.calls):040d}"
             return CommitInfo(commit_url=url, commit_message=commit_message, commit_description="", oid=url[-40:])
 
@@ -245,8 +290,13 @@ class RecordingHub:
             for root, _, names in os.walk(folder_path):
                 for name in names:
                     path = os.path.join(root, name)
-                    upload_file(api, path_or_fileobj=path, path_in_repo=os.path.relpath(path, folder_path),
-                                repo_id=repo_id, revision=revision)  # fmt: skip
+                    upload_file(
+                        api,
+                        path_or_fileobj=path,
+                        path_in_repo=os.path.relpath(path, folder_path),
+                        repo_id=repo_id,
+                        revision=revision,
+                    )
 
         for name, function in [("create_repo", create_repo), ("create_branch", create_branch),
                                ("create_commit", create_commit), ("upload_file", upload_file),

@@ -95,14 +95,21 @@ def vit_block(x, state, prefix, heads, shared_bias=None, eps=EPS_VIT):
     out = F.linear(out, state[f"{prefix}attn.proj.weight"], state[f"{prefix}attn.proj.bias"])
     x = x + state.get(f"{prefix}gamma_1", 1.0) * out
     hidden = F.layer_norm(x, (dim,), state[f"{prefix}norm2.weight"], state[f"{prefix}norm2.bias"], eps)
-    hidden = F.linear(F.gelu(F.linear(hidden, state[f"{prefix}mlp.fc1.weight"], state[f"{prefix}mlp.fc1.bias"])),
-                      state[f"{prefix}mlp.fc2.weight"], state[f"{prefix}mlp.fc2.bias"])  # fmt: skip
+    hidden = F.linear(
+        F.gelu(F.linear(hidden, state[f"{prefix}mlp.fc1.weight"], state[f"{prefix}mlp.fc1.bias"])),
+        state[f"{prefix}mlp.fc2.weight"],
+        state[f"{prefix}mlp.fc2.bias"],
+    )
     return x + state.get(f"{prefix}gamma_2", 1.0) * hidden
 
 
 def patch_embed(state, prefix, pixels):
-    x = F.conv2d(pixels, state[f"{prefix}patch_embed.proj.weight"], state[f"{prefix}patch_embed.proj.bias"],
-                 stride=state[f"{prefix}patch_embed.proj.weight"].shape[-1])  # fmt: skip
+    x = F.conv2d(
+        pixels,
+        state[f"{prefix}patch_embed.proj.weight"],
+        state[f"{prefix}patch_embed.proj.bias"],
+        stride=state[f"{prefix}patch_embed.proj.weight"].shape[-1],
+    )
     return x.flatten(2).transpose(1, 2)
 
 
@@ -117,10 +124,12 @@ def vit_tokens(state, prefix, pixels, heads, bool_masked_pos=None):
         x = x + state[f"{prefix}pos_embed"]
     shared = None
     if f"{prefix}rel_pos_bias.relative_position_bias_table" in state:
-        table, index = (state[f"{prefix}rel_pos_bias.relative_position_bias_table"],
-                        state[f"{prefix}rel_pos_bias.relative_position_index"])  # fmt: skip
+        table, index = (
+            state[f"{prefix}rel_pos_bias.relative_position_bias_table"],
+            state[f"{prefix}rel_pos_bias.relative_position_index"],
+        )
         shared = table[index.view(-1)].view(x.shape[1], x.shape[1], -1).permute(2, 0, 1)
-    depth = len({key[len(prefix):].split(".")[1] for key in state if key.startswith(f"{prefix}blocks.")})
+    depth = len({key[len(prefix) :].split(".")[1] for key in state if key.startswith(f"{prefix}blocks.")})
     for index in range(depth):
         x = vit_block(x, state, f"{prefix}blocks.{index}.", heads, shared)
     return x
@@ -177,8 +186,9 @@ def vqkd_state(codes: int = 40) -> dict:
         state[f"{part}.pos_embed"] = rand(1, grid * grid + 1, dim)
         conv(state, f"{part}.patch_embed.proj", channels, dim, patch)
         for index in range(DEPTH if part == "encoder" else 1):
-            vit_block_state(state, f"{part}.blocks.{index}.", dim, HEADS if part == "encoder" else 1, 2 * dim,
-                            gamma=False)  # fmt: skip
+            vit_block_state(
+                state, f"{part}.blocks.{index}.", dim, HEADS if part == "encoder" else 1, 2 * dim, gamma=False
+            )
         norm(state, f"{part}.fc_norm", dim)
     linear(state, "encode_task_layer.0", DIM, DIM)
     linear(state, "encode_task_layer.2", DIM, CODE_DIM)
@@ -198,8 +208,11 @@ def vqkd_codes(state, pixels):
     normalisation, the nearest code by ``|z|² + |e|² - 2 z·e``."""
     x = vit_tokens(state, "encoder.", pixels * 2 - 1, HEADS)
     features = layer_norm(x[:, 1:], state, "encoder.fc_norm")
-    z = F.linear(torch.tanh(F.linear(features, state["encode_task_layer.0.weight"], state["encode_task_layer.0.bias"])),
-                 state["encode_task_layer.2.weight"], state["encode_task_layer.2.bias"])  # fmt: skip
+    z = F.linear(
+        torch.tanh(F.linear(features, state["encode_task_layer.0.weight"], state["encode_task_layer.0.bias"])),
+        state["encode_task_layer.2.weight"],
+        state["encode_task_layer.2.bias"],
+    )
     z = F.normalize(z, dim=-1).reshape(-1, CODE_DIM)
     codebook = state["quantize.embedding.weight"]
     distance = z.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * z @ codebook.T
@@ -232,8 +245,9 @@ def extrema_state() -> dict:
             state[f"{block}gamma_1"] = 0.1 + rand(DIM, scale=0.05)
             state[f"{block}gamma_2"] = 0.1 + rand(DIM, scale=0.05)
         norm(state, f"{prefix}norm", DIM)
-        for index, (fan_in, fan_out) in zip((0, 3, 6), ((DIM, PROJ_HIDDEN), (PROJ_HIDDEN, PROJ_HIDDEN),
-                                                          (PROJ_HIDDEN, PROJ_OUT))):  # fmt: skip
+        for index, (fan_in, fan_out) in zip(
+            (0, 3, 6), ((DIM, PROJ_HIDDEN), (PROJ_HIDDEN, PROJ_HIDDEN), (PROJ_HIDDEN, PROJ_OUT))
+        ):
             linear(state, f"{prefix}head.{index}", fan_in, fan_out)
             if index < 6:
                 norm(state, f"{prefix}head.{index + 1}", fan_out)
@@ -271,11 +285,15 @@ def extrema_branch(state, branch, pixels, visible=None):
         q, k, v = (t.permute(0, 2, 1, 3) for t in (q, k, v))
         attention = ((q * (DIM // HEADS) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
         out = (attention @ v).transpose(1, 2).reshape(batch, 1, DIM)
-        cls = cls + state[f"{block}gamma_1"] * F.linear(out, state[f"{block}attn.proj.weight"],
-                                                        state[f"{block}attn.proj.bias"])  # fmt: skip
+        cls = cls + state[f"{block}gamma_1"] * F.linear(
+            out, state[f"{block}attn.proj.weight"], state[f"{block}attn.proj.bias"]
+        )
         hidden = layer_norm(cls, state, f"{block}norm2")
-        hidden = F.linear(F.gelu(F.linear(hidden, state[f"{block}mlp.fc1.weight"], state[f"{block}mlp.fc1.bias"])),
-                          state[f"{block}mlp.fc2.weight"], state[f"{block}mlp.fc2.bias"])  # fmt: skip
+        hidden = F.linear(
+            F.gelu(F.linear(hidden, state[f"{block}mlp.fc1.weight"], state[f"{block}mlp.fc1.bias"])),
+            state[f"{block}mlp.fc2.weight"],
+            state[f"{block}mlp.fc2.bias"],
+        )
         cls = cls + state[f"{block}gamma_2"] * hidden
     pooled = layer_norm(cls[:, 0], state, f"{prefix}norm")
     return _mlp_ln_gelu(pooled, state, f"{prefix}head.", (0, 3, 6))
@@ -381,14 +399,18 @@ def swin_features(state, prefix, pixels):
                 h = torch.roll(h, shifts=(shift, shift), dims=(1, 2))
             x = shortcut + h.reshape(batch, -1, dim)
             hidden = layer_norm(x, state, f"{p}norm2", EPS_SWIN)
-            hidden = F.linear(F.gelu(F.linear(hidden, state[f"{p}mlp.fc1.weight"], state[f"{p}mlp.fc1.bias"])),
-                              state[f"{p}mlp.fc2.weight"], state[f"{p}mlp.fc2.bias"])  # fmt: skip
+            hidden = F.linear(
+                F.gelu(F.linear(hidden, state[f"{p}mlp.fc1.weight"], state[f"{p}mlp.fc1.bias"])),
+                state[f"{p}mlp.fc2.weight"],
+                state[f"{p}mlp.fc2.bias"],
+            )
             x = x + hidden
         if stage < len(SWIN_DEPTHS) - 1:
             grid = x.view(batch, resolution, resolution, dim)
             merged = torch.cat([grid[:, 0::2, 0::2], grid[:, 1::2, 0::2], grid[:, 0::2, 1::2], grid[:, 1::2, 1::2]], -1)
-            merged = layer_norm(merged.view(batch, -1, 4 * dim), state, f"{prefix}layers.{stage}.downsample.norm",
-                                EPS_SWIN)  # fmt: skip
+            merged = layer_norm(
+                merged.view(batch, -1, 4 * dim), state, f"{prefix}layers.{stage}.downsample.norm", EPS_SWIN
+            )
             x = F.linear(merged, state[f"{prefix}layers.{stage}.downsample.reduction.weight"])
             resolution //= 2
     return layer_norm(x, state, f"{prefix}norm", EPS_SWIN).mean(1)

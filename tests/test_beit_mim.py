@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_beit_config
 from safetensors import safe_open
 from transformers import (
     AutoConfig,
@@ -16,7 +17,6 @@ from transformers import (
     BeitModel,
 )
 
-from conftest import tiny_beit_config
 from maskvision import BeitMimConfig, BeitMimForPreTraining
 
 VOCAB = 512  # tiny_beit_config's

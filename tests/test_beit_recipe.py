@@ -16,8 +16,8 @@ import maskvision
 from maskvision import BeitMimConfig, BeitMimForPreTraining
 from maskvision.cli import main as cli_main
 from maskvision.cli.demo import DemoContext
+from maskvision.training.loop.trainer import MaskVisionTrainer
 from maskvision.training.recipes.beit import RECIPE, BeitModelArguments, BeitTrainingArguments, demo_stage
-from maskvision.training.trainer import MaskVisionTrainer
 
 VOCAB = 512
 TINY_MODEL_FLAGS = [
@@ -40,9 +40,15 @@ def tokenizer_dir(tmp_path_factory) -> str:
 
 def tiny_config(**overrides) -> BeitMimConfig:
     return BeitMimConfig.from_size(
-        "tiny", image_size=32, patch_size=4, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=128, **{"vocab_size": VOCAB, **overrides},
-    )  # fmt: skip
+        "tiny",
+        image_size=32,
+        patch_size=4,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        **{"vocab_size": VOCAB, **overrides},
+    )
 
 
 def tiny_model(tokenizer=None) -> BeitMimForPreTraining:
@@ -137,9 +143,16 @@ def test_training_defaults_are_the_official_ones():
 
 def test_model_arguments_build_custom_sizes_and_mask_settings(tokenizer_dir):
     args = BeitModelArguments(
-        tokenizer=tokenizer_dir, model_size="small", image_size=64, patch_size=8, num_hidden_layers=3,
-        hidden_size=96, num_attention_heads=3, num_masking_patches=30, exact_masking=True,
-    )  # fmt: skip
+        tokenizer=tokenizer_dir,
+        model_size="small",
+        image_size=64,
+        patch_size=8,
+        num_hidden_layers=3,
+        hidden_size=96,
+        num_attention_heads=3,
+        num_masking_patches=30,
+        exact_masking=True,
+    )
     model = RECIPE.build_model(args)
     backbone = model.config.backbone_config
     assert (backbone.hidden_size, backbone.intermediate_size, backbone.num_hidden_layers) == (96, 384, 3)
@@ -209,9 +222,7 @@ def test_cli_trains_checkpoints_resumes_and_exports(tokenizer_dir, tmp_path):
     )
     assert {key.split(".")[0] for key in info["missing_keys"]} == {"classifier"}
     final = BeitMimForPreTraining.from_pretrained(output_dir)
-    torch.testing.assert_close(
-        classifier.beit.embeddings.cls_token, final.beit.embeddings.cls_token
-    )
+    torch.testing.assert_close(classifier.beit.embeddings.cls_token, final.beit.embeddings.cls_token)
 
 
 def test_cli_pixel_target_needs_no_tokenizer(tmp_path):
@@ -227,10 +238,25 @@ def test_cli_pixel_target_needs_no_tokenizer(tmp_path):
 
 def test_trainer_run_on_demo_data_lowers_the_loss(tokenizer_dir, tmp_path):
     output_dir = str(tmp_path / "run")
-    assert pretrain(
-        tokenizer_dir, output_dir, "--max_steps", "30", "--learning_rate", "3e-3", "--warmup_steps", "3",
-        "--save_steps", "30", "--drop_path_rate", "0", "--min_crop_scale", "0.35",
-    ) == 0  # fmt: skip
+    assert (
+        pretrain(
+            tokenizer_dir,
+            output_dir,
+            "--max_steps",
+            "30",
+            "--learning_rate",
+            "3e-3",
+            "--warmup_steps",
+            "3",
+            "--save_steps",
+            "30",
+            "--drop_path_rate",
+            "0",
+            "--min_crop_scale",
+            "0.35",
+        )
+        == 0
+    )
     losses = [entry["loss"] for entry in read_log(output_dir) if "loss" in entry]
     assert losses[0] > math.log(VOCAB) - 1.0
     assert sum(losses[-5:]) / 5 < losses[0] - 1.0, losses

@@ -7,13 +7,13 @@ import os
 import re
 
 import pytest
+from hub_kinds import RecordingHub, maskvision_cases, run_isolated, save_image
 from huggingface_hub import ModelCard
 from transformers import AutoModel
 
-from hub_kinds import RecordingHub, maskvision_cases, run_isolated, save_image
+from maskvision.cli import main as cli_main
 from maskvision.hub import load_checkpoint, write_repo_files
 from maskvision.model_card import CITATIONS, METHODS, collect_sources, eval_results, read_result_files, render_card
-from maskvision.cli import main as cli_main
 
 HUB_CARDS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "hub_cards")
 TINY_MOBY = [
@@ -29,15 +29,80 @@ def run(tmp_path_factory):
     """A real (tiny) pipeline: MoBY pretraining on 16 demo images, k-NN of its encoder, fine-tuning of it."""
     root = tmp_path_factory.mktemp("cards")
     pretraining, classifier = str(root / "moby"), str(root / "classifier")
-    assert cli_main(["pretrain", "moby", "--dataset", "demo", "--max_train_samples", "16", "--output_dir", pretraining,
-                     "--per_device_train_batch_size", "8", "--max_steps", "2", "--save_strategy", "no",
-                     "--logging_steps", "1", *TINY_MOBY, *CPU]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "pretrain",
+                "moby",
+                "--dataset",
+                "demo",
+                "--max_train_samples",
+                "16",
+                "--output_dir",
+                pretraining,
+                "--per_device_train_batch_size",
+                "8",
+                "--max_steps",
+                "2",
+                "--save_strategy",
+                "no",
+                "--logging_steps",
+                "1",
+                *TINY_MOBY,
+                *CPU,
+            ]
+        )
+        == 0
+    )
     encoder = os.path.join(pretraining, "encoder")
-    assert cli_main(["eval", "knn", "--model", encoder, "--dataset", "demo", "--max_train_samples", "40",
-                     "--max_eval_samples", "20", "--k", "5", "10", "--no_cache", "--device", "cpu"]) == 0  # fmt: skip
-    assert cli_main(["finetune", "--model", encoder, "--dataset", "demo", "--output_dir", classifier,
-                     "--max_train_samples", "16", "--max_eval_samples", "16", "--num_train_epochs", "1",
-                     "--per_device_train_batch_size", "16", "--save_total_limit", "1", *CPU]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "eval",
+                "knn",
+                "--model",
+                encoder,
+                "--dataset",
+                "demo",
+                "--max_train_samples",
+                "40",
+                "--max_eval_samples",
+                "20",
+                "--k",
+                "5",
+                "10",
+                "--no_cache",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli_main(
+            [
+                "finetune",
+                "--model",
+                encoder,
+                "--dataset",
+                "demo",
+                "--output_dir",
+                classifier,
+                "--max_train_samples",
+                "16",
+                "--max_eval_samples",
+                "16",
+                "--num_train_epochs",
+                "1",
+                "--per_device_train_batch_size",
+                "16",
+                "--save_total_limit",
+                "1",
+                *CPU,
+            ]
+        )
+        == 0
+    )
     return {"root": str(root), "pretraining": pretraining, "encoder": encoder, "classifier": classifier}
 
 
@@ -76,8 +141,12 @@ def test_encoder_card_is_described_by_the_run_it_was_exported_from(run):
 
 
 def test_classifier_card_has_one_model_index_entry_per_protocol_from_the_results_files(run):
-    card = _render(run["classifier"], os.path.join(run["root"], "classifier.md"),
-                   "--results", os.path.join(run["encoder"], "eval_results.json"))  # fmt: skip
+    card = _render(
+        run["classifier"],
+        os.path.join(run["root"], "classifier.md"),
+        "--results",
+        os.path.join(run["encoder"], "eval_results.json"),
+    )
     data = card.data
     assert data.pipeline_tag == "image-classification" and "moby" in data.tags
     by_protocol = {result.metric_name.split(" top-1")[0]: result.metric_value for result in data.eval_results}
@@ -110,8 +179,17 @@ def test_push_uploads_the_training_curves_beside_the_card(run, tmp_path, monkeyp
 
 def test_eval_results_keep_each_protocols_best_top1_per_evaluated_split():
     def record(protocol, value, split="test", metric="top1_accuracy", **settings):
-        return dict(protocol=protocol, metric=metric, value=value, dataset="/data/cifar10/test.parquet", split=split,
-                    train_dataset="/data/cifar10/train.parquet", train_split="train", model="m", settings=settings)
+        return dict(
+            protocol=protocol,
+            metric=metric,
+            value=value,
+            dataset="/data/cifar10/test.parquet",
+            split=split,
+            train_dataset="/data/cifar10/train.parquet",
+            train_split="train",
+            model="m",
+            settings=settings,
+        )
 
     records = [
         record("linear", 0.41, pooling="cls", layer=12), record("linear", 0.47, pooling="mean", layer=9),
@@ -153,9 +231,12 @@ def test_every_maskvision_model_type_has_a_method_description_and_citation():
     assert model_types <= set(METHODS)
     assert all(method.citations and set(method.citations) <= set(CITATIONS) for method in METHODS.values())
     assert {key: re.match(r"@\w+\{(\w+),", text).group(1) for key, text in CITATIONS.items()} == {
-        "beit": "bao2022beit", "beitv2": "peng2022beitv2", "extrema": "wu2022extreme", "moby": "xie2021moby",
+        "beit": "bao2022beit",
+        "beitv2": "peng2022beitv2",
+        "extrema": "wu2022extreme",
+        "moby": "xie2021moby",
         "dalle": "ramesh2021zero",
-    }  # fmt: skip
+    }
 
 
 def test_usage_snippets_run_offline_without_maskvision(run, tmp_path):

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from hub_kinds import RecordingHub
 from huggingface_hub import constants
 
-from hub_kinds import RecordingHub
 from maskvision.cli import entry_point, main
 from maskvision.cli.args import normalise_flags, parse_arguments
 from maskvision.cli.push import PushArguments
@@ -93,7 +93,13 @@ def test_push_to_hub_is_refused_with_a_pointer_to_maskvision_push_before_anythin
 
 def test_every_flag_is_accepted_in_both_spellings():
     assert normalise_flags(["--output-dir", "a-b", "--max_steps=-1", "-h", "--", "--keep-me"]) == [
-        "--output_dir", "a-b", "--max_steps=-1", "-h", "--", "--keep-me"]  # fmt: skip
+        "--output_dir",
+        "a-b",
+        "--max_steps=-1",
+        "-h",
+        "--",
+        "--keep-me",
+    ]
     for spelling in (["--repo-id", "me/x", "--create-pr"], ["--repo_id", "me/x", "--create_pr"]):
         (args,) = parse_arguments((PushArguments,), spelling, prog="maskvision push")
         assert (args.repo_id, args.create_pr) == ("me/x", True)
@@ -126,7 +132,7 @@ def test_the_installed_command_prints_at_most_three_lines_for_a_misspelt_flag():
 
 
 def test_convert_lists_the_kinds_of_release_the_converter_knows():
-    from maskvision.official import KINDS
     from maskvision.cli.convert import KINDS as LISTED
+    from maskvision.official import KINDS
 
     assert LISTED == KINDS

@@ -21,20 +21,24 @@ def _python(code: str) -> str:
 
 
 def test_import_maskvision_and_its_help_load_neither_torch_nor_transformers():
-    code = ("import sys\nimport maskvision\nfrom maskvision.cli import main\nmain(['--help'])\n"
-            "print(sorted(name for name in ('torch', 'transformers') if name in sys.modules))")  # fmt: skip
+    code = (
+        "import sys\nimport maskvision\nfrom maskvision.cli import main\nmain(['--help'])\n"
+        "print(sorted(name for name in ('torch', 'transformers') if name in sys.modules))"
+    )
     assert _python(code).splitlines()[-1] == "[]"
 
 
 def test_command_help_imports_the_arguments_without_the_trainer_the_data_or_the_models():
-    code = ("import sys\nfrom maskvision.cli import main\nfrom maskvision.cli.pretrain import RECIPES\n"
-            "commands = [['pretrain', method] for method in RECIPES]\n"
-            "for command in commands + [['tokenizer', 'train'], ['finetune'], ['eval', 'knn'], ['eval', 'linear']]:\n"
-            "    try:\n        main([*command, '--help'])\n    except SystemExit:\n        pass\n"
-            "heavy = ('datasets', 'kornia', 'transformers.trainer', 'transformers.models', 'maskvision.modeling',"
-            " 'maskvision.configuration.configuration_beit_mim', 'maskvision.training.pretrain',"
-            " 'maskvision.evaluation.run')\n"
-            "print(sorted(name for name in heavy if name in sys.modules))")  # fmt: skip
+    code = (
+        "import sys\nfrom maskvision.cli import main\nfrom maskvision.cli.pretrain import RECIPES\n"
+        "commands = [['pretrain', method] for method in RECIPES]\n"
+        "for command in commands + [['tokenizer', 'train'], ['finetune'], ['eval', 'knn'], ['eval', 'linear']]:\n"
+        "    try:\n        main([*command, '--help'])\n    except SystemExit:\n        pass\n"
+        "heavy = ('datasets', 'kornia', 'transformers.trainer', 'transformers.models', 'maskvision.modeling',"
+        " 'maskvision.configuration.configuration_beit_mim', 'maskvision.training.runs.pretrain',"
+        " 'maskvision.evaluation.run')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))"
+    )
     assert _python(code).splitlines()[-1] == "[]"
 
 
@@ -47,22 +51,27 @@ def test_each_recipe_runs_with_the_argument_types_its_help_shows():
 
 
 def test_after_import_maskvision_the_auto_classes_load_a_saved_model(tmp_path):
-    model = maskvision.DVAETokenizer(maskvision.DVAEConfig(vocab_size=16, hidden_size=8, num_groups=1,
-                                                           blocks_per_group=1, code_embedding_size=8))  # fmt: skip
+    model = maskvision.DVAETokenizer(
+        maskvision.DVAEConfig(vocab_size=16, hidden_size=8, num_groups=1, blocks_per_group=1, code_embedding_size=8)
+    )
     model.save_pretrained(tmp_path)
-    code = ("import maskvision\nfrom transformers import AutoConfig, AutoModel\n"
-            f"config = AutoConfig.from_pretrained({str(tmp_path)!r})\n"
-            f"model = AutoModel.from_pretrained({str(tmp_path)!r})\n"
-            "print(type(config).__name__, type(model).__name__, type(model).__module__)")  # fmt: skip
+    code = (
+        "import maskvision\nfrom transformers import AutoConfig, AutoModel\n"
+        f"config = AutoConfig.from_pretrained({str(tmp_path)!r})\n"
+        f"model = AutoModel.from_pretrained({str(tmp_path)!r})\n"
+        "print(type(config).__name__, type(model).__name__, type(model).__module__)"
+    )
     assert _python(code) == "DVAEConfig DVAETokenizer maskvision.modeling.modeling_dvae"
 
 
 def test_a_config_imported_first_registers_its_model_once_its_module_has_run():
     # transformers' BeitConfig loads `modeling_auto` (for its docstring) while maskvision's config module imports it:
     # the model is registered when that module has finished, not in the middle of it.
-    code = ("from maskvision import BeitMimConfig\nfrom transformers import AutoModel, AutoModelForPreTraining\n"
-            "print(AutoModel._model_mapping[BeitMimConfig].__name__, "
-            "AutoModelForPreTraining._model_mapping[BeitMimConfig].__name__)")  # fmt: skip
+    code = (
+        "from maskvision import BeitMimConfig\nfrom transformers import AutoModel, AutoModelForPreTraining\n"
+        "print(AutoModel._model_mapping[BeitMimConfig].__name__, "
+        "AutoModelForPreTraining._model_mapping[BeitMimConfig].__name__)"
+    )
     assert _python(code) == "BeitMimForPreTraining BeitMimForPreTraining"
 
 

@@ -12,9 +12,9 @@ from transformers import PreTrainedConfig, PreTrainedModel, Trainer, TrainingArg
 from transformers.modeling_outputs import ModelOutput
 
 from maskvision.data import load_image_dataset
-from maskvision.training.collators import MaskedImageModelingCollator, MultiMaskCollator, TwoViewCollator
-from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator
-from maskvision.training.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from maskvision.training.inputs.collators import MaskedImageModelingCollator, MultiMaskCollator, TwoViewCollator
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator, RandomMaskGenerator
+from maskvision.training.inputs.transforms import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 STATS = {"image_mean": IMAGENET_DEFAULT_MEAN, "image_std": IMAGENET_DEFAULT_STD}
 
@@ -26,8 +26,13 @@ def demo():
 
 def beit_collator(seed: int = 0, **overrides) -> MaskedImageModelingCollator:
     arguments = {
-        "image_size": 32, "patch_size": 4, "tokenizer_image_size": 16, **STATS, "seed": seed,
-        "mask_generator": BlockwiseMaskGenerator(8, 24, min_num_patches=4), **overrides,
+        "image_size": 32,
+        "patch_size": 4,
+        "tokenizer_image_size": 16,
+        **STATS,
+        "seed": seed,
+        "mask_generator": BlockwiseMaskGenerator(8, 24, min_num_patches=4),
+        **overrides,
     }
     return MaskedImageModelingCollator(**arguments)
 
@@ -74,9 +79,9 @@ def test_real_size_batches(demo):
     )(rows)
     assert beit["pixel_values"].shape == (4, 3, 224, 224) and beit["tokenizer_pixel_values"].shape == (4, 3, 112, 112)
     assert beit["bool_masked_pos"].shape == (4, 196) and (beit["bool_masked_pos"].sum(1) <= 75).all()
-    extrema = MultiMaskCollator(
-        image_size=224, patch_size=16, **STATS, mask_generator=RandomMaskGenerator(14, 0.8, 5)
-    )(rows)
+    extrema = MultiMaskCollator(image_size=224, patch_size=16, **STATS, mask_generator=RandomMaskGenerator(14, 0.8, 5))(
+        rows
+    )
     assert list(extrema) == ["pixel_values", "teacher_pixel_values", "bool_masked_pos"]
     assert extrema["pixel_values"].shape == extrema["teacher_pixel_values"].shape == (4, 3, 224, 224)
     assert extrema["bool_masked_pos"].shape == (4, 5, 196) and (extrema["bool_masked_pos"].sum(-1) == 157).all()
@@ -203,8 +208,15 @@ class ToyMaskedModel(PreTrainedModel):
 
 def test_trainer_runs_on_the_collator(demo, tmp_path):
     args = TrainingArguments(
-        output_dir=str(tmp_path), remove_unused_columns=False, per_device_train_batch_size=8, max_steps=3,
-        report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, dataloader_num_workers=0,
+        output_dir=str(tmp_path),
+        remove_unused_columns=False,
+        per_device_train_batch_size=8,
+        max_steps=3,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
     )
     model = ToyMaskedModel(PreTrainedConfig())
     trainer = Trainer(model=model, args=args, train_dataset=demo, data_collator=beit_collator())

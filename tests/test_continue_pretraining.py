@@ -6,34 +6,60 @@ contradict the checkpoint are refused."""
 import pytest
 import torch
 from transformers import (
-    BeitConfig, BeitForMaskedImageModeling, BeitModel, SwinConfig, SwinModel, ViTConfig, ViTModel,
-)  # fmt: skip
+    BeitConfig,
+    BeitForMaskedImageModeling,
+    BeitModel,
+    SwinConfig,
+    SwinModel,
+    ViTConfig,
+    ViTModel,
+)
 
 import maskvision
 from maskvision import BeitMimForPreTraining
 from maskvision.cli import main as cli
 
 VOCAB = 64
-SHAPE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
-             patch_size=4)  # fmt: skip
+SHAPE = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=4
+)
 RUN = ["--dataset", "demo", "--max_train_samples", "16", "--per_device_train_batch_size", "8", "--max_steps", "1",
        "--base_learning_rate", "0", "--save_strategy", "no", "--dataloader_num_workers", "0", "--use_cpu", "true",
        "--disable_tqdm", "true"]  # fmt: skip
 METHOD_FLAGS = {
     "beit": [],
-    "extrema": ["--num_masks", "4", "--projector_hidden_size", "64", "--projection_size", "16",
-                "--calibration_images", "8", "--calibration_steps", "2"],
-    "moby": ["--projector_hidden_size", "32", "--predictor_hidden_size", "32", "--projection_dim", "16",
-             "--queue_size", "16"],
-}  # fmt: skip
+    "extrema": [
+        "--num_masks",
+        "4",
+        "--projector_hidden_size",
+        "64",
+        "--projection_size",
+        "16",
+        "--calibration_images",
+        "8",
+        "--calibration_steps",
+        "2",
+    ],
+    "moby": [
+        "--projector_hidden_size",
+        "32",
+        "--predictor_hidden_size",
+        "32",
+        "--projection_dim",
+        "16",
+        "--queue_size",
+        "16",
+    ],
+}
 
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory) -> str:
     """A tiny DALL-E-style tokenizer (4x downsampling) with the vocabulary of the stock MIM head."""
     path = str(tmp_path_factory.mktemp("tokenizer"))
-    config = maskvision.DVAEConfig(vocab_size=VOCAB, hidden_size=16, num_groups=3, blocks_per_group=1,
-                                   code_embedding_size=16, image_size=32)  # fmt: skip
+    config = maskvision.DVAEConfig(
+        vocab_size=VOCAB, hidden_size=16, num_groups=3, blocks_per_group=1, code_embedding_size=16, image_size=32
+    )
     maskvision.DVAETokenizer(config).save_pretrained(path)
     return path
 
@@ -46,8 +72,9 @@ def stock(method: str):
         return BeitForMaskedImageModeling(config), "beit."
     if method == "extrema":
         return BeitModel(BeitConfig(**SHAPE)), ""
-    return SwinModel(SwinConfig(embed_dim=16, depths=[2, 1], num_heads=[1, 2], image_size=32, patch_size=4,
-                                window_size=4)), ""  # fmt: skip
+    return SwinModel(
+        SwinConfig(embed_dim=16, depths=[2, 1], num_heads=[1, 2], image_size=32, patch_size=4, window_size=4)
+    ), ""
 
 
 def layers(state: dict, prefix: str = "") -> dict:
@@ -57,8 +84,7 @@ def layers(state: dict, prefix: str = "") -> dict:
 
 
 @pytest.mark.parametrize("method", ["beit", "extrema", "moby"])
-def test_one_step_at_learning_rate_zero_exports_the_checkpoint_layers_exactly(tmp_path, tokenizer_dir, capsys,
-                                                                              method):  # fmt: skip
+def test_one_step_at_learning_rate_zero_exports_the_checkpoint_layers_exactly(tmp_path, tokenizer_dir, capsys, method):
     source, prefix = stock(method)
     with torch.no_grad():
         for name, parameter in source.named_parameters():
@@ -89,8 +115,11 @@ def test_a_flag_contradicting_the_checkpoint_is_refused(tmp_path, tokenizer_dir)
     ViTModel(ViTConfig(**SHAPE)).save_pretrained(tmp_path / "vit")
     argv = ["pretrain", "beit", "--model_name_or_path", str(tmp_path / "vit"), "--output_dir", str(tmp_path / "run"),
             "--tokenizer", tokenizer_dir, "--hidden_size", "64", "--model_size", "small"]  # fmt: skip
-    with pytest.raises(ValueError, match="--model_size small \\(the checkpoint's: another\\), --hidden_size 64 "
-                                         "\\(the checkpoint's: 32\\) contradict --model_name_or_path"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match="--model_size small \\(the checkpoint's: another\\), --hidden_size 64 "
+        "\\(the checkpoint's: 32\\) contradict --model_name_or_path",
+    ):
         cli(argv + RUN)
 
 
@@ -111,8 +140,15 @@ def test_moby_flags_follow_a_vit_checkpoint(tmp_path):
     from maskvision.training.recipes.moby import RECIPE, MobyModelArguments
 
     ViTModel(ViTConfig(**SHAPE)).save_pretrained(tmp_path / "vit")
-    model = RECIPE.build_model(MobyModelArguments(model_name_or_path=str(tmp_path / "vit"), projector_hidden_size=32,
-                                                  predictor_hidden_size=32, projection_dim=16, queue_size=16))
+    model = RECIPE.build_model(
+        MobyModelArguments(
+            model_name_or_path=str(tmp_path / "vit"),
+            projector_hidden_size=32,
+            predictor_hidden_size=32,
+            projection_dim=16,
+            queue_size=16,
+        )
+    )
     backbone = model.config.backbone_config
     assert (backbone.model_type, backbone.hidden_size, backbone.patch_size, backbone.image_size) == ("beit", 32, 4, 32)
     assert not backbone.use_mean_pooling  # a ViT pools its normalised [CLS] token: kept

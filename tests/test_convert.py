@@ -7,15 +7,15 @@ import os
 import pickle
 import subprocess
 
+import official_layouts as official
 import pytest
 import torch
 from transformers import AutoModel, BeitForImageClassification, BeitModel, SwinModel
 
-import official_layouts as official
 from maskvision import BeitMimForPreTraining, ExtremaForPreTraining, MobyForPreTraining, VQKDTokenizer
+from maskvision.cli import main as cli
 from maskvision.official import convert_release
 from maskvision.safe_pickle import UnsafePickleError
-from maskvision.cli import main as cli
 
 ATOL = 1e-4
 
@@ -42,8 +42,9 @@ def test_beit_pretraining_release_predicts_the_official_tokens(tmp_path, version
     assert model.config.exact_masking == (version == 2)
     images, mask = pixels(), torch.rand(2, official.GRID**2) < 0.4
     tokens = official.vit_tokens(state, "", images, official.HEADS, bool_masked_pos=mask)
-    expected = torch.nn.functional.linear(official.layer_norm(tokens, state, "norm")[:, 1:][mask],
-                                          state["lm_head.weight"], state["lm_head.bias"])  # fmt: skip
+    expected = torch.nn.functional.linear(
+        official.layer_norm(tokens, state, "norm")[:, 1:][mask], state["lm_head.weight"], state["lm_head.bias"]
+    )
     logits = model(images, bool_masked_pos=mask, labels=torch.zeros(2, official.GRID**2, dtype=torch.long)).logits
     torch.testing.assert_close(logits, expected, atol=ATOL, rtol=0)
     encoder = BeitModel.from_pretrained(tmp_path / "out" / "encoder")
@@ -84,8 +85,13 @@ def test_vqkd_release_gives_the_official_codes(tmp_path):
 def test_extrema_release_student_teacher_and_predictor_match_the_official_model(tmp_path):
     state = official.extrema_state()
     path = save(tmp_path, {"epoch": 300, "arch": "vit_custom", "state_dict": state, "optimizer": {}, "scaler": {}})
-    convert_release("extrema", path, tmp_path / "out", num_attention_heads=official.HEADS,
-                    config_overrides="mask_ratio=0.75,num_masks=4,loss=infonce")  # settings the weights do not hold
+    convert_release(
+        "extrema",
+        path,
+        tmp_path / "out",
+        num_attention_heads=official.HEADS,
+        config_overrides="mask_ratio=0.75,num_masks=4,loss=infonce",
+    )  # settings the weights do not hold
     model = ExtremaForPreTraining.from_pretrained(tmp_path / "out").eval()
     assert (model.config.mask_ratio, model.config.loss) == (0.75, "infonce")
     images = pixels()
@@ -97,10 +103,12 @@ def test_extrema_release_student_teacher_and_predictor_match_the_official_model(
     output = model(images, bool_masked_pos=bool_masked_pos)
     for m, indices in enumerate(visible):
         student = official.extrema_branch(state, "base_encoder", images, indices)
-        torch.testing.assert_close(output.predictions[:, m], official.extrema_predict(state, student), atol=ATOL,
-                                   rtol=0)  # fmt: skip
-    torch.testing.assert_close(output.targets, official.extrema_branch(state, "momentum_encoder", images), atol=ATOL,
-                               rtol=0)  # fmt: skip
+        torch.testing.assert_close(
+            output.predictions[:, m], official.extrema_predict(state, student), atol=ATOL, rtol=0
+        )
+    torch.testing.assert_close(
+        output.targets, official.extrema_branch(state, "momentum_encoder", images), atol=ATOL, rtol=0
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- MoBY
@@ -113,8 +121,10 @@ def test_moby_release_features_heads_and_queues_match_the_official_model(tmp_pat
     model = MobyForPreTraining.from_pretrained(tmp_path / "out").eval()
     images = pixels()
     features = {"swin": official.swin_features, "deit": official.deit_features}[encoder]
-    for branch, ours, projector in (("encoder.", model.encoder, "projector."),
-                                    ("encoder_k.", model.target_encoder, "projector_k.")):  # fmt: skip
+    for branch, ours, projector in (
+        ("encoder.", model.encoder, "projector."),
+        ("encoder_k.", model.target_encoder, "projector_k."),
+    ):
         expected = features(state, branch, images)
         pooled = ours(pixel_values=images).pooler_output
         torch.testing.assert_close(pooled, expected, atol=ATOL, rtol=0)

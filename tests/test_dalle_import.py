@@ -17,9 +17,9 @@ from torch import nn
 from transformers import AutoModel
 
 from maskvision import DVAETokenizer
+from maskvision.cli import main as cli
 from maskvision.dalle_weights import convert_dalle
 from maskvision.safe_pickle import UnsafePickleError, load_pickled_module
-from maskvision.cli import main as cli
 
 GROUPS, BLOCKS, HIDDEN, VOCAB, N_INIT = 4, 2, 16, 32, 8
 
@@ -87,8 +87,10 @@ class Decoder(nn.Module):
         blocks = OrderedDict(input=Conv2d(VOCAB, N_INIT, 1))
         for g, width in enumerate(widths):
             group = OrderedDict(
-                (f"block_{i + 1}", DecoderBlock((N_INIT if g == 0 else widths[g - 1]) if i == 0 else width, width,
-                                                n_layers))
+                (
+                    f"block_{i + 1}",
+                    DecoderBlock((N_INIT if g == 0 else widths[g - 1]) if i == 0 else width, width, n_layers),
+                )
                 for i in range(BLOCKS)
             )
             if g < GROUPS - 1:
@@ -98,8 +100,11 @@ class Decoder(nn.Module):
         self.blocks = nn.Sequential(blocks)
 
 
-FAKE_MODULES = {"dall_e.utils": [Conv2d], "dall_e.encoder": [EncoderBlock, Encoder],
-                "dall_e.decoder": [DecoderBlock, Decoder]}
+FAKE_MODULES = {
+    "dall_e.utils": [Conv2d],
+    "dall_e.encoder": [EncoderBlock, Encoder],
+    "dall_e.decoder": [DecoderBlock, Decoder],
+}
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +131,10 @@ def dalle_files(tmp_path_factory):
     finally:
         for module_name in ("dall_e", *FAKE_MODULES):
             del sys.modules[module_name]
-    params = {name: {k: v.detach().clone() for k, v in module.state_dict().items()}
-              for name, module in (("encoder", encoder), ("decoder", decoder))}
+    params = {
+        name: {k: v.detach().clone() for k, v in module.state_dict().items()}
+        for name, module in (("encoder", encoder), ("decoder", decoder))
+    }
     return files, params
 
 
@@ -168,8 +175,13 @@ def test_converted_model_matches_dalle_forward(dalle_files, suffix):
     assert "dall_e" not in sys.modules  # the import needs no dall_e code
     model = convert_dalle(files[f"encoder{suffix}"], files[f"decoder{suffix}"], image_size=32)
     config = model.config
-    assert (config.vocab_size, config.hidden_size, config.num_groups, config.blocks_per_group,
-            config.code_embedding_size) == (VOCAB, HIDDEN, GROUPS, BLOCKS, N_INIT)
+    assert (
+        config.vocab_size,
+        config.hidden_size,
+        config.num_groups,
+        config.blocks_per_group,
+        config.code_embedding_size,
+    ) == (VOCAB, HIDDEN, GROUPS, BLOCKS, N_INIT)
     pixels = torch.rand(2, 3, 32, 32)
     mapped = 0.8 * pixels + 0.1  # dall_e.utils.map_pixels
     expected = dalle_encoder(params["encoder"], mapped)
@@ -186,15 +198,18 @@ def test_converted_model_matches_dalle_forward(dalle_files, suffix):
 def test_import_dalle_command_writes_safetensors(dalle_files, tmp_path):
     files, params = dalle_files
     output = tmp_path / "dalle"
-    assert cli(["tokenizer", "import-dalle", files["encoder"], "--decoder", files["decoder"],
-                "--output-dir", str(output)]) == 0
+    assert (
+        cli(["tokenizer", "import-dalle", files["encoder"], "--decoder", files["decoder"], "--output-dir", str(output)])
+        == 0
+    )
     assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= set(os.listdir(output))
     assert not [name for name in os.listdir(output) if name.endswith((".bin", ".pkl", ".pt"))]
     model = AutoModel.from_pretrained(output)
     assert isinstance(model, DVAETokenizer) and model.config.image_size == 112
     pixels = torch.rand(1, 3, 32, 32)
-    assert torch.allclose(model.encoder(0.8 * pixels + 0.1), dalle_encoder(params["encoder"], 0.8 * pixels + 0.1),
-                          atol=1e-5)
+    assert torch.allclose(
+        model.encoder(0.8 * pixels + 0.1), dalle_encoder(params["encoder"], 0.8 * pixels + 0.1), atol=1e-5
+    )
 
 
 def test_encoder_only_import_and_mismatched_files(dalle_files):

@@ -14,8 +14,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 
-from maskvision.data import BadImageError, load_image_dataset, to_rgb
-from maskvision.data import bad_images
+from maskvision.data import BadImageError, bad_images, load_image_dataset, to_rgb
 from maskvision.data.loading import DEMO_FILES
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -343,8 +342,10 @@ def test_bad_image_in_a_folder_raises_naming_row_and_file(load, tmp_path):
 
 
 def test_images_over_the_decompression_bomb_limit_are_bad(load, tmp_path, monkeypatch):
-    folder = write_files(tmp_path / "bomb", {"small.png": encode(Image.new("RGB", (20, 20))),
-                                              "huge.png": encode(Image.new("RGB", (100, 100)))})
+    folder = write_files(
+        tmp_path / "bomb",
+        {"small.png": encode(Image.new("RGB", (20, 20))), "huge.png": encode(Image.new("RGB", (100, 100)))},
+    )
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 100 x 100 > 2 x 1000: PIL would refuse it in a worker
     assert len(load(folder)) == 1
     with pytest.raises(BadImageError, match="MAX_IMAGE_PIXELS"):
@@ -352,8 +353,12 @@ def test_images_over_the_decompression_bomb_limit_are_bad(load, tmp_path, monkey
 
 
 def test_class_folders_give_labels_and_split_folders_give_splits(load, tmp_path):
-    files = {f"{split}/{name}/{index}.png": encode(Image.new("RGB", (4, 4)))
-             for split in ("train", "val") for name in ("cat", "dog") for index in range(2)}
+    files = {
+        f"{split}/{name}/{index}.png": encode(Image.new("RGB", (4, 4)))
+        for split in ("train", "val")
+        for name in ("cat", "dog")
+        for index in range(2)
+    }
     folder = write_files(tmp_path / "classes", files)
     train = load(folder)
     assert train.column_names == ["image", "label"] and train.features["label"].names == ["cat", "dog"]
@@ -382,8 +387,10 @@ def test_file_names_never_choose_a_split_and_the_counts_are_reported(load, tmp_p
 
 def test_split_folders_are_the_splits_and_other_entries_are_named(load, tmp_path, caplog):
     image = encode(Image.new("RGB", (4, 4)))
-    folder = write_files(tmp_path / "splits", {"train/a.png": image, "train/test-b.png": image, "val/c.png": image,
-                                                "stray.png": image, "extra/d.png": image})  # fmt: skip
+    folder = write_files(
+        tmp_path / "splits",
+        {"train/a.png": image, "train/test-b.png": image, "val/c.png": image, "stray.png": image, "extra/d.png": image},
+    )
     with caplog.at_level(logging.WARNING, logger="maskvision"):
         assert len(load(folder)) == 2 and len(load(folder, split="validation")) == 1
     assert "2 other entries at its top are in no split and not used: extra/, stray.png" in caplog.text
@@ -418,12 +425,15 @@ def test_bad_images_in_parquet_skip_the_right_rows_or_raise_naming_the_row(load,
 
 def test_max_train_samples_draws_at_random_from_class_sorted_data(tmp_path):
     """CIFAR-10's parquet files are sorted by class: the first N rows would pretrain on a single class."""
-    from maskvision.training.pretrain import DataArguments
+    from maskvision.training.runs.pretrain import DataArguments
 
     image = encode(Image.new("RGB", (4, 4)))
     features = Features({"image": ImageFeature(), "label": ClassLabel(names=["a", "b", "c", "d"])})
-    path = write_parquet(tmp_path / "sorted.parquet", {"image": image_rows([image] * 40), "label": [i // 10 for i in range(40)]},
-                         features)  # fmt: skip
+    path = write_parquet(
+        tmp_path / "sorted.parquet",
+        {"image": image_rows([image] * 40), "label": [i // 10 for i in range(40)]},
+        features,
+    )
     arguments = DataArguments(dataset=path, max_train_samples=8)
     subset = arguments.load(seed=0)
     assert len(subset) == 8 and len(set(subset["label"])) > 1
@@ -437,8 +447,9 @@ def test_parquet_glob_and_folder_of_parquet_splits(load, tmp_path):
     folder = tmp_path / "shards"
     folder.mkdir()
     for name, count in (("train-00000-of-00002", 3), ("train-00001-of-00002", 2), ("test-00000-of-00001", 4)):
-        write_parquet(folder / f"{name}.parquet", {"image": image_rows([image] * count)},
-                      Features({"image": ImageFeature()}))
+        write_parquet(
+            folder / f"{name}.parquet", {"image": image_rows([image] * count)}, Features({"image": ImageFeature()})
+        )
     assert len(load(str(folder / "train-*.parquet"))) == 5
     assert len(load(str(folder / "*.parquet"), split="validation")) == 9  # a file or glob is the split asked for
     assert len(load(str(folder), split="test")) == 4  # a folder: splits from the file names
@@ -447,10 +458,14 @@ def test_parquet_glob_and_folder_of_parquet_splits(load, tmp_path):
 
 def test_columns_are_found_by_feature_type(load, tmp_path):
     image = encode(Image.new("RGB", (4, 4), RED))
-    features = Features({"caption": Value("string"), "picture": ImageFeature(),
-                         "category": ClassLabel(names=["a", "b"])})
-    path = write_parquet(tmp_path / "named.parquet", {"caption": ["x", "y"], "picture": image_rows([image] * 2),
-                                                      "category": [1, 0]}, features)
+    features = Features(
+        {"caption": Value("string"), "picture": ImageFeature(), "category": ClassLabel(names=["a", "b"])}
+    )
+    path = write_parquet(
+        tmp_path / "named.parquet",
+        {"caption": ["x", "y"], "picture": image_rows([image] * 2), "category": [1, 0]},
+        features,
+    )
     dataset = load(path)
     assert dataset.column_names == ["image", "label"]
     assert dataset.features["label"].names == ["a", "b"] and dataset["label"] == [1, 0]
@@ -466,8 +481,9 @@ def test_undeclared_image_columns_are_sniffed(load, tmp_path):
     assert dataset.column_names == ["image", "label"] and dataset["label"] == [3, 5]
     assert isinstance(dataset.features["image"], ImageFeature)
 
-    raw = pa.table({"blob": pa.array([b"\x00\x01 not an image"] * 2), "jpg": pa.array([image] * 2),
-                    "label": ["dog", "cat"]})
+    raw = pa.table(
+        {"blob": pa.array([b"\x00\x01 not an image"] * 2), "jpg": pa.array([image] * 2), "label": ["dog", "cat"]}
+    )
     pq.write_table(raw, tmp_path / "raw.parquet")
     dataset = load(str(tmp_path / "raw.parquet"))
     assert dataset.column_names == ["image", "label"]
@@ -482,13 +498,16 @@ def test_several_image_columns(load, tmp_path):
     path = write_parquet(tmp_path / "two.parquet", {"mask": image_rows([mask]), "image": image_rows([image])}, features)
     assert load(path)[0]["image"].mode == "RGB"  # the one named image
     undecoded = Features({"mask": ImageFeature(decode=False), "image": ImageFeature(decode=False)})
-    path = write_parquet(tmp_path / "undecoded.parquet", {"mask": image_rows([mask]), "image": image_rows([image])},
-                         undecoded)
+    path = write_parquet(
+        tmp_path / "undecoded.parquet", {"mask": image_rows([mask]), "image": image_rows([image])}, undecoded
+    )
     assert isinstance(load(path)[0]["image"], Image.Image)  # always PIL on access
     assert load(path, image_column="mask")[0]["image"].mode == "L"
 
     features = Features({"left": ImageFeature(), "right": ImageFeature()})
-    path = write_parquet(tmp_path / "pair.parquet", {"left": image_rows([image]), "right": image_rows([mask])}, features)
+    path = write_parquet(
+        tmp_path / "pair.parquet", {"left": image_rows([image]), "right": image_rows([mask])}, features
+    )
     with pytest.raises(ValueError, match=r"several image columns \(left, right\): pass image_column="):
         load(path)
 
@@ -554,11 +573,15 @@ def test_argument_errors(load):
 
 def test_data_errors(load, tmp_path):
     path = write_parquet(tmp_path / "text.parquet", {"text": ["a", "b"], "label": [0, 1]})
-    with pytest.raises(ValueError, match=r"No image column in .*text\.parquet: its columns are text \(Value\('string'\)\)"):
+    with pytest.raises(
+        ValueError, match=r"No image column in .*text\.parquet: its columns are text \(Value\('string'\)\)"
+    ):
         load(path)
-    path = write_parquet(tmp_path / "floats.parquet", {"image": image_rows([encode(Image.new("RGB", (2, 2)))]),
-                                                       "score": [0.5]}, Features({"image": ImageFeature(),
-                                                                                  "score": Value("float32")}))
+    path = write_parquet(
+        tmp_path / "floats.parquet",
+        {"image": image_rows([encode(Image.new("RGB", (2, 2)))]), "score": [0.5]},
+        Features({"image": ImageFeature(), "score": Value("float32")}),
+    )
     with pytest.raises(ValueError, match="label_column='score' .* must be a ClassLabel, integer or string column"):
         load(path, label_column="score")
     path = write_parquet(tmp_path / "empty.parquet", {"image": []}, Features({"image": ImageFeature()}))

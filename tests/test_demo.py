@@ -44,6 +44,4 @@ def test_quick_demo_runs_every_stage_end_to_end(tmp_path, capsys):
         assert features.shape[0] == 2 and torch.isfinite(features).all()
 
     table = capsys.readouterr().out
-    assert "knn_top1_random_init" in table and all(
-        f"=== maskvision demo: {name} ===" in table for name, _ in STAGES
-    )
+    assert "knn_top1_random_init" in table and all(f"=== maskvision demo: {name} ===" in table for name, _ in STAGES)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from maskvision.training.collators import MaskedImageModelingCollator, MultiMaskCollator, TwoViewCollator
-from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator
+from maskvision.training.inputs.collators import MaskedImageModelingCollator, MultiMaskCollator, TwoViewCollator
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator, RandomMaskGenerator
 
 STATS = {"image_mean": (0.485, 0.456, 0.406), "image_std": (0.229, 0.224, 0.225)}
 
@@ -29,12 +29,18 @@ def rows(count: int = 64) -> list[dict]:
 
 COLLATORS = {
     "beit": lambda **kw: MaskedImageModelingCollator(
-        image_size=32, patch_size=8, tokenizer_image_size=16, mask_generator=BlockwiseMaskGenerator(4, 6, 2), **STATS,
-        **kw),
-    "extrema": lambda **kw: MultiMaskCollator(image_size=32, patch_size=8,
-                                              mask_generator=RandomMaskGenerator(4, 0.75, 2), **STATS, **kw),
+        image_size=32,
+        patch_size=8,
+        tokenizer_image_size=16,
+        mask_generator=BlockwiseMaskGenerator(4, 6, 2),
+        **STATS,
+        **kw,
+    ),
+    "extrema": lambda **kw: MultiMaskCollator(
+        image_size=32, patch_size=8, mask_generator=RandomMaskGenerator(4, 0.75, 2), **STATS, **kw
+    ),
     "moby": lambda **kw: TwoViewCollator(image_size=32, **STATS, **kw),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("method", sorted(COLLATORS))
@@ -79,8 +85,8 @@ def test_device_stream_is_seeded_and_separate():
 
 
 def test_pretrain_command_trains_with_augmentation_on_the_device(tmp_path):
-    from maskvision.training import collators
     from maskvision.cli import main
+    from maskvision.training import collators
 
     calls = []
     augment = collators.MultiMaskCollator.augment
@@ -91,15 +97,59 @@ def test_pretrain_command_trains_with_augmentation_on_the_device(tmp_path):
 
     collators.MultiMaskCollator.augment = recording
     try:
-        assert main([
-            "pretrain", "extrema", "--dataset", "demo", "--max_train_samples", "32", "--model_size", "tiny",
-            "--image_size", "32", "--patch_size", "8", "--hidden_size", "32", "--num_hidden_layers", "1",
-            "--num_attention_heads", "2", "--mask_ratio", "0.75", "--num_masks", "2", "--projector_hidden_size", "32",
-            "--projection_size", "16", "--calibration_images", "8", "--calibration_steps", "1",
-            "--per_device_train_batch_size", "8", "--logging_steps", "1", "--save_strategy", "no", "--use_cpu",
-            "--dataloader_num_workers", "0", "--disable_tqdm", "true", "--max_steps", "2", "--augment_on_device",
-            "--output_dir", str(tmp_path),
-        ]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "pretrain",
+                    "extrema",
+                    "--dataset",
+                    "demo",
+                    "--max_train_samples",
+                    "32",
+                    "--model_size",
+                    "tiny",
+                    "--image_size",
+                    "32",
+                    "--patch_size",
+                    "8",
+                    "--hidden_size",
+                    "32",
+                    "--num_hidden_layers",
+                    "1",
+                    "--num_attention_heads",
+                    "2",
+                    "--mask_ratio",
+                    "0.75",
+                    "--num_masks",
+                    "2",
+                    "--projector_hidden_size",
+                    "32",
+                    "--projection_size",
+                    "16",
+                    "--calibration_images",
+                    "8",
+                    "--calibration_steps",
+                    "1",
+                    "--per_device_train_batch_size",
+                    "8",
+                    "--logging_steps",
+                    "1",
+                    "--save_strategy",
+                    "no",
+                    "--use_cpu",
+                    "--dataloader_num_workers",
+                    "0",
+                    "--disable_tqdm",
+                    "true",
+                    "--max_steps",
+                    "2",
+                    "--augment_on_device",
+                    "--output_dir",
+                    str(tmp_path),
+                ]
+            )
+            == 0
+        )
     finally:
         collators.MultiMaskCollator.augment = augment
     # each of the 2 training batches (and the export calibration's) arrived as crops and was augmented once
@@ -110,7 +160,7 @@ def test_pretrain_command_trains_with_augmentation_on_the_device(tmp_path):
 
 
 def test_tokenizer_collator_hands_over_crops_too():
-    from maskvision.training.tokenizer import TokenizerCollator
+    from maskvision.training.runs.tokenizer import TokenizerCollator
 
     batch_rows = rows(8)
     on_host = TokenizerCollator(16, seed=0)(batch_rows)
@@ -122,8 +172,8 @@ def test_tokenizer_collator_hands_over_crops_too():
 
 
 def test_finetuning_refuses_augmentation_on_the_device(tmp_path):
-    from maskvision.training.finetune import FinetuneArguments, FinetuneModelArguments, run_finetuning
     from maskvision.training.labelled_data import LabelledDataArguments
+    from maskvision.training.runs.finetune import FinetuneArguments, FinetuneModelArguments, run_finetuning
 
     args = FinetuneArguments(output_dir=str(tmp_path), augment_on_device=True, use_cpu=True)
     with pytest.raises(ValueError, match="--augment_on_device applies to pretraining"):

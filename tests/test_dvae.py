@@ -6,16 +6,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_dvae
 from transformers import AutoModel
 
-from conftest import tiny_dvae
 from maskvision import DVAEConfig, DVAETokenizer
 from maskvision.modeling.tokenizer_utils import CodebookRecorder, code_counts, codebook_health, perplexity
-from maskvision.training.tokenizer_callbacks import (
+from maskvision.training.runs.tokenizer_callbacks import (
     CodebookCallback,
     RelaxationScheduleCallback,
     copy_optimizer_state,
 )
+
 
 def shapes_images(batch: int = 8, size: int = 16, seed: int = 0) -> torch.Tensor:
     """Images with structure (a coloured rectangle on a coloured background) in [0, 1]."""
@@ -160,8 +161,10 @@ def test_round_trip_gives_identical_ids(tmp_path):
     reloaded = AutoModel.from_pretrained(tmp_path)
     assert isinstance(reloaded, DVAETokenizer)
     assert torch.equal(reloaded.get_codebook_indices(pixel_values), model.get_codebook_indices(pixel_values))
-    assert torch.equal(reloaded.decode(model.get_codebook_indices(pixel_values)),
-                       model.decode(model.get_codebook_indices(pixel_values)))
+    assert torch.equal(
+        reloaded.decode(model.get_codebook_indices(pixel_values)),
+        model.decode(model.get_codebook_indices(pixel_values)),
+    )
     processor = model.image_processor()
     assert processor.size == {"height": 16, "width": 16} and not processor.do_normalize
 

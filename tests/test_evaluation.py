@@ -10,6 +10,8 @@ import torch
 from PIL import Image
 from transformers import BeitConfig, BeitModel, SwinConfig, SwinModel, ViTConfig, ViTForImageClassification, ViTModel
 
+from maskvision.cli import main as cli_main
+from maskvision.configuration.backbones import vit_backbone_config
 from maskvision.evaluation import (
     EvalResult,
     extract_features,
@@ -22,10 +24,8 @@ from maskvision.evaluation import (
     write_results,
 )
 from maskvision.evaluation.features import build_image_processor
-from maskvision.modeling.modeling_utils import MaskVisionPreTrainedModel
-from maskvision.configuration.backbones import vit_backbone_config
-from maskvision.cli import main as cli_main
 from maskvision.evaluation.run import parse_layers
+from maskvision.modeling.modeling_utils import MaskVisionPreTrainedModel
 
 TINY = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
@@ -128,8 +128,13 @@ def test_linear_probe_beats_chance_and_folds_the_standardisation():
     labels = torch.randint(0, 5, (400,), generator=generator)
     features = centers[labels] + torch.randn(400, 12, generator=generator)
     result = linear_probe(
-        features[:300], labels[:300], features[300:], labels[300:],
-        learning_rates=(1e-3, 1e-2), epochs=30, batch_size=64,
+        features[:300],
+        labels[:300],
+        features[300:],
+        labels[300:],
+        learning_rates=(1e-3, 1e-2),
+        epochs=30,
+        batch_size=64,
     )
     assert result.top1_accuracy > 0.9  # chance is 0.2
     assert result.top5_accuracy >= result.top1_accuracy
@@ -267,8 +272,16 @@ def test_unlabelled_dataset_is_refused_by_supervised_protocols(tiny_beit_dir):
 
 # ----------------------------------------------------------------------------------------------- results + CLI
 def test_results_file_merges_records(tmp_path):
-    record = dict(protocol="knn", metric="top1_accuracy", dataset="demo", split="test", train_dataset="demo",
-                  train_split="train", model="m", settings={"k": 20})
+    record = dict(
+        protocol="knn",
+        metric="top1_accuracy",
+        dataset="demo",
+        split="test",
+        train_dataset="demo",
+        train_split="train",
+        model="m",
+        settings={"k": 20},
+    )
     path = write_results(str(tmp_path), [EvalResult(value=0.5, **record)])
     write_results(path, [EvalResult(value=0.6, **record), EvalResult(value=0.7, **(record | {"settings": {"k": 200}}))])
     values = {json.dumps(r["settings"]): r["value"] for r in json.load(open(path))["results"]}
@@ -281,8 +294,20 @@ def test_results_file_merges_records(tmp_path):
 
 def test_eval_cli_knn_and_linear_on_demo_data(tiny_beit_dir, tmp_path, capsys):
     output = tmp_path / "results.json"
-    common = ["--model", tiny_beit_dir, "--dataset", "demo", "--max_train_samples", "120", "--max_eval_samples", "40",
-              "--cache_dir", str(tmp_path / "cache"), "--output_file", str(output)]
+    common = [
+        "--model",
+        tiny_beit_dir,
+        "--dataset",
+        "demo",
+        "--max_train_samples",
+        "120",
+        "--max_eval_samples",
+        "40",
+        "--cache_dir",
+        str(tmp_path / "cache"),
+        "--output_file",
+        str(output),
+    ]
     assert cli_main(["eval", "knn", *common, "--pooling", "cls", "mean", "--k", "10"]) == 0
     table = capsys.readouterr().out
     assert "top1 (%)" in table and "knn" in table
@@ -327,8 +352,24 @@ def test_one_parquet_without_eval_dataset_holds_out_disjoint_rows(tiny_beit_dir,
     assert not LabelledDataArguments(dataset="demo").shares_rows()  # demo's train and test splits are distinct
 
     output = tmp_path / "results.json"
-    assert cli_main(["eval", "knn", "--model", tiny_beit_dir, "--dataset", parquet, "--k", "1", "--no_cache",
-                     "--output_file", str(output)]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "eval",
+                "knn",
+                "--model",
+                tiny_beit_dir,
+                "--dataset",
+                parquet,
+                "--k",
+                "1",
+                "--no_cache",
+                "--output_file",
+                str(output),
+            ]
+        )
+        == 0
+    )
     records = json.load(open(output))["results"]
     top1 = next(r for r in records if r["metric"] == "top1_accuracy")
     assert top1["value"] < 0.6  # chance 25%; its own row as nearest neighbour would score 100%

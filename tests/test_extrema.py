@@ -2,16 +2,16 @@
 
 import pytest
 import torch
+from conftest import tiny_extrema_config
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, BeitModel
 
-from conftest import tiny_extrema_config
 from maskvision import ExtremaConfig, ExtremaForPreTraining
 from maskvision.modeling.momentum import copy_student_to_teacher_
 from maskvision.modeling.pos_embed import sincos_2d_position_embedding
-from maskvision.training.callbacks import MomentumTeacherCallback
-from maskvision.training.masking import RandomMaskGenerator
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.inputs.masking import RandomMaskGenerator
+from maskvision.training.loop.callbacks import MomentumTeacherCallback
+from maskvision.training.loop.trainer import MaskVisionTrainer
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 
 def make_batch(config: ExtremaConfig, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -41,8 +41,17 @@ class BatchDataset(torch.utils.data.Dataset):
 
 def trainer_args(tmp_path, **overrides) -> PretrainingArguments:
     defaults = dict(
-        output_dir=str(tmp_path), per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2, logging_steps=1,
-        save_strategy="no", use_cpu=True, warmup_steps=0, dataloader_num_workers=0, seed=0, data_seed=0,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        max_steps=2,
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        warmup_steps=0,
+        dataloader_num_workers=0,
+        seed=0,
+        data_seed=0,
     )
     return PretrainingArguments(**{**defaults, **overrides})
 
@@ -236,8 +245,9 @@ def test_get_image_features_come_from_the_teacher():
 def test_weight_decay_only_on_matrices_of_the_student(tmp_path):
     model = ExtremaForPreTraining(tiny_extrema_config())
     assert {"pooler.cls_token", "backbone.embeddings.position_embeddings"} <= model.no_weight_decay()
-    trainer = MaskVisionTrainer(model=model, args=trainer_args(tmp_path, weight_decay=0.1),
-                                train_dataset=BatchDataset(model.config))
+    trainer = MaskVisionTrainer(
+        model=model, args=trainer_args(tmp_path, weight_decay=0.1), train_dataset=BatchDataset(model.config)
+    )
     decayed = set(trainer.get_decay_parameter_names(model))
     assert {"backbone.layers.0.attention.q_proj.weight", "projector.layers.0.weight"} <= decayed
     assert not decayed & {"pooler.cls_token", "pooler.blocks.0.gamma1", "backbone.layers.0.layernorm_before.weight"}
@@ -273,11 +283,18 @@ def test_infonce_is_moco_v3_cross_entropy_scaled_by_two_temperatures():
     predictions, targets = torch.randn(3, 2, 16), torch.randn(3, 16)
     loss = model.forward_loss(predictions, targets)
     normalise = torch.nn.functional.normalize
-    expected = torch.stack([
-        torch.nn.functional.cross_entropy(normalise(predictions[:, i], dim=-1) @ normalise(targets, dim=-1).T / 0.5,
-                                          torch.arange(3))
-        for i in range(2)
-    ]).mean() * 2 * 0.5
+    expected = (
+        torch.stack(
+            [
+                torch.nn.functional.cross_entropy(
+                    normalise(predictions[:, i], dim=-1) @ normalise(targets, dim=-1).T / 0.5, torch.arange(3)
+                )
+                for i in range(2)
+            ]
+        ).mean()
+        * 2
+        * 0.5
+    )
     torch.testing.assert_close(loss, expected)
 
 
@@ -302,8 +319,11 @@ def test_checkpoint_without_teacher_weights_loads_an_initialised_teacher(tmp_pat
 
     ExtremaForPreTraining(tiny_extrema_config()).save_pretrained(tmp_path)
     weights = load_file(tmp_path / "model.safetensors")
-    save_file({k: v for k, v in weights.items() if not k.startswith("teacher_")}, tmp_path / "model.safetensors",
-              metadata={"format": "pt"})  # fmt: skip
+    save_file(
+        {k: v for k, v in weights.items() if not k.startswith("teacher_")},
+        tmp_path / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     loaded = AutoModel.from_pretrained(tmp_path)  # the teacher was built without initialisation: not left empty
     teacher = [p for _, module in loaded.momentum_pairs() for p in module.parameters()]
     assert all(torch.isfinite(p).all() and p.abs().max() <= 1.0 for p in teacher)
@@ -329,8 +349,10 @@ def test_resume_restores_the_teacher(tmp_path):
     resumed = train(tmp_path / "resumed", resume=str(tmp_path / "first" / "checkpoint-2"))
     for name, value in teacher_state(straight).items():
         torch.testing.assert_close(teacher_state(resumed)[name], value, rtol=1e-5, atol=1e-6)
-    assert not torch.equal(teacher_state(straight)["teacher_projector.layers.0.weight"],
-                           teacher_state(ExtremaForPreTraining(config))["teacher_projector.layers.0.weight"])
+    assert not torch.equal(
+        teacher_state(straight)["teacher_projector.layers.0.weight"],
+        teacher_state(ExtremaForPreTraining(config))["teacher_projector.layers.0.weight"],
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ export
@@ -345,8 +367,9 @@ def test_export_is_a_stock_beit_whose_mean_pooled_features_match_the_teacher(tmp
     assert errors["export_error"] < errors["export_error_uncalibrated"]
     model.export_encoder(tmp_path)
 
-    classifier, info = AutoModelForImageClassification.from_pretrained(tmp_path, num_labels=10,
-                                                                       output_loading_info=True)
+    classifier, info = AutoModelForImageClassification.from_pretrained(
+        tmp_path, num_labels=10, output_loading_info=True
+    )
     assert type(classifier).__module__.startswith("transformers.models.beit")
     assert set(info["missing_keys"]) == {"classifier.weight", "classifier.bias"} and not info["unexpected_keys"]
     encoder = BeitModel.from_pretrained(tmp_path).eval()
@@ -399,8 +422,17 @@ def test_loss_falls_on_demo_images_with_the_recipe_collator(tmp_path):
     from maskvision.data import load_image_dataset
     from maskvision.training.recipes.extrema import RECIPE, ExtremaModelArguments
 
-    args = ExtremaModelArguments(model_size="tiny", image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=2,
-                                 num_attention_heads=2, num_masks=4, projector_hidden_size=64, projection_size=16)
+    args = ExtremaModelArguments(
+        model_size="tiny",
+        image_size=32,
+        patch_size=4,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_masks=4,
+        projector_hidden_size=64,
+        projection_size=16,
+    )
     model = RECIPE.build_model(args)
     collator = RECIPE.build_collator(model, args, seed=0)
     dataset = load_image_dataset("demo").select(range(256))
@@ -410,10 +442,16 @@ def test_loss_falls_on_demo_images_with_the_recipe_collator(tmp_path):
     assert torch.all(visible.sum(1) <= 1)
     assert not torch.equal(batch["pixel_values"], batch["teacher_pixel_values"])  # own colour per branch
 
-    training = trainer_args(tmp_path, per_device_train_batch_size=32, max_steps=16, learning_rate=2e-3,
-                            adam_beta2=0.95, warmup_steps=2)
-    trainer = MaskVisionTrainer(model=model, args=training, train_dataset=dataset, data_collator=collator,
-                                callbacks=RECIPE.build_callbacks(model, args)[:1])
+    training = trainer_args(
+        tmp_path, per_device_train_batch_size=32, max_steps=16, learning_rate=2e-3, adam_beta2=0.95, warmup_steps=2
+    )
+    trainer = MaskVisionTrainer(
+        model=model,
+        args=training,
+        train_dataset=dataset,
+        data_collator=collator,
+        callbacks=RECIPE.build_callbacks(model, args)[:1],
+    )
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert all("momentum" in entry and "target_std" in entry for entry in logs)

@@ -21,12 +21,12 @@ from transformers import (
     pipeline,
 )
 
+from maskvision.cli import main as cli_main
 from maskvision.evaluation.features import build_image_processor, class_names
 from maskvision.modeling.resolution import resize_position_embeddings, resize_relative_position_bias_table
-from maskvision.cli import main as cli_main
-from maskvision.training.finetune import FinetuneArguments, FinetuneTrainer, load_classifier
-from maskvision.training.mixup import MixupCutmix, smooth_one_hot
-from maskvision.training.pretrain import PretrainingArguments
+from maskvision.training.inputs.mixup import MixupCutmix, smooth_one_hot
+from maskvision.training.runs.finetune import FinetuneArguments, FinetuneTrainer, load_classifier
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 TINY = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
@@ -51,8 +51,16 @@ def tiny_beit_dir(tmp_path_factory):
 
 
 def _arguments(tmp_path, **overrides):
-    values = dict(output_dir=str(tmp_path), learning_rate=1e-3, per_device_train_batch_size=4, use_cpu=True,
-                  dataloader_pin_memory=False, save_strategy="no", eval_strategy="no", load_best_model_at_end=False)
+    values = dict(
+        output_dir=str(tmp_path),
+        learning_rate=1e-3,
+        per_device_train_batch_size=4,
+        use_cpu=True,
+        dataloader_pin_memory=False,
+        save_strategy="no",
+        eval_strategy="no",
+        load_best_model_at_end=False,
+    )
     return FinetuneArguments(**(values | overrides))
 
 
@@ -60,10 +68,30 @@ def _arguments(tmp_path, **overrides):
 def test_finetune_cli_result_loads_in_pipeline(tiny_beit_dir, tmp_path):
     output = tmp_path / "classifier"
     argv = [
-        "finetune", "--model", tiny_beit_dir, "--dataset", "demo", "--output_dir", str(output),
-        "--max_train_samples", "48", "--max_eval_samples", "24", "--num_train_epochs", "2",
-        "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "24", "--learning_rate", "1e-3",
-        "--use_cpu", "--dataloader_pin_memory", "false", "--logging_steps", "1",
+        "finetune",
+        "--model",
+        tiny_beit_dir,
+        "--dataset",
+        "demo",
+        "--output_dir",
+        str(output),
+        "--max_train_samples",
+        "48",
+        "--max_eval_samples",
+        "24",
+        "--num_train_epochs",
+        "2",
+        "--per_device_train_batch_size",
+        "16",
+        "--per_device_eval_batch_size",
+        "24",
+        "--learning_rate",
+        "1e-3",
+        "--use_cpu",
+        "--dataloader_pin_memory",
+        "false",
+        "--logging_steps",
+        "1",
     ]
     assert cli_main(argv) == 0
 
@@ -102,18 +130,26 @@ def _colour_parquet(path, num_images, seed):
 
 
 def test_finetuning_learns_a_separable_task(tiny_beit_dir, tmp_path):
-    from maskvision.training.finetune import FinetuneModelArguments, run_finetuning
     from maskvision.training.labelled_data import LabelledDataArguments
+    from maskvision.training.runs.finetune import FinetuneModelArguments, run_finetuning
 
     data = LabelledDataArguments(
         dataset=_colour_parquet(tmp_path / "train.parquet", 32, seed=0),
         eval_dataset=_colour_parquet(tmp_path / "test.parquet", 16, seed=1),
     )
-    model = FinetuneModelArguments(model=tiny_beit_dir, mixup_alpha=0.0, cutmix_alpha=0.0, layer_decay=1.0,
-                                   rand_augment="none", random_erasing=0.0)  # RandAugment's Invert swaps red and blue
+    model = FinetuneModelArguments(
+        model=tiny_beit_dir, mixup_alpha=0.0, cutmix_alpha=0.0, layer_decay=1.0, rand_augment="none", random_erasing=0.0
+    )  # RandAugment's Invert swaps red and blue
     arguments = _arguments(
-        tmp_path / "run", num_train_epochs=6, per_device_train_batch_size=8, learning_rate=3e-3, warmup_steps=0.1,
-        eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True, logging_steps=4,
+        tmp_path / "run",
+        num_train_epochs=6,
+        per_device_train_batch_size=8,
+        learning_rate=3e-3,
+        warmup_steps=0.1,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        logging_steps=4,
     )
     trainer, metrics = run_finetuning(model, data, arguments)
     assert metrics["eval_top1_accuracy"] == 1.0  # chance is 0.5
@@ -159,8 +195,13 @@ def test_layer_decay_groups_and_weight_decay_exclusions(tiny_beit_dir, tmp_path)
     assert wd("beit.layers.0.mlp.fc1.weight") == 0.05 and wd("classifier.weight") == 0.05
     # BEiT fine-tuning's default: the relative position bias tables decay, [CLS] and position embeddings not
     assert wd("beit.layers.0.relative_position_bias.relative_position_bias_table") == 0.05
-    for name in ("beit.embeddings.cls_token", "beit.embeddings.position_embeddings", "beit.layers.0.lambda_1",
-                 "classifier.bias", "beit.pooler.layernorm.weight"):
+    for name in (
+        "beit.embeddings.cls_token",
+        "beit.embeddings.position_embeddings",
+        "beit.layers.0.lambda_1",
+        "classifier.bias",
+        "beit.pooler.layernorm.weight",
+    ):
         assert wd(name) == 0.0, name
 
 
@@ -287,12 +328,14 @@ def test_load_classifier_from_stock_checkpoints(tmp_path):
 
 
 def test_classification_transforms_train_crops_and_eval_processor():
-    from maskvision.training.finetune import ClassificationTransform, TrainingAugmentation
+    from maskvision.training.runs.finetune import ClassificationTransform, TrainingAugmentation
 
     processor = build_image_processor(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     rng = np.random.default_rng(0)
-    batch = {"image": [Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)), Image.new("L", (20, 30))],
-             "label": [2, 0]}
+    batch = {
+        "image": [Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)), Image.new("L", (20, 30))],
+        "label": [2, 0],
+    }
     train = ClassificationTransform(processor, train=True)(batch)
     assert [tuple(x.shape) for x in train["pixel_values"]] == [(3, 32, 32)] * 2 and train["labels"] == [2, 0]
     assert all(x.dtype == torch.uint8 for x in train["pixel_values"])  # crops: the rest runs on the device
@@ -323,7 +366,9 @@ def test_vit_base_224_finetune_step_slow(tmp_path):
     config = BeitConfig(image_size=224, patch_size=16, use_mean_pooling=True, num_labels=10, drop_path_rate=0.1)
     model = BeitForImageClassification(config)  # ViT-Base: 768 wide, 12 blocks, 86M parameters
     trainer = FinetuneTrainer(
-        model=model, args=_arguments(tmp_path, per_device_train_batch_size=2), layer_decay=0.65,
+        model=model,
+        args=_arguments(tmp_path, per_device_train_batch_size=2),
+        layer_decay=0.65,
         mixup=MixupCutmix(num_classes=10),
     )
     optimizer = trainer.create_optimizer()

@@ -26,8 +26,14 @@ def smoke_env(tmp_path, **extra) -> dict:
 
 
 def test_gpu_script_smoke_run_writes_every_part(tmp_path):
-    result = subprocess.run([sys.executable, "benchmarks/gpu.py"], cwd=ROOT, env=smoke_env(tmp_path, RESULTS_DIR=str(
-        tmp_path / "results"), RUNS=str(tmp_path / "runs")), capture_output=True, text=True, timeout=1200)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gpu.py"],
+        cwd=ROOT,
+        env=smoke_env(tmp_path, RESULTS_DIR=str(tmp_path / "results"), RUNS=str(tmp_path / "runs")),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [json_file] = [name for name in os.listdir(tmp_path / "results") if name.endswith(".json")]
     payload = json.loads((tmp_path / "results" / json_file).read_text())
@@ -37,8 +43,11 @@ def test_gpu_script_smoke_run_writes_every_part(tmp_path):
         for suffix in ("", "_compiled"):  # eager and compiled (the "eager" backend on a CPU)
             assert details["mfu"][f"mfu_{method}_bf16{suffix}"] > 0
             assert details["mfu"][method + suffix]["images_per_second"] > 0
-    assert all(details["pipeline"][f"{m}_{path}_images_per_s"] > 0 for m in ("beit", "extrema", "moby")
-               for path in ("loader", "device_augment", "tensor"))  # fmt: skip
+    assert all(
+        details["pipeline"][f"{m}_{path}_images_per_s"] > 0
+        for m in ("beit", "extrema", "moby")
+        for path in ("loader", "device_augment", "tensor")
+    )
     assert payload["results"]["mfu_beit_vitb_bf16_compiled"] == details["mfu"]["mfu_beit_vitb_bf16_compiled"]
 
     cifar = details["cifar10"]
@@ -49,18 +58,26 @@ def test_gpu_script_smoke_run_writes_every_part(tmp_path):
         for key in ("knn_top1", "linear_top1", "finetune_top1"):
             assert 0 <= row[key] <= 1, key
     assert {m: sorted(points) for m, points in cifar["curve"].items()} == {
-        m: ["0", "1"] for m in ("beit", "beit-pixels", "extrema", "moby")}  # fmt: skip
+        m: ["0", "1"] for m in ("beit", "beit-pixels", "extrema", "moby")
+    }
     assert "used_fraction" in cifar["tokenizer"]
     markdown = (tmp_path / "results" / json_file.replace(".json", ".md")).read_text()
     assert "| moby_swint |" in markdown and "| beit-pixels | ViT 32x2, patch 4 | 1 epochs" in markdown
     assert sorted(os.listdir(tmp_path / "runs" / "cards")) == sorted(
-        f"cifar10-{name}-vit-32x2-encoder.md" for name in ("beit", "beit-pixels", "extrema", "moby", "random-init"))
+        f"cifar10-{name}-vit-32x2-encoder.md" for name in ("beit", "beit-pixels", "extrema", "moby", "random-init")
+    )
 
 
 def test_reference_cpu_profile_compares_swin_with_its_own_random_init(tmp_path):
     env = smoke_env(tmp_path, DATA="demo", RUNS=str(tmp_path), METHODS="moby", CURVE_EVERY="0")
-    result = subprocess.run([sys.executable, "examples/reference/cifar10.py"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "examples/reference/cifar10.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["profile"] == "cpu" and set(data["encoders"]) == {"random-init-swin", "moby"}

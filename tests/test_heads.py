@@ -16,9 +16,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_beit_config, tiny_extrema_config, tiny_moby_config
 from torch import nn
 
-from conftest import tiny_beit_config, tiny_extrema_config, tiny_moby_config
 from maskvision import BeitMimForPreTraining, ExtremaConfig, ExtremaForPreTraining, MobyConfig, MobyForPreTraining
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
 from maskvision.modeling.heads import ClassAttention, ClassAttentionBlock, ClassAttentionPooling, MLPHead
@@ -51,37 +51,62 @@ def layout(head: MLPHead) -> list[tuple]:
 def test_moby_projector_and_predictor_have_the_official_structure_at_the_real_sizes():
     real = MobyConfig()
     assert (real.projector_hidden_size, real.projection_dim, real.predictor_hidden_size) == (4096, 256, 4096)
-    model = MobyForPreTraining(tiny_moby_config(
-        projector_hidden_size=real.projector_hidden_size, projection_dim=real.projection_dim,
-        predictor_hidden_size=real.predictor_hidden_size,
-    ))  # fmt: skip
+    model = MobyForPreTraining(
+        tiny_moby_config(
+            projector_hidden_size=real.projector_hidden_size,
+            projection_dim=real.projection_dim,
+            predictor_hidden_size=real.predictor_hidden_size,
+        )
+    )
     width = model.config.encoder_hidden_size  # 64: the tiny Swin's last stage
     assert layout(model.projector) == [
-        ("Linear", width, 4096, False), ("BatchNorm1d", 4096, True), ("ReLU",), ("Linear", 4096, 256, True),
-    ]  # fmt: skip
+        ("Linear", width, 4096, False),
+        ("BatchNorm1d", 4096, True),
+        ("ReLU",),
+        ("Linear", 4096, 256, True),
+    ]
     assert layout(model.predictor) == [
-        ("Linear", 256, 4096, False), ("BatchNorm1d", 4096, True), ("ReLU",), ("Linear", 4096, 256, True),
-    ]  # fmt: skip
+        ("Linear", 256, 4096, False),
+        ("BatchNorm1d", 4096, True),
+        ("ReLU",),
+        ("Linear", 4096, 256, True),
+    ]
     assert layout(model.target_projector) == layout(model.projector)
 
 
 def test_extrema_projector_and_predictor_have_the_official_structure_at_the_real_sizes():
     real = ExtremaConfig()
-    sizes = dict(projector_hidden_size=real.projector_hidden_size, projection_size=real.projection_size,
-                 predictor_hidden_size=real.predictor_hidden_size, projector_num_layers=real.projector_num_layers,
-                 predictor_num_layers=real.predictor_num_layers)  # fmt: skip
-    assert sizes == dict(projector_hidden_size=4096, projection_size=256, predictor_hidden_size=4096,
-                         projector_num_layers=3, predictor_num_layers=2)  # fmt: skip
+    sizes = dict(
+        projector_hidden_size=real.projector_hidden_size,
+        projection_size=real.projection_size,
+        predictor_hidden_size=real.predictor_hidden_size,
+        projector_num_layers=real.projector_num_layers,
+        predictor_num_layers=real.predictor_num_layers,
+    )
+    assert sizes == dict(
+        projector_hidden_size=4096,
+        projection_size=256,
+        predictor_hidden_size=4096,
+        projector_num_layers=3,
+        predictor_num_layers=2,
+    )
     model = ExtremaForPreTraining(tiny_extrema_config(**sizes))
     width = model.config.backbone_config.hidden_size
     assert layout(model.projector) == [
-        ("Linear", width, 4096, True), ("LayerNorm", 4096, True), ("GELU",),
-        ("Linear", 4096, 4096, True), ("LayerNorm", 4096, True), ("GELU",),
+        ("Linear", width, 4096, True),
+        ("LayerNorm", 4096, True),
+        ("GELU",),
+        ("Linear", 4096, 4096, True),
+        ("LayerNorm", 4096, True),
+        ("GELU",),
         ("Linear", 4096, 256, True),
-    ]  # fmt: skip
+    ]
     assert layout(model.predictor) == [
-        ("Linear", 256, 4096, True), ("LayerNorm", 4096, True), ("GELU",), ("Linear", 4096, 256, True),
-    ]  # fmt: skip
+        ("Linear", 256, 4096, True),
+        ("LayerNorm", 4096, True),
+        ("GELU",),
+        ("Linear", 4096, 256, True),
+    ]
     assert layout(model.teacher_projector) == layout(model.projector)
     assert len(model.pooler.blocks) == real.pooling_depth == 2
 
@@ -110,8 +135,9 @@ def test_layer_norm_head_is_linear_layer_norm_gelu_per_sample():
     norms = [layer for layer in head.layers if isinstance(layer, nn.LayerNorm)]
     for linear, norm in zip(linears[:-1], norms):
         hidden = hidden @ linear.weight.T + linear.bias
-        hidden = (hidden - hidden.mean(-1, keepdim=True)) / torch.sqrt(hidden.var(-1, unbiased=False, keepdim=True)
-                                                                        + norm.eps)  # fmt: skip
+        hidden = (hidden - hidden.mean(-1, keepdim=True)) / torch.sqrt(
+            hidden.var(-1, unbiased=False, keepdim=True) + norm.eps
+        )
         hidden = hidden * norm.weight + norm.bias
         hidden = 0.5 * hidden * (1 + torch.erf(hidden / math.sqrt(2)))  # exact GELU
     expected = hidden @ linears[-1].weight.T + linears[-1].bias
@@ -126,8 +152,9 @@ def test_last_norm_ends_the_head_with_a_norm_without_affine_parameters(norm):
     assert layout(head)[-2:] == [("Linear", 10, 4, norm == "layer"), (kind, 4, False)]
     output = head(torch.randn(16, 6))
     statistics_dim = 0 if norm == "batch" else 1
-    torch.testing.assert_close(output.mean(dim=statistics_dim), torch.zeros(output.shape[1 - statistics_dim]),
-                               atol=1e-5, rtol=0)  # fmt: skip
+    torch.testing.assert_close(
+        output.mean(dim=statistics_dim), torch.zeros(output.shape[1 - statistics_dim]), atol=1e-5, rtol=0
+    )
 
 
 @pytest.mark.parametrize(
@@ -226,9 +253,18 @@ def test_moby_projects_the_mean_of_the_patch_tokens(backbone):
     if backbone == "swin":
         config = tiny_moby_config()
     else:
-        config = tiny_moby_config(backbone_config=moby_vit_backbone_config(
-            "tiny", image_size=32, patch_size=8, num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
-            intermediate_size=64, drop_path_rate=0.0))  # fmt: skip
+        config = tiny_moby_config(
+            backbone_config=moby_vit_backbone_config(
+                "tiny",
+                image_size=32,
+                patch_size=8,
+                num_hidden_layers=2,
+                hidden_size=32,
+                num_attention_heads=2,
+                intermediate_size=64,
+                drop_path_rate=0.0,
+            )
+        )
     model = randomized(MobyForPreTraining(config)).train()
     first, second = torch.randn(2, 4, 3, 32, 32)
     features = projector_inputs(model, first, second)
@@ -251,8 +287,9 @@ def test_extrema_features_pool_the_teachers_tokens_by_class_attention_or_by_thei
     with torch.no_grad():
         hidden = model.forward_encoder(model.teacher_backbone, model.embed(model.teacher_backbone, pixels))
         mean = hidden.mean(dim=1)
-        expected_mean = (mean - mean.mean(-1, keepdim=True)) / torch.sqrt(mean.var(-1, unbiased=False, keepdim=True)
-                                                                          + 1e-6)  # fmt: skip
+        expected_mean = (mean - mean.mean(-1, keepdim=True)) / torch.sqrt(
+            mean.var(-1, unbiased=False, keepdim=True) + 1e-6
+        )
         torch.testing.assert_close(model.get_image_features(pixels, pooling="mean"), expected_mean)
         torch.testing.assert_close(model.get_image_features(pixels), model.teacher_pooler(hidden))
         assert not torch.allclose(model.get_image_features(pixels), model.pooler(hidden))  # the teacher's pooling

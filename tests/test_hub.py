@@ -7,15 +7,15 @@ import os
 
 import pytest
 import torch
+from hub_kinds import RecordingHub, maskvision_cases, save_image, stock_classifier, stock_encoder
 from huggingface_hub import ModelCard
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModel, BertConfig, BertModel, pipeline
 
 import maskvision.hub as hub_module
-from hub_kinds import RecordingHub, maskvision_cases, save_image, stock_classifier, stock_encoder
+from maskvision.cli import main as cli_main
 from maskvision.hub import load_checkpoint, model_kind, push_model, write_repo_files
 from maskvision.remote_code import remote_code_files
-from maskvision.cli import main as cli_main
 
 STAGED = {"README.md", "config.json", "model.safetensors", "preprocessor_config.json"}
 CASES = maskvision_cases()
@@ -63,8 +63,22 @@ def test_push_to_hub_of_a_maskvision_model_is_one_commit_of_weights_processor_ca
 def test_push_cli_on_a_pretraining_directory_stages_the_processor_and_the_remote_code(hub, tmp_path):
     case = CASES[0]
     case.model.save_pretrained(tmp_path / "run")
-    assert cli_main(["push", str(tmp_path / "run"), "--repo-id", "me/run", "--private", "--revision", "dev",
-                     "--commit-message", "pretrained"]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "push",
+                str(tmp_path / "run"),
+                "--repo-id",
+                "me/run",
+                "--private",
+                "--revision",
+                "dev",
+                "--commit-message",
+                "pretrained",
+            ]
+        )
+        == 0
+    )
     assert set(hub.files("me/run", "dev")) == STAGED | set(remote_code_files(type(case.model)))
     assert hub.calls[0] == ("create_repo", {"repo_id": "me/run", "private": True, "exist_ok": True})
     assert hub.calls[1] == ("create_branch", {"repo_id": "me/run", "branch": "dev"})

@@ -21,13 +21,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_beit_config, tiny_dvae, tiny_extrema_config, tiny_moby_config, tiny_vqkd_config
 from transformers import BeitConfig, BeitModel
 
-from conftest import tiny_beit_config, tiny_dvae, tiny_extrema_config, tiny_moby_config, tiny_vqkd_config
 from maskvision import BeitMimForPreTraining, ExtremaForPreTraining, MobyForPreTraining, VQKDTokenizer
 from maskvision.modeling.losses import byol_loss, info_nce_loss
 from maskvision.modeling.modeling_vqkd import load_teacher
-from maskvision.training.masking import RandomMaskGenerator
+from maskvision.training.inputs.masking import RandomMaskGenerator
 
 
 def unit(vectors: torch.Tensor) -> torch.Tensor:
@@ -227,8 +227,9 @@ def test_dvae_loss_is_the_logit_laplace_nll_plus_the_weighted_kl_to_the_uniform_
 
 # --------------------------------------------------------------------------------------------------- VQ-KD
 def test_vqkd_loss_is_the_cosine_distance_to_the_teacher_plus_the_commitment(tmp_path):
-    teacher_config = BeitConfig(image_size=16, patch_size=4, hidden_size=24, num_hidden_layers=1,
-                                num_attention_heads=2, intermediate_size=48)  # fmt: skip
+    teacher_config = BeitConfig(
+        image_size=16, patch_size=4, hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=48
+    )
     BeitModel(teacher_config, add_pooling_layer=False).save_pretrained(tmp_path)
     teacher, fields = load_teacher(str(tmp_path))
     model = VQKDTokenizer(tiny_vqkd_config(**fields)).eval()

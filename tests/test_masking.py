@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maskvision.training.masking import BlockwiseMaskGenerator, RandomMaskGenerator
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator, RandomMaskGenerator
 
 
 def counts(masks: torch.Tensor) -> torch.Tensor:
@@ -175,8 +175,13 @@ def test_random_masks_seeding():
 
 
 @settings(max_examples=60, deadline=None)
-@given(height=st.integers(1, 16), width=st.integers(1, 16), ratio=st.floats(0.01, 0.99), data=st.data(),
-       batch=st.integers(1, 6))
+@given(
+    height=st.integers(1, 16),
+    width=st.integers(1, 16),
+    ratio=st.floats(0.01, 0.99),
+    data=st.data(),
+    batch=st.integers(1, 6),
+)
 def test_random_mask_properties(height, width, ratio, data, batch):
     patches = height * width
     visible = int(patches * (1 - ratio))

@@ -9,20 +9,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from conftest import tiny_moby_config, tiny_swin_config
 from transformers import AutoModel, AutoModelForImageClassification, BeitConfig, SwinModel, ViTConfig
 
-from conftest import tiny_moby_config, tiny_swin_config
 from maskvision import MobyConfig, MobyForPreTraining
-from maskvision.configuration.configuration_moby import moby_vit_backbone_config
-from maskvision.data import load_image_dataset
-from maskvision.training.callbacks import MomentumTeacherCallback
 from maskvision.cli import main as cli_main
 from maskvision.cli.demo import DemoContext
-from maskvision.training.collators import TwoViewCollator
-from maskvision.training.pretrain import PretrainingArguments
+from maskvision.configuration.configuration_moby import moby_vit_backbone_config
+from maskvision.data import load_image_dataset
+from maskvision.training.inputs.collators import TwoViewCollator
+from maskvision.training.inputs.transforms import ColorAugmentation
+from maskvision.training.loop.callbacks import MomentumTeacherCallback
+from maskvision.training.loop.trainer import MaskVisionTrainer
 from maskvision.training.recipes.moby import RECIPE, MobyModelArguments, MobyTrainingArguments, demo_stage
-from maskvision.training.trainer import MaskVisionTrainer
-from maskvision.training.transforms import ColorAugmentation
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 
 def views(batch=8, size=32, seed=0):
@@ -35,8 +35,11 @@ def test_default_config_is_the_paper_swin_t():
     config = MobyConfig()
     backbone = config.backbone_config
     assert (backbone.model_type, backbone.embed_dim, tuple(backbone.depths), tuple(backbone.num_heads)) == (
-        "swin", 96, (2, 2, 6, 2), (3, 6, 12, 24),
-    )  # fmt: skip
+        "swin",
+        96,
+        (2, 2, 6, 2),
+        (3, 6, 12, 24),
+    )
     assert (backbone.image_size, backbone.patch_size, backbone.window_size, backbone.drop_path_rate) == (224, 4, 7, 0.2)
     assert (config.projector_hidden_size, config.projection_dim, config.predictor_hidden_size) == (4096, 256, 4096)
     assert (config.queue_size, config.temperature, config.momentum, config.final_momentum) == (4096, 0.2, 0.99, 1.0)
@@ -45,8 +48,13 @@ def test_default_config_is_the_paper_swin_t():
 
 @pytest.mark.parametrize("backbone", ["swin", "vit"])
 def test_config_round_trips_through_json(tmp_path, backbone):
-    config = tiny_moby_config() if backbone == "swin" else tiny_moby_config(backbone_config=moby_vit_backbone_config(
-        "tiny", image_size=32, patch_size=8, num_hidden_layers=2))  # fmt: skip
+    config = (
+        tiny_moby_config()
+        if backbone == "swin"
+        else tiny_moby_config(
+            backbone_config=moby_vit_backbone_config("tiny", image_size=32, patch_size=8, num_hidden_layers=2)
+        )
+    )
     config.save_pretrained(tmp_path)
     loaded = MobyConfig.from_pretrained(tmp_path)
     assert type(loaded.backbone_config) is type(config.backbone_config)
@@ -177,8 +185,9 @@ def test_weight_decay_follows_the_official_optimizer(tmp_path):
     # Transformer-SSL's build_optimizer: only 1-D parameters and biases skip decay (the MoBY wrapper lists no names)
     model = MobyForPreTraining(tiny_moby_config())
     assert model.no_weight_decay() == set()
-    decayed = set(MaskVisionTrainer(model=model, args=PretrainingArguments(str(tmp_path)))
-                  .get_decay_parameter_names(model))  # fmt: skip
+    decayed = set(
+        MaskVisionTrainer(model=model, args=PretrainingArguments(str(tmp_path))).get_decay_parameter_names(model)
+    )
     assert any(name.endswith("relative_position_bias_table") for name in decayed)
     assert {"projector.layers.0.weight", "encoder.embeddings.patch_embeddings.projection.weight"} <= decayed
     assert not {"encoder.embeddings.norm.weight", "projector.layers.1.weight"} & decayed  # LayerNorm, BatchNorm
@@ -213,15 +222,27 @@ def test_save_pretrained_restores_queues_pointer_and_target(tmp_path):
 
 def _trainer(model, output_dir, **overrides):
     arguments = dict(
-        output_dir=str(output_dir), per_device_train_batch_size=8, learning_rate=1e-3, max_steps=4, save_steps=2,
-        logging_steps=1, use_cpu=True, warmup_steps=0, dataloader_num_workers=0, dataloader_drop_last=True,
-        save_total_limit=None, seed=0, data_seed=0,
-    )  # fmt: skip
+        output_dir=str(output_dir),
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        max_steps=4,
+        save_steps=2,
+        logging_steps=1,
+        use_cpu=True,
+        warmup_steps=0,
+        dataloader_num_workers=0,
+        dataloader_drop_last=True,
+        save_total_limit=None,
+        seed=0,
+        data_seed=0,
+    )
     dataset = [{"pixel_values": a, "pixel_values_2": b} for a, b in zip(*views(batch=48, seed=7))]
     return MaskVisionTrainer(
-        model=model, args=PretrainingArguments(**{**arguments, **overrides}), train_dataset=dataset,
+        model=model,
+        args=PretrainingArguments(**{**arguments, **overrides}),
+        train_dataset=dataset,
         callbacks=[MomentumTeacherCallback(model.config.momentum)],
-    )  # fmt: skip
+    )
 
 
 def test_trainer_resume_restores_queues_and_target(tmp_path):
@@ -240,9 +261,21 @@ def test_trainer_resume_restores_queues_and_target(tmp_path):
 
 @pytest.mark.parametrize("backbone", ["swin", "vit"])
 def test_export_gives_a_stock_classifier_with_every_encoder_weight(tmp_path, backbone):
-    config = tiny_moby_config() if backbone == "swin" else tiny_moby_config(backbone_config=moby_vit_backbone_config(
-        "tiny", image_size=32, patch_size=8, num_hidden_layers=2, hidden_size=64, num_attention_heads=2,
-        intermediate_size=128))  # fmt: skip
+    config = (
+        tiny_moby_config()
+        if backbone == "swin"
+        else tiny_moby_config(
+            backbone_config=moby_vit_backbone_config(
+                "tiny",
+                image_size=32,
+                patch_size=8,
+                num_hidden_layers=2,
+                hidden_size=64,
+                num_attention_heads=2,
+                intermediate_size=128,
+            )
+        )
+    )
     model = _trained_model(config, steps=1).eval()
     model.export_encoder(tmp_path)
     classifier, info = AutoModelForImageClassification.from_pretrained(
@@ -296,8 +329,11 @@ def test_recipe_defaults_are_the_papers(tmp_path):
     )
     assert args.resolve_learning_rate() == pytest.approx(1e-3 * 128 / 512)
     assert (args.weight_decay, args.max_grad_norm, args.num_train_epochs, args.lr_scheduler_type) == (
-        0.05, 2.5, 300, "cosine",
-    )  # fmt: skip
+        0.05,
+        2.5,
+        300,
+        "cosine",
+    )
     assert args.dataloader_drop_last and args.ddp_broadcast_buffers is False
     callbacks = RECIPE.build_callbacks(MobyForPreTraining(tiny_moby_config()), model_args)
     assert [type(c) for c in callbacks] == [MomentumTeacherCallback] and callbacks[0].base_momentum == 0.99
@@ -310,19 +346,38 @@ def test_recipe_defaults_are_the_papers(tmp_path):
 def test_loss_falls_on_the_demo_data(tmp_path):
     # The real collator on the demo images, with milder views than the paper's (crops >= 50%, no colour changes)
     # so that a few dozen steps show learning: the full recipe needs epochs (see the demo stage).
-    model = MobyForPreTraining(tiny_moby_config(queue_size=256, projection_dim=64, projector_hidden_size=256,
-                                           predictor_hidden_size=256))  # fmt: skip
+    model = MobyForPreTraining(
+        tiny_moby_config(queue_size=256, projection_dim=64, projector_hidden_size=256, predictor_hidden_size=256)
+    )
     plain = ColorAugmentation(jitter_prob=0.0, grayscale_prob=0.0)
-    collator = TwoViewCollator(image_size=32, image_mean=model.config.image_mean, image_std=model.config.image_std,
-                               min_crop_scale=0.5, first_color=plain, second_color=plain)  # fmt: skip
+    collator = TwoViewCollator(
+        image_size=32,
+        image_mean=model.config.image_mean,
+        image_std=model.config.image_std,
+        min_crop_scale=0.5,
+        first_color=plain,
+        second_color=plain,
+    )
     args = MobyTrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=32, learning_rate=1e-3, warmup_steps=0.1, max_steps=30,
-        logging_steps=1, save_strategy="no", dataloader_num_workers=0, disable_tqdm=True, seed=0, use_cpu=True,
-    )  # fmt: skip
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=32,
+        learning_rate=1e-3,
+        warmup_steps=0.1,
+        max_steps=30,
+        logging_steps=1,
+        save_strategy="no",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        seed=0,
+        use_cpu=True,
+    )
     trainer = MaskVisionTrainer(
-        model=model, args=args, train_dataset=load_image_dataset("demo"), data_collator=collator,
+        model=model,
+        args=args,
+        train_dataset=load_image_dataset("demo"),
+        data_collator=collator,
         callbacks=[MomentumTeacherCallback(0.99)],
-    )  # fmt: skip
+    )
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     loss = torch.tensor([entry["loss"] for entry in logs])
@@ -343,13 +398,16 @@ def test_pretrain_command_from_a_yaml_file_writes_checkpoint_and_stock_encoder(t
     }  # fmt: skip
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(options))
     output_dir = tmp_path / "out"
-    assert cli_main(["pretrain", "moby", str(tmp_path / "run.yaml"), "--output_dir", str(output_dir),
-                     "--max_steps", "3"]) == 0  # fmt: skip
+    assert (
+        cli_main(["pretrain", "moby", str(tmp_path / "run.yaml"), "--output_dir", str(output_dir), "--max_steps", "3"])
+        == 0
+    )
     model = AutoModel.from_pretrained(output_dir)
     assert isinstance(model, MobyForPreTraining) and int(model.queue_ptr) == (3 * 8) % 40
     assert tuple(model.config.backbone_config.depths) == (2, 2) and model.config.queue_size == 40
-    classifier, info = AutoModelForImageClassification.from_pretrained(output_dir / "encoder", num_labels=3,
-                                                                       output_loading_info=True)  # fmt: skip
+    classifier, info = AutoModelForImageClassification.from_pretrained(
+        output_dir / "encoder", num_labels=3, output_loading_info=True
+    )
     assert type(classifier).__name__ == "SwinForImageClassification"
     assert all(key.startswith("classifier.") for key in info["missing_keys"])
 
@@ -358,5 +416,6 @@ def test_demo_stage_quick(tmp_path):
     results = demo_stage(DemoContext(output_dir=str(tmp_path), quick=True))
     assert math.isfinite(results["loss"]) and 0 <= results["contrastive_accuracy"] <= 1
     encoder = SwinModel.from_pretrained(results["encoder"])
-    assert encoder.config.image_size == 32 and os.path.isfile(os.path.join(results["encoder"],
-                                                                         "preprocessor_config.json"))  # fmt: skip
+    assert encoder.config.image_size == 32 and os.path.isfile(
+        os.path.join(results["encoder"], "preprocessor_config.json")
+    )

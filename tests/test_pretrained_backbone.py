@@ -4,16 +4,28 @@ tables follow the image size; the report says what was initialised and what is n
 
 import pytest
 import torch
+from conftest import TINY_VIT, tiny_beit_config, tiny_extrema_config, tiny_moby_config, tiny_swin_config
 from transformers import (
-    AutoModelForPreTraining, BeitConfig, BeitForMaskedImageModeling, BeitModel, DeiTConfig, DeiTModel, Dinov2Config,
-    Dinov2Model, ResNetConfig, SwinConfig, SwinModel, ViTConfig, ViTModel,
-)  # fmt: skip
+    AutoModelForPreTraining,
+    BeitConfig,
+    BeitForMaskedImageModeling,
+    BeitModel,
+    DeiTConfig,
+    DeiTModel,
+    Dinov2Config,
+    Dinov2Model,
+    ResNetConfig,
+    SwinConfig,
+    SwinModel,
+    ViTConfig,
+    ViTModel,
+)
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-from conftest import TINY_VIT, tiny_beit_config, tiny_extrema_config, tiny_moby_config, tiny_swin_config
 from maskvision import BeitMimForPreTraining, DVAEConfig, ExtremaForPreTraining, MobyForPreTraining
 from maskvision.modeling.pretrained_backbone import load_stock_encoder
 from maskvision.modeling.resolution import resize_position_embeddings, resize_relative_position_bias_table
+
 
 def randomized(model):
     """Every parameter random (stock initialisations zero the biases, which would hide a dropped key bias)."""
@@ -33,8 +45,11 @@ def saved(model, tmp_path, name):
 @pytest.mark.parametrize("architecture", ["vit", "vit_without_qkv_bias", "dinov2"])
 def test_a_vit_family_encoder_in_the_beit_layout_computes_the_same_tokens(tmp_path, architecture):
     if architecture == "dinov2":
-        source = Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2,
-                                          image_size=28, patch_size=14))  # fmt: skip
+        source = Dinov2Model(
+            Dinov2Config(
+                hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, image_size=28, patch_size=14
+            )
+        )
         pixels = torch.randn(2, 3, 28, 28)
     else:
         source = ViTModel(ViTConfig(**TINY_VIT, qkv_bias=architecture == "vit"), add_pooling_layer=False)
@@ -45,8 +60,9 @@ def test_a_vit_family_encoder_in_the_beit_layout_computes_the_same_tokens(tmp_pa
     encoder = BeitModel(converted.config, add_pooling_layer=False).eval()
     encoder.load_state_dict(converted.tensors, strict=True)
     with torch.no_grad():
-        torch.testing.assert_close(encoder(pixels).last_hidden_state, source(pixels).last_hidden_state,
-                                   atol=1e-5, rtol=1e-5)  # fmt: skip
+        torch.testing.assert_close(
+            encoder(pixels).last_hidden_state, source(pixels).last_hidden_state, atol=1e-5, rtol=1e-5
+        )
 
 
 def test_beit_from_a_vit_keeps_the_encoder_exactly_with_zero_bias_and_unit_layer_scale(tmp_path):
@@ -134,11 +150,20 @@ def test_an_incompatible_checkpoint_fails_naming_what_differs(tmp_path, method, 
         "beit": lambda: saved(BeitModel(BeitConfig(**TINY_VIT)), tmp_path, "beit"),
         "beit-rel": lambda: saved(BeitModel(BeitConfig(**TINY_VIT, use_relative_position_bias=True)), tmp_path, "rel"),
         "vit": lambda: saved(ViTModel(ViTConfig(**TINY_VIT)), tmp_path, "vit"),
-        "swin": lambda: saved(SwinModel(SwinConfig(embed_dim=16, depths=[1, 1], num_heads=[1, 2], image_size=32,
-                                                   patch_size=4, window_size=4)), tmp_path, "swin"),  # fmt: skip
+        "swin": lambda: saved(
+            SwinModel(
+                SwinConfig(embed_dim=16, depths=[1, 1], num_heads=[1, 2], image_size=32, patch_size=4, window_size=4)
+            ),
+            tmp_path,
+            "swin",
+        ),
         "resnet": lambda: ResNetConfig().save_pretrained(tmp_path / "resnet") or str(tmp_path / "resnet"),
-        "dvae": lambda: DVAEConfig(vocab_size=16, hidden_size=8, num_groups=2, blocks_per_group=1).save_pretrained(
-            tmp_path / "dvae") or str(tmp_path / "dvae"),  # fmt: skip
+        "dvae": lambda: (
+            DVAEConfig(vocab_size=16, hidden_size=8, num_groups=2, blocks_per_group=1).save_pretrained(
+                tmp_path / "dvae"
+            )
+            or str(tmp_path / "dvae")
+        ),
     }
     model_class = {"beit": BeitMimForPreTraining, "extrema": ExtremaForPreTraining, "moby": MobyForPreTraining}[method]
     with pytest.raises(ValueError, match=message):
@@ -154,8 +179,9 @@ def test_position_tables_are_resampled_to_the_requested_image_size(tmp_path):
     assert embeddings.shape == (1, 1 + 12 * 12, 32)
     torch.testing.assert_close(embeddings, resize_position_embeddings(source.embeddings.position_embeddings, 8, 12))
     table = model.beit.layers[0].relative_position_bias.relative_position_bias_table
-    expected = resize_relative_position_bias_table(source.layers[0].relative_position_bias.relative_position_bias_table,
-                                                   8, 12)  # fmt: skip
+    expected = resize_relative_position_bias_table(
+        source.layers[0].relative_position_bias.relative_position_bias_table, 8, 12
+    )
     torch.testing.assert_close(table, expected)
     assert any("resampled from 32 px to 48 px" in note for note in model.init_report.notes)
     assert model.config.num_masking_patches == round(75 / 196 * 144)
@@ -176,10 +202,12 @@ def test_continuing_a_run_of_the_same_method_keeps_every_tensor_and_may_change_t
 
 def test_auto_model_for_pretraining_loads_every_pretraining_checkpoint(tmp_path):
     models = [
-        BeitMimForPreTraining(tiny_beit_config(**TINY_VIT)), ExtremaForPreTraining(tiny_extrema_config()),
-        MobyForPreTraining(tiny_moby_config(backbone_config=tiny_swin_config(embed_dim=16, depths=[1, 1],
-                                                                             num_heads=[1, 2]))),
-    ]  # fmt: skip
+        BeitMimForPreTraining(tiny_beit_config(**TINY_VIT)),
+        ExtremaForPreTraining(tiny_extrema_config()),
+        MobyForPreTraining(
+            tiny_moby_config(backbone_config=tiny_swin_config(embed_dim=16, depths=[1, 1], num_heads=[1, 2]))
+        ),
+    ]
     for index, model in enumerate(models):
         model.save_pretrained(tmp_path / str(index))
         loaded = AutoModelForPreTraining.from_pretrained(tmp_path / str(index))

@@ -8,12 +8,12 @@ import datasets
 import torch
 from PIL import Image
 
+from maskvision.cli.args import parse_arguments
+from maskvision.cli.evaluate import FeatureArguments, KnnArguments
 from maskvision.evaluation.knn import knn_scores
 from maskvision.evaluation.linear import linear_probe
 from maskvision.progress import progress_bar
-from maskvision.cli.args import parse_arguments
-from maskvision.cli.evaluate import FeatureArguments, KnnArguments
-from maskvision.training.tokenizer import TokenizerArguments, build_tokenizer, evaluate_tokenizer
+from maskvision.training.runs.tokenizer import TokenizerArguments, build_tokenizer, evaluate_tokenizer
 
 
 class Terminal(io.StringIO):

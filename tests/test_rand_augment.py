@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from maskvision.training.rand_augment import INCREASING_OPS, RandAugment, RandomErasing, parse_rand_augment
+from maskvision.training.inputs.rand_augment import INCREASING_OPS, RandAugment, RandomErasing, parse_rand_augment
 
 MAGNITUDE = 9.0
 
@@ -32,8 +32,9 @@ PIL_OPS = {
     "Invert": ImageOps.invert,
     "PosterizeIncreasing": lambda image: ImageOps.posterize(image, 4 - int(MAGNITUDE / 10 * 4)),
     "SolarizeIncreasing": lambda image: ImageOps.solarize(image, 256 - int(MAGNITUDE / 10 * 256)),
-    "SolarizeAdd": lambda image: image.point([min(255, i + int(MAGNITUDE / 10 * 110)) if i < 128 else i
-                                              for i in range(256)] * 3),  # fmt: skip
+    "SolarizeAdd": lambda image: image.point(
+        [min(255, i + int(MAGNITUDE / 10 * 110)) if i < 128 else i for i in range(256)] * 3
+    ),
     "ColorIncreasing": lambda image: ImageEnhance.Color(image).enhance(1 + MAGNITUDE / 10 * 0.9),
     "ContrastIncreasing": lambda image: ImageEnhance.Contrast(image).enhance(1 + MAGNITUDE / 10 * 0.9),
     "BrightnessIncreasing": lambda image: ImageEnhance.Brightness(image).enhance(1 + MAGNITUDE / 10 * 0.9),
@@ -49,13 +50,28 @@ def test_photometric_ops_match_timms_pil_definitions(name):
     assert difference.mean() < 0.01 and difference.max() <= 3 / 255 + 1e-6  # PIL rounds each step to 8 bits
 
 
-@pytest.mark.parametrize("name, pil", [
-    ("Rotate", lambda image: image.rotate(27.0, resample=Image.Resampling.BICUBIC, fillcolor=(128, 128, 128))),
-    ("TranslateXRel", lambda image: image.transform(image.size, Image.Transform.AFFINE, (1, 0, 0.405 * 24, 0, 1, 0),
-                                                    fillcolor=(128, 128, 128))),
-    ("ShearY", lambda image: image.transform(image.size, Image.Transform.AFFINE, (1, 0, 0, 0.27, 1, 0),
-                                             resample=Image.Resampling.BICUBIC, fillcolor=(128, 128, 128))),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, pil",
+    [
+        ("Rotate", lambda image: image.rotate(27.0, resample=Image.Resampling.BICUBIC, fillcolor=(128, 128, 128))),
+        (
+            "TranslateXRel",
+            lambda image: image.transform(
+                image.size, Image.Transform.AFFINE, (1, 0, 0.405 * 24, 0, 1, 0), fillcolor=(128, 128, 128)
+            ),
+        ),
+        (
+            "ShearY",
+            lambda image: image.transform(
+                image.size,
+                Image.Transform.AFFINE,
+                (1, 0, 0, 0.27, 1, 0),
+                resample=Image.Resampling.BICUBIC,
+                fillcolor=(128, 128, 128),
+            ),
+        ),
+    ],
+)
 def test_geometric_ops_move_pixels_as_pil_does(name, pil):
     image = _image(size=24).resize((24, 24))
     smooth = image.resize((6, 6), Image.Resampling.BOX).resize((24, 24), Image.Resampling.BILINEAR)  # low frequency

@@ -54,7 +54,11 @@ def test_ci_runs_the_readme_test_command():
 def test_cli_help_lists_every_command():
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
-        [sys.executable, "-m", "maskvision", "--help"], capture_output=True, text=True, cwd=ROOT, env=environment,
+        [sys.executable, "-m", "maskvision", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr

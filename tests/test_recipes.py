@@ -13,16 +13,22 @@ RECIPES_MD = os.path.join(os.path.dirname(os.path.dirname(__file__)), "RECIPES.m
 @pytest.mark.parametrize("table", TABLES, ids=lambda table: table.title)
 def test_every_row_is_the_default_the_recipe_resolves_to(table):
     defaults = table.defaults()
-    mismatches = {row.setting: (row.read(defaults), row.value) for row in table.rows
-                  if row.read(defaults) != row.value}  # fmt: skip
+    mismatches = {row.setting: (row.read(defaults), row.value) for row in table.rows if row.read(defaults) != row.value}
     assert not mismatches, f"{table.title}: (resolved, table) {mismatches}"
 
 
 def test_every_row_cites_an_official_source_and_the_settings_the_issue_lists():
     for table in TABLES:
         settings = {row.setting.split(" (")[0] for row in table.rows}
-        assert {"optimizer", "betas", "learning rate", "epochs", "weight decay", "no weight decay on",
-                "gradient clipping"} <= settings, table.title  # fmt: skip
+        assert {
+            "optimizer",
+            "betas",
+            "learning rate",
+            "epochs",
+            "weight decay",
+            "no weight decay on",
+            "gradient clipping",
+        } <= settings, table.title
         for row in table.rows:
             assert row.official and row.source, (table.title, row.setting)
 
@@ -46,7 +52,7 @@ def test_cosine_schedule_warms_up_from_and_ends_at_the_official_bounds_scaled_wi
     import torch
 
     from maskvision.cli.pretrain import load_recipe
-    from maskvision.training.trainer import MaskVisionTrainer
+    from maskvision.training.loop.trainer import MaskVisionTrainer
 
     args = load_recipe(method).training_arguments(per_device_train_batch_size=8, warmup_steps=4, use_cpu=True)
     trainer = MaskVisionTrainer(model=torch.nn.Linear(4, 4), args=args)

@@ -7,11 +7,10 @@ import os
 import sys
 
 import pytest
-from transformers import AutoModel, AutoModelForImageClassification
-from transformers import dynamic_module_utils
+from hub_kinds import maskvision_cases, run_isolated
+from transformers import AutoModel, AutoModelForImageClassification, dynamic_module_utils
 from transformers.dynamic_module_utils import get_imports
 
-from hub_kinds import maskvision_cases, run_isolated
 from maskvision import MobyConfig, MobyForPreTraining
 from maskvision.remote_code import (
     ALLOWED_PACKAGES,
@@ -172,9 +171,16 @@ def isolated(tmp_path_factory):
         inputs, expected = case.save_io(str(root / f"{case.name}-io"))
         checks += [
             {"type": "import", "name": f"import-{case.name}", "folder": folder},
-            {"type": "load", "name": f"load-{case.name}", "folder": folder, "inputs": inputs, "expected": expected,
-             "call": case.call, "outputs": list(case.outputs)},
-        ]  # fmt: skip
+            {
+                "type": "load",
+                "name": f"load-{case.name}",
+                "folder": folder,
+                "inputs": inputs,
+                "expected": expected,
+                "call": case.call,
+                "outputs": list(case.outputs),
+            },
+        ]
     noisy = root / "noisy"  # a bundle that misbehaves on import: the checks must catch it
     noisy.mkdir()
     (noisy / "modeling_noisy.py").write_text(NOISY_MODULE)

@@ -1,4 +1,4 @@
-"""Every kind of run goes through the one run driver (`maskvision.training.run.run_training`) and so leaves the same run
+"""Every kind of run goes through the one run driver (`maskvision.training.runs.run.run_training`) and so leaves the same run
 files (`maskvision.run_files.RUN_FILES`): a pretraining method, a visual tokenizer and a fine-tuning run; and the
 tokenizer's model card, which reads them, states its data, steps and loss."""
 
@@ -8,8 +8,8 @@ import os
 import pytest
 from huggingface_hub import ModelCard
 
-from maskvision.run_files import DATA_ARGS, RUN_FILES, TRAINER_STATE
 from maskvision.cli import main as cli_main
+from maskvision.run_files import DATA_ARGS, RUN_FILES, TRAINER_STATE
 
 TINY_MOBY = [
     "--image_size", "32", "--patch_size", "4", "--window_size", "4", "--embed_dim", "16", "--depths", "1", "1",
@@ -31,8 +31,25 @@ def runs(tmp_path_factory) -> dict[str, str]:
     assert cli_main(["pretrain", "moby", "--output_dir", runs["pretraining"], *RUN, *TINY_MOBY]) == 0
     assert cli_main(["tokenizer", "train", "--output_dir", runs["tokenizer"], *RUN, *TINY_DVAE]) == 0
     encoder = os.path.join(runs["pretraining"], "encoder")
-    assert cli_main(["finetune", "--model", encoder, "--output_dir", runs["finetuning"], *RUN,
-                     "--max_eval_samples", "8", "--eval_strategy", "no", "--load_best_model_at_end", "false"]) == 0
+    assert (
+        cli_main(
+            [
+                "finetune",
+                "--model",
+                encoder,
+                "--output_dir",
+                runs["finetuning"],
+                *RUN,
+                "--max_eval_samples",
+                "8",
+                "--eval_strategy",
+                "no",
+                "--load_best_model_at_end",
+                "false",
+            ]
+        )
+        == 0
+    )
     return runs
 
 

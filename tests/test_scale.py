@@ -43,8 +43,11 @@ def test_step_flops_counts_forward_and_backward_matmuls():
 
 def test_utilisation_is_flops_over_time_over_peak():
     weight = torch.randn(256, 256)
-    measured = mfu.utilisation(lambda: weight @ weight, peak_flops=mfu.matmul_peak_flops(torch.device("cpu"),
-                               torch.float32, size=256, repeats=3), repeats=3)  # fmt: skip
+    measured = mfu.utilisation(
+        lambda: weight @ weight,
+        peak_flops=mfu.matmul_peak_flops(torch.device("cpu"), torch.float32, size=256, repeats=3),
+        repeats=3,
+    )
     assert measured["tflop_per_step"] == pytest.approx(2 * 256**3 / 1e12, rel=1e-3)
     assert 0.2 < measured["mfu"] < 5  # the same matmul as the peak's, timed apart
 
@@ -62,8 +65,10 @@ def test_suite_collects_headlines_prints_a_table_and_writes_the_device_file(tmp_
         "masking": lambda quick: {"mask_speedup": 25.0, "data_images_per_s": 300.0},
         "beit": lambda quick: {"beit_step_vs_stock": 1.1, "images_per_second": {"ours": 12.0, "stock": 11.0}},
         "extrema": lambda quick: {"step_seconds_by_mask_ratio": {"0.75": 3.0, "0.90": 2.0}},
-        "startup": lambda quick: {"first_step_seconds": {"startup_ratio_50k_over_2k": {"streaming": 1.1}},
-                                  "preemption": {"sigterm": {"exit_seconds": 75.0}}},
+        "startup": lambda quick: {
+            "first_step_seconds": {"startup_ratio_50k_over_2k": {"streaming": 1.1}},
+            "preemption": {"sigterm": {"exit_seconds": 75.0}},
+        },
     }
     payload = run.run_suite(modules, quick=True)
     results = payload["results"]
@@ -93,11 +98,15 @@ def test_accelerate_example_configs_load(name):
     from accelerate.commands.config.config_args import ClusterConfig
     from accelerate.utils import DistributedType
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "accelerate",
-                        f"{name}.yaml")  # fmt: skip
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "accelerate", f"{name}.yaml"
+    )
     config = ClusterConfig.from_yaml_file(path)
-    expected = {"fsdp": DistributedType.FSDP,
-                "deepspeed_zero2": DistributedType.DEEPSPEED, "deepspeed_zero3": DistributedType.DEEPSPEED}  # fmt: skip
+    expected = {
+        "fsdp": DistributedType.FSDP,
+        "deepspeed_zero2": DistributedType.DEEPSPEED,
+        "deepspeed_zero3": DistributedType.DEEPSPEED,
+    }
     assert config.distributed_type == expected.get(name, DistributedType.MULTI_GPU)
     if name == "fsdp":  # the layer class it wraps is the one the ViT methods' student and teacher are made of
         from transformers.models.beit.modeling_beit import BeitLayer
@@ -120,7 +129,7 @@ def test_default_data_loader_workers_share_the_cores(monkeypatch, cores, process
 
 
 def test_arguments_resolve_workers_and_start_them_each_epoch(tmp_path):
-    from maskvision.training.pretrain import PretrainingArguments, default_num_workers
+    from maskvision.training.runs.pretrain import PretrainingArguments, default_num_workers
 
     automatic = PretrainingArguments(output_dir=str(tmp_path), use_cpu=True)
     assert automatic.dataloader_num_workers == default_num_workers()
@@ -131,8 +140,11 @@ def test_arguments_resolve_workers_and_start_them_each_epoch(tmp_path):
 
 def test_partial_runs_merge_into_the_previous_results(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "RESULTS_DIR", str(tmp_path))
-    run.write_suite(run.run_suite({"masking": lambda quick: {"mask_speedup": 14.0},
-                                   "beit": lambda quick: {"beit_step_vs_stock": 1.2}}))  # fmt: skip
+    run.write_suite(
+        run.run_suite(
+            {"masking": lambda quick: {"mask_speedup": 14.0}, "beit": lambda quick: {"beit_step_vs_stock": 1.2}}
+        )
+    )
     partial = run.merge_into_previous(run.run_suite({"masking": lambda quick: {"mask_speedup": 21.0}}))
     assert partial["results"]["mask_speedup"] == 21.0 and partial["results"]["beit_step_vs_stock"] == 1.2
     assert set(partial["details"]) == {"masking", "beit"}

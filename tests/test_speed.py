@@ -5,24 +5,31 @@ import copy
 
 import pytest
 import torch
+from conftest import TINY_VIT, tiny_beit_config, tiny_dvae, tiny_extrema_config, tiny_moby_config, tiny_swin_config
 from transformers import BeitModel
 
-from conftest import TINY_VIT, tiny_beit_config, tiny_dvae, tiny_extrema_config, tiny_moby_config, tiny_swin_config
 from maskvision import BeitMimConfig, BeitMimForPreTraining, ExtremaForPreTraining, MobyForPreTraining
 from maskvision.configuration.configuration_moby import moby_vit_backbone_config
-from maskvision.training.masking import RandomMaskGenerator
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.inputs.masking import RandomMaskGenerator
+from maskvision.training.loop.trainer import MaskVisionTrainer
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 # Patches of 8 px: a 4x4 grid of tokens, the cheapest that still exercises every stage.
 PATCH = 8
 
 
 def tiny_beit(drop_path_rate: float = 0.1) -> tuple[BeitMimForPreTraining, dict]:
-    model = BeitMimForPreTraining(tiny_beit_config(
-        patch_size=PATCH, hidden_size=32, intermediate_size=64, drop_path_rate=drop_path_rate, vocab_size=64,
-        num_masking_patches=6, min_num_patches=2,
-    ))  # fmt: skip
+    model = BeitMimForPreTraining(
+        tiny_beit_config(
+            patch_size=PATCH,
+            hidden_size=32,
+            intermediate_size=64,
+            drop_path_rate=drop_path_rate,
+            vocab_size=64,
+            num_masking_patches=6,
+            min_num_patches=2,
+        )
+    )
     model.set_tokenizer(tiny_dvae(num_groups=2, image_size=8))
     generator = torch.Generator().manual_seed(0)
     side = model.config.grid_size * model.tokenizer.downsample_factor
@@ -35,9 +42,13 @@ def tiny_beit(drop_path_rate: float = 0.1) -> tuple[BeitMimForPreTraining, dict]
 
 
 def tiny_extrema(drop_path_rate: float = 0.1) -> tuple[ExtremaForPreTraining, dict]:
-    model = ExtremaForPreTraining(tiny_extrema_config(
-        backbone={"patch_size": PATCH, "drop_path_rate": drop_path_rate}, mask_ratio=0.75, num_masks=2,
-    ))  # fmt: skip
+    model = ExtremaForPreTraining(
+        tiny_extrema_config(
+            backbone={"patch_size": PATCH, "drop_path_rate": drop_path_rate},
+            mask_ratio=0.75,
+            num_masks=2,
+        )
+    )
     generator = torch.Generator().manual_seed(0)
     batch = {
         "pixel_values": torch.randn(4, 3, 32, 32, generator=generator),
@@ -100,8 +111,15 @@ def test_gradient_checkpointing_gives_the_same_gradients_with_less_saved(method)
 
 def test_trainer_flag_turns_checkpointing_on(tmp_path):
     model, batch = tiny_extrema()
-    args = PretrainingArguments(output_dir=str(tmp_path), activation_checkpointing=True, max_steps=1, use_cpu=True,
-                                per_device_train_batch_size=4, learning_rate=1e-3, save_strategy="no")  # fmt: skip
+    args = PretrainingArguments(
+        output_dir=str(tmp_path),
+        activation_checkpointing=True,
+        max_steps=1,
+        use_cpu=True,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        save_strategy="no",
+    )
     rows = [{key: value[index] for key, value in batch.items()} for index in range(4)]
     assert not any(layer.gradient_checkpointing for layer in model.backbone.layers)
     trainer = MaskVisionTrainer(model=model, args=args, train_dataset=rows)
@@ -138,8 +156,11 @@ def test_sdpa_and_eager_attention_agree(method):
     losses = {}
     for implementation in ("eager", "sdpa"):
         model.set_attn_implementation(implementation)
-        encoders = [module for module in model.modules() if isinstance(module, (BeitModel,)) or
-                    type(module).__name__ == "SwinModel"]  # fmt: skip
+        encoders = [
+            module
+            for module in model.modules()
+            if isinstance(module, (BeitModel,)) or type(module).__name__ == "SwinModel"
+        ]
         assert encoders and all(e.config._attn_implementation == implementation for e in encoders)
         with torch.no_grad():
             losses[implementation] = model(**batch).loss
@@ -164,8 +185,9 @@ def test_beit_vit_base_224_checkpointed_step_slow():
     model.activation_checkpointing_enable()
     model.train()
     mask = torch.rand(1, 196).argsort(1).argsort(1) < 75
-    loss = model(pixel_values=torch.randn(1, 3, 224, 224), bool_masked_pos=mask,
-                 labels=torch.randint(0, 8192, (1, 196))).loss  # fmt: skip
+    loss = model(
+        pixel_values=torch.randn(1, 3, 224, 224), bool_masked_pos=mask, labels=torch.randint(0, 8192, (1, 196))
+    ).loss
     loss.backward()
     assert loss.item() == pytest.approx(9.0, abs=1.0)  # ~ln(8192) at initialisation
     assert model.beit.layers[11].attention.q_proj.weight.grad.abs().sum() > 0

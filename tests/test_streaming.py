@@ -8,14 +8,13 @@ import logging
 import pytest
 from transformers import BeitConfig, BeitModel
 
-from maskvision.data import BadImageError, load_image_dataset, random_subset
-from maskvision.data import streaming
+from maskvision.cli import main as cli
+from maskvision.data import BadImageError, load_image_dataset, random_subset, streaming
 from maskvision.data.streaming import POSITION_BITS, STREAM_POSITION
 from maskvision.evaluation.features import build_image_processor
-from maskvision.cli import main as cli
-from maskvision.training.pretrain import PretrainingArguments
+from maskvision.training.inputs.streaming import StreamingArguments, training_rows
 from maskvision.training.labelled_data import LabelledDataArguments
-from maskvision.training.streaming import StreamingArguments, training_rows
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 
 def image_id(row) -> int:
@@ -72,8 +71,11 @@ def test_nothing_is_read_before_the_first_image(image_shards, monkeypatch):
 
 def test_bad_images_are_skipped_and_counted_or_stop_the_stream(image_shards):
     path = image_shards("parquet", 2, 5, bad=(3, 7))
-    stream = training_rows(load_image_dataset(path, streaming=True), StreamingArguments(shuffle_buffer=0),
-                           PretrainingArguments(output_dir="unused", max_steps=1, use_cpu=True))  # fmt: skip
+    stream = training_rows(
+        load_image_dataset(path, streaming=True),
+        StreamingArguments(shuffle_buffer=0),
+        PretrainingArguments(output_dir="unused", max_steps=1, use_cpu=True),
+    )
     rows = take(stream, num_batches=2, batch_size=4)
     assert sorted(identifier for identifier, _ in rows) == [0, 1, 2, 4, 5, 6, 8, 9]
     assert stream.skipped_images() == 2
@@ -147,8 +149,15 @@ def test_streaming_errors_name_the_fix(image_shards):
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("encoder")
-    config = BeitConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                        image_size=32, patch_size=8, use_mean_pooling=True)  # fmt: skip
+    config = BeitConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+        use_mean_pooling=True,
+    )
     BeitModel(config).save_pretrained(path)
     build_image_processor(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).save_pretrained(path)
     return str(path)
@@ -172,8 +181,26 @@ def test_knn_of_streams_equals_knn_of_the_prepared_data(image_shards, tiny_encod
     scores = {}  # training rows
     for streamed in ("false", "true"):
         output = tmp_path / f"streamed-{streamed}.json"
-        argv = ["eval", "knn", "--model", tiny_encoder, "--dataset", path, "--eval_dataset", eval_path, "--eval_split",
-                "train", "--k", "5", "--no_cache", "true", "--output_file", str(output), "--streaming", streamed]
+        argv = [
+            "eval",
+            "knn",
+            "--model",
+            tiny_encoder,
+            "--dataset",
+            path,
+            "--eval_dataset",
+            eval_path,
+            "--eval_split",
+            "train",
+            "--k",
+            "5",
+            "--no_cache",
+            "true",
+            "--output_file",
+            str(output),
+            "--streaming",
+            streamed,
+        ]
         assert cli(argv) == 0
         scores[streamed] = {r["metric"]: r["value"] for r in json.loads(output.read_text())["results"]}
     assert scores["true"] == scores["false"]
@@ -186,8 +213,10 @@ def test_finetuning_on_a_stream_evaluates_and_saves_by_steps(image_shards, tiny_
               "--per_device_train_batch_size", "4", *FAST]  # fmt: skip
     with pytest.raises(ValueError, match="has no epochs to eval_strategy and save_strategy by"):
         cli(common)
-    assert cli([*common, "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps",
-                "--save_steps", "2"]) == 0  # fmt: skip
+    assert (
+        cli([*common, "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2"])
+        == 0
+    )
     results = json.loads((tmp_path / "classifier" / "eval_results.json").read_text())["results"]
     assert {r["metric"] for r in results} == {"top1_accuracy"}  # three classes: no top-5
     assert (tmp_path / "classifier" / "checkpoint-2" / "stream_state_rank0.json").is_file()

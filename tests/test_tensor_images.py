@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from maskvision.data import TensorImages
-from maskvision.training.collators import IndexedRows, MultiMaskCollator, TwoViewCollator
-from maskvision.training.masking import RandomMaskGenerator
-from maskvision.training.transforms import RESAMPLING, RandomResizedCrop, image_sizes, resized_crops
+from maskvision.training.inputs.collators import IndexedRows, MultiMaskCollator, TwoViewCollator
+from maskvision.training.inputs.masking import RandomMaskGenerator
+from maskvision.training.inputs.transforms import RESAMPLING, RandomResizedCrop, image_sizes, resized_crops
 
 STATS = {"image_mean": (0.5, 0.5, 0.5), "image_std": (0.5, 0.5, 0.5)}
 
@@ -71,9 +71,14 @@ def test_collators_take_tensor_rows_like_pil_rows(augment_on_device):
     tensor_rows = IndexedRows(TensorImages.from_dataset(dataset_of(images))).__getitems__(list(range(16)))
     for make in (
         lambda: TwoViewCollator(image_size=32, min_crop_scale=0.2, augment_on_device=augment_on_device, **STATS),
-        lambda: MultiMaskCollator(image_size=32, patch_size=8, mask_generator=RandomMaskGenerator(4, 0.75, 2),
-                                  augment_on_device=augment_on_device, **STATS),
-    ):  # fmt: skip
+        lambda: MultiMaskCollator(
+            image_size=32,
+            patch_size=8,
+            mask_generator=RandomMaskGenerator(4, 0.75, 2),
+            augment_on_device=augment_on_device,
+            **STATS,
+        ),
+    ):
         from_pil, from_tensor = make()(pil_rows), make()(tensor_rows)
         assert from_pil.keys() == from_tensor.keys()
         for key, value in from_pil.items():
@@ -91,15 +96,56 @@ def test_pretraining_with_images_on_the_device(tmp_path):
 
     args = MobyTrainingArguments(output_dir=str(tmp_path), images_on_device=True, dataloader_num_workers=3)
     assert (args.dataloader_num_workers, args.dataloader_pin_memory) == (0, False)  # the collator reads the device
-    assert main([
-        "pretrain", "moby", "--dataset", "demo", "--max_train_samples", "32", "--image_size", "32", "--patch_size", "4",
-        "--window_size", "4", "--embed_dim", "16", "--depths", "1", "1", "--num_heads", "1", "2",
-        "--projector_hidden_size", "32", "--predictor_hidden_size", "32", "--projection_dim", "16",
-        "--queue_size", "16",
-        "--per_device_train_batch_size", "8", "--logging_steps", "1", "--save_strategy", "no", "--use_cpu",
-        "--disable_tqdm", "true", "--max_steps", "2", "--images_on_device", "--augment_on_device",
-        "--output_dir", str(tmp_path),
-    ]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "pretrain",
+                "moby",
+                "--dataset",
+                "demo",
+                "--max_train_samples",
+                "32",
+                "--image_size",
+                "32",
+                "--patch_size",
+                "4",
+                "--window_size",
+                "4",
+                "--embed_dim",
+                "16",
+                "--depths",
+                "1",
+                "1",
+                "--num_heads",
+                "1",
+                "2",
+                "--projector_hidden_size",
+                "32",
+                "--predictor_hidden_size",
+                "32",
+                "--projection_dim",
+                "16",
+                "--queue_size",
+                "16",
+                "--per_device_train_batch_size",
+                "8",
+                "--logging_steps",
+                "1",
+                "--save_strategy",
+                "no",
+                "--use_cpu",
+                "--disable_tqdm",
+                "true",
+                "--max_steps",
+                "2",
+                "--images_on_device",
+                "--augment_on_device",
+                "--output_dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
     losses = [entry["loss"] for entry in history if "loss" in entry]
     assert len(losses) == 2 and all(np.isfinite(losses))

@@ -14,12 +14,26 @@ from transformers import AutoImageProcessor, AutoModel, BeitConfig, BeitModel
 from maskvision import DVAETokenizer, VQKDTokenizer
 from maskvision.cli import main as cli
 from maskvision.cli.demo import DemoContext
-from maskvision.training.tokenizer import TokenizerCollator, demo_stage, parse_config_overrides
+from maskvision.training.runs.tokenizer import TokenizerCollator, demo_stage, parse_config_overrides
+from maskvision.visualization.images import HEADER
 
 # A tiny dVAE: 16 px, 4 x 4 codes of a vocabulary of 32.
 TINY = "vocab_size=32,hidden_size=16,code_embedding_size=16"
-COMMON = ["--max_steps", "4", "--per_device_train_batch_size", "8", "--base_learning_rate", "1e-3",
-          "--logging_steps", "2", "--use_cpu", "--report_to", "none", "--disable_tqdm", "true"]
+COMMON = [
+    "--max_steps",
+    "4",
+    "--per_device_train_batch_size",
+    "8",
+    "--base_learning_rate",
+    "1e-3",
+    "--logging_steps",
+    "2",
+    "--use_cpu",
+    "--report_to",
+    "none",
+    "--disable_tqdm",
+    "true",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +59,8 @@ def test_collator_tokenizer_views_and_overrides():
     assert float(batch["pixel_values"][0, 1:].abs().max()) == 0.0
     assert torch.equal(TokenizerCollator(16, 0.2, seed=1)(rows)["pixel_values"], batch["pixel_values"])
     assert parse_config_overrides("vocab_size=64, reconstruction_loss=mse") == {
-        "vocab_size": 64, "reconstruction_loss": "mse"
+        "vocab_size": 64,
+        "reconstruction_loss": "mse",
     }
     with pytest.raises(ValueError, match="name=value"):
         parse_config_overrides("vocab_size")
@@ -55,12 +70,37 @@ def test_train_then_inspect_dvae(parquet, tmp_path):
     output = tmp_path / "dvae"
     config = tmp_path / "run.yaml"
     config.write_text(f"dataset: {parquet}\nmodel_size: tiny\nimage_size: 16\nconfig_overrides: '{TINY}'\n")
-    assert cli(["tokenizer", "train", str(config), "--output_dir", str(output), "--reseed_interval", "2",
-                "--temperature_steps", "4",
-                "--eval_images", "24", "--save_strategy", "steps", "--save_steps", "2", *COMMON]) == 0
+    assert (
+        cli(
+            [
+                "tokenizer",
+                "train",
+                str(config),
+                "--output_dir",
+                str(output),
+                "--reseed_interval",
+                "2",
+                "--temperature_steps",
+                "4",
+                "--eval_images",
+                "24",
+                "--save_strategy",
+                "steps",
+                "--save_steps",
+                "2",
+                *COMMON,
+            ]
+        )
+        == 0
+    )
     files = set(os.listdir(output))
-    assert {"config.json", "model.safetensors", "preprocessor_config.json", "codebook_health.json",
-            "reconstructions.png"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "codebook_health.json",
+        "reconstructions.png",
+    } <= files
     model = AutoModel.from_pretrained(output)
     assert isinstance(model, DVAETokenizer) and model.config.vocab_size == 32
     processor = AutoImageProcessor.from_pretrained(output)
@@ -68,15 +108,37 @@ def test_train_then_inspect_dvae(parquet, tmp_path):
     health = json.loads((output / "codebook_health.json").read_text())
     assert health["images"] == 24 and 0 < health["used_fraction"] <= 1 and health["perplexity"] >= 1
     grid = Image.open(output / "reconstructions.png")
-    assert grid.size[1] == 2 * grid.size[0] // 8  # 8 originals above 8 reconstructions
+    assert grid.size[1] == 2 * HEADER + 8 * 96  # 8 rows: an original beside its reconstruction, under a caption
     state = json.loads((output / "checkpoint-4" / "trainer_state.json").read_text())
     logged = [entry for entry in state["log_history"] if "loss" in entry]
-    assert {"temperature", "kl_weight", "codebook_perplexity", "codebook_used_fraction", "dead_codes",
-            "reconstruction_loss", "kl_divergence", "perplexity"} <= set(logged[-1])
+    assert {
+        "temperature",
+        "kl_weight",
+        "codebook_perplexity",
+        "codebook_used_fraction",
+        "dead_codes",
+        "reconstruction_loss",
+        "kl_divergence",
+        "perplexity",
+    } <= set(logged[-1])
     assert logged[-1]["temperature"] < logged[0]["temperature"]
 
-    assert cli(["tokenizer", "inspect", str(output), "--dataset", parquet, "--max-images", "40",
-                "--output-dir", str(tmp_path / "inspect")]) == 0
+    assert (
+        cli(
+            [
+                "tokenizer",
+                "inspect",
+                str(output),
+                "--dataset",
+                parquet,
+                "--max-images",
+                "40",
+                "--output-dir",
+                str(tmp_path / "inspect"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "inspect" / "inspect.json").read_text())
     assert report["images"] == 40 and report["vocab_size"] == 32
     assert report["dead_codes"] == 32 - round(report["used_fraction"] * 32)
@@ -86,9 +148,29 @@ def test_train_then_inspect_dvae(parquet, tmp_path):
 def test_resume_restores_the_schedule(parquet, tmp_path):
     """A run interrupted after checkpoint-2 and resumed logs the same schedule values as the uninterrupted run."""
     output = tmp_path / "resume"
-    args = ["tokenizer", "train", "--dataset", parquet, "--output_dir", str(output), "--model_size", "tiny",
-            "--image_size", "16", "--config_overrides", TINY, "--temperature_steps", "4", "--kl_warmup_steps", "4",
-            "--save_steps", "2", "--eval_images", "8", *COMMON]
+    args = [
+        "tokenizer",
+        "train",
+        "--dataset",
+        parquet,
+        "--output_dir",
+        str(output),
+        "--model_size",
+        "tiny",
+        "--image_size",
+        "16",
+        "--config_overrides",
+        TINY,
+        "--temperature_steps",
+        "4",
+        "--kl_warmup_steps",
+        "4",
+        "--save_steps",
+        "2",
+        "--eval_images",
+        "8",
+        *COMMON,
+    ]
 
     def schedule_at_step_4():
         state = json.loads((output / "checkpoint-4" / "trainer_state.json").read_text())
@@ -102,19 +184,54 @@ def test_resume_restores_the_schedule(parquet, tmp_path):
     assert schedule_at_step_4() == uninterrupted
     # step 4 ran with the values of optimizer step index 3 of a 4-step cosine anneal
     cosine = (1 + np.cos(np.pi * 3 / 4)) / 2
-    assert uninterrupted == (pytest.approx(1 / 16 + (1 - 1 / 16) * cosine, rel=1e-4),
-                             pytest.approx(6.6 * (1 - cosine), rel=1e-4))
+    assert uninterrupted == (
+        pytest.approx(1 / 16 + (1 - 1 / 16) * cosine, rel=1e-4),
+        pytest.approx(6.6 * (1 - cosine), rel=1e-4),
+    )
 
 
 def test_train_vqkd_with_a_teacher(parquet, tmp_path):
     teacher = tmp_path / "teacher"
-    BeitModel(BeitConfig(image_size=16, patch_size=4, hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=48), add_pooling_layer=False).save_pretrained(teacher)
+    BeitModel(
+        BeitConfig(
+            image_size=16,
+            patch_size=4,
+            hidden_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=48,
+        ),
+        add_pooling_layer=False,
+    ).save_pretrained(teacher)
     output = tmp_path / "vqkd"
-    assert cli(["tokenizer", "train", "--dataset", parquet, "--output_dir", str(output), "--tokenizer_type", "vqkd",
-                "--teacher", str(teacher), "--model_size", "tiny", "--image_size", "16",
-                "--config_overrides", "vocab_size=32", "--eval_images", "16", "--save_strategy", "no",
-                *COMMON]) == 0
+    assert (
+        cli(
+            [
+                "tokenizer",
+                "train",
+                "--dataset",
+                parquet,
+                "--output_dir",
+                str(output),
+                "--tokenizer_type",
+                "vqkd",
+                "--teacher",
+                str(teacher),
+                "--model_size",
+                "tiny",
+                "--image_size",
+                "16",
+                "--config_overrides",
+                "vocab_size=32",
+                "--eval_images",
+                "16",
+                "--save_strategy",
+                "no",
+                *COMMON,
+            ]
+        )
+        == 0
+    )
     model = AutoModel.from_pretrained(output)
     assert isinstance(model, VQKDTokenizer) and model.config.teacher_name_or_path == str(teacher)
     assert bool(model.codebook_initialized)  # k-means on the first step's encoder outputs

@@ -9,12 +9,12 @@ from torch import nn
 from transformers import PreTrainedConfig
 from transformers.modeling_outputs import ModelOutput
 
-from maskvision.modeling.momentum import MomentumTeacherMixin, cosine_schedule, update_momentum_
-from maskvision.training.callbacks import MomentumTeacherCallback
 from maskvision.cli.args import parse_arguments
-from maskvision.training.optim import layer_id, param_groups
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.modeling.momentum import MomentumTeacherMixin, cosine_schedule, update_momentum_
+from maskvision.training.loop.callbacks import MomentumTeacherCallback
+from maskvision.training.loop.optim import layer_id, param_groups
+from maskvision.training.loop.trainer import MaskVisionTrainer
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 
 @dataclass
@@ -61,8 +61,16 @@ class ToyDataset(torch.utils.data.Dataset):
 
 def _args(tmp_path, **overrides):
     defaults = dict(
-        output_dir=str(tmp_path), per_device_train_batch_size=4, base_learning_rate=0.1, lr_reference_batch=4,
-        max_steps=4, logging_steps=1, save_strategy="no", use_cpu=True, warmup_steps=0, dataloader_num_workers=0,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        base_learning_rate=0.1,
+        lr_reference_batch=4,
+        max_steps=4,
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        warmup_steps=0,
+        dataloader_num_workers=0,
     )
     return PretrainingArguments(**{**defaults, **overrides})
 
@@ -122,16 +130,22 @@ def test_trainer_logs_output_scalars_momentum_and_throughput(tmp_path):
 
 
 def test_learning_rate_scales_with_effective_batch(tmp_path):
-    args = _args(tmp_path, per_device_train_batch_size=8, gradient_accumulation_steps=4, base_learning_rate=1e-3,
-                 lr_reference_batch=256)
+    args = _args(
+        tmp_path,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=4,
+        base_learning_rate=1e-3,
+        lr_reference_batch=256,
+    )
     assert args.resolve_learning_rate() == pytest.approx(1e-3 * 32 / 256)
     explicit = _args(tmp_path, learning_rate=0.5)
     assert explicit.resolve_learning_rate() == 0.5
 
 
 def test_no_weight_decay_on_norms_biases_and_listed_parameters(tmp_path):
-    trainer = MaskVisionTrainer(model=ToyTeacherModel(), args=_args(tmp_path, weight_decay=0.05),
-                                train_dataset=ToyDataset())
+    trainer = MaskVisionTrainer(
+        model=ToyTeacherModel(), args=_args(tmp_path, weight_decay=0.05), train_dataset=ToyDataset()
+    )
     decayed = set(trainer.get_decay_parameter_names(trainer.model))
     assert decayed == {"student.0.weight", "teacher.0.weight"}
     optimizer = trainer.create_optimizer()
@@ -153,10 +167,17 @@ def test_layer_ids_for_stock_names():
 
 
 def test_param_groups_apply_layer_decay():
-    model = nn.ModuleDict({"embeddings": nn.Linear(2, 2), "layers": nn.ModuleList([nn.Linear(2, 2)] * 1),
-                           "classifier": nn.Linear(2, 2)})
-    groups = param_groups(model, learning_rate=1.0, weight_decay=0.1, decay_parameter_names={"classifier.weight"},
-                          layer_decay=0.5, num_layers=1)
+    model = nn.ModuleDict(
+        {"embeddings": nn.Linear(2, 2), "layers": nn.ModuleList([nn.Linear(2, 2)] * 1), "classifier": nn.Linear(2, 2)}
+    )
+    groups = param_groups(
+        model,
+        learning_rate=1.0,
+        weight_decay=0.1,
+        decay_parameter_names={"classifier.weight"},
+        layer_decay=0.5,
+        num_layers=1,
+    )
     lrs = sorted({group["lr"] for group in groups})
     assert lrs == [0.25, 0.5, 1.0]
     assert {group["weight_decay"] for group in groups if group["lr"] == 1.0} == {0.0, 0.1}

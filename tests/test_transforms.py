@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from maskvision.training.transforms import (
+from maskvision.training.inputs.transforms import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
     BeitViews,
@@ -171,9 +171,14 @@ def test_moby_default_recipe_is_byol():
     views = TwoCropViews(224, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
     assert views.first_color.blur_prob == 1.0 and views.first_color.solarize_prob == 0.0
     assert views.second_color.blur_prob == 0.1 and views.second_color.solarize_prob == 0.2
-    assert (views.first_color.brightness, views.first_color.contrast, views.first_color.saturation,
-            views.first_color.hue, views.first_color.jitter_prob, views.first_color.grayscale_prob) == (
-        0.4, 0.4, 0.2, 0.1, 0.8, 0.2)
+    assert (
+        views.first_color.brightness,
+        views.first_color.contrast,
+        views.first_color.saturation,
+        views.first_color.hue,
+        views.first_color.jitter_prob,
+        views.first_color.grayscale_prob,
+    ) == (0.4, 0.4, 0.2, 0.1, 0.8, 0.2)
 
 
 @pytest.mark.parametrize("size", [16, 36, 64])

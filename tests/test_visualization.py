@@ -11,16 +11,17 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hub_kinds import stock_encoder
 from PIL import Image
 from transformers import Dinov2Config, Dinov2Model, SwinConfig, SwinModel, ViTConfig, ViTModel
 
-from hub_kinds import stock_encoder
-from maskvision.data import load_image_dataset
-from maskvision.evaluation.features import build_image_processor
 from maskvision.cli import main as cli_main
 from maskvision.cli.demo import DemoContext
-from maskvision.training.recipes.beit import RECIPE as BEIT, BeitModelArguments
-from maskvision.training.tokenizer import TokenizerArguments, build_tokenizer
+from maskvision.data import load_image_dataset
+from maskvision.evaluation.features import build_image_processor
+from maskvision.training.recipes.beit import RECIPE as BEIT
+from maskvision.training.recipes.beit import BeitModelArguments
+from maskvision.training.runs.tokenizer import TokenizerArguments, build_tokenizer
 from maskvision.visualization.beit import beit_prediction_columns, unpatchify
 from maskvision.visualization.curves import (
     MISSING_PLOTS,
@@ -34,8 +35,9 @@ from maskvision.visualization.preview import demo_stage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TILE = 64
-TINY_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
-                patch_size=8)  # fmt: skip
+TINY_VIT = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +64,10 @@ def tiles(path: str, columns: int, rows: int, tile: int = TILE) -> list[list[np.
     top = 2 * HEADER
     assert pixels.shape[0] == top + rows * tile and pixels.shape[1] >= columns * tile
     assert pixels[top:, columns * tile :].min(initial=255) == 255  # nothing right of the last column
-    return [[pixels[top + r * tile : top + (r + 1) * tile, c * tile : (c + 1) * tile] for c in range(columns)]
-            for r in range(rows)]  # fmt: skip
+    return [
+        [pixels[top + r * tile : top + (r + 1) * tile, c * tile : (c + 1) * tile] for c in range(columns)]
+        for r in range(rows)
+    ]
 
 
 def not_blank(tile: np.ndarray) -> bool:
@@ -71,8 +75,15 @@ def not_blank(tile: np.ndarray) -> bool:
 
 
 def beit_args(**overrides) -> BeitModelArguments:
-    values = dict(model_size="tiny", image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=2,
-                  num_attention_heads=2, drop_path_rate=0.0)  # fmt: skip
+    values = dict(
+        model_size="tiny",
+        image_size=32,
+        patch_size=4,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        drop_path_rate=0.0,
+    )
     return BeitModelArguments(**{**values, **overrides})
 
 
@@ -89,8 +100,28 @@ PREVIEWS = {  # method → (extra flags, columns)
 def test_preview_draws_the_views_and_masks_of_the_methods_collator(method, tmp_path, capsys):
     flags, columns = PREVIEWS[method]
     output = str(tmp_path / f"{method}.png")
-    assert cli_main(["preview", "--dataset", "demo", "--split", "test", "--method", method, *SIZES, *flags,
-                     "--num_images", "3", "--tile", str(TILE), "--output", output]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "preview",
+                "--dataset",
+                "demo",
+                "--split",
+                "test",
+                "--method",
+                method,
+                *SIZES,
+                *flags,
+                "--num_images",
+                "3",
+                "--tile",
+                str(TILE),
+                "--output",
+                output,
+            ]
+        )
+        == 0
+    )
     assert ", ".join(columns) in capsys.readouterr().out
     grid = tiles(output, len(columns), 3)
     assert all(not_blank(tile) for row in grid for tile in row)
@@ -100,8 +131,29 @@ def test_preview_draws_the_views_and_masks_of_the_methods_collator(method, tmp_p
 
 def test_preview_of_beit_with_a_tokenizer_shows_the_tokenizers_view(tmp_path, tokenizer_dir):
     output = str(tmp_path / "beit.png")
-    assert cli_main(["preview", "--dataset", "demo", "--split", "test", "--method", "beit", *SIZES, "--tokenizer",
-                     tokenizer_dir, "--num_images", "2", "--tile", str(TILE), "--output", output]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "preview",
+                "--dataset",
+                "demo",
+                "--split",
+                "test",
+                "--method",
+                "beit",
+                *SIZES,
+                "--tokenizer",
+                tokenizer_dir,
+                "--num_images",
+                "2",
+                "--tile",
+                str(TILE),
+                "--output",
+                output,
+            ]
+        )
+        == 0
+    )
     grid = tiles(output, 4, 2)
     assert all(not_blank(row[3]) for row in grid)
 
@@ -127,8 +179,12 @@ def test_visualize_beit_draws_the_tokens_behind_the_mask(tmp_path, tokenizer_dir
     run = str(tmp_path / "beit")
     torch.manual_seed(0)
     BEIT.build_model(beit_args(tokenizer=tokenizer_dir)).save_pretrained(run)
-    assert cli_main(["visualize", "beit", run, "--dataset", "demo", "--split", "test", "--num_images", "2",
-                     "--tile", str(TILE)]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            ["visualize", "beit", run, "--dataset", "demo", "--split", "test", "--num_images", "2", "--tile", str(TILE)]
+        )
+        == 0
+    )
     grid = tiles(os.path.join(run, "beit_predictions.png"), 5, 2)  # view, masked, tokenizer, prediction, right/wrong
     assert all(not_blank(row[column]) for row in grid for column in (0, 1, 4))
 
@@ -162,8 +218,26 @@ def test_beit_pixel_prediction_keeps_the_visible_patches_and_predicts_the_masked
 
     run = str(tmp_path / "pixels")
     model.save_pretrained(run)
-    assert cli_main(["visualize", "beit", run, "--dataset", "demo", "--split", "test", "--num_images", "2",
-                     "--tile", str(TILE), "--output", str(tmp_path / "pixels.png")]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "visualize",
+                "beit",
+                run,
+                "--dataset",
+                "demo",
+                "--split",
+                "test",
+                "--num_images",
+                "2",
+                "--tile",
+                str(TILE),
+                "--output",
+                str(tmp_path / "pixels.png"),
+            ]
+        )
+        == 0
+    )
     assert all(not_blank(tile) for row in tiles(str(tmp_path / "pixels.png"), 3, 2) for tile in row)
 
 
@@ -188,8 +262,9 @@ def _stock(kind: str, path: str) -> str:
     elif kind == "dinov2":
         model = Dinov2Model(Dinov2Config(**TINY_VIT))
     elif kind == "swin":
-        model = SwinModel(SwinConfig(image_size=32, patch_size=4, window_size=4, embed_dim=16, depths=[1, 1],
-                                     num_heads=[1, 2]))  # fmt: skip
+        model = SwinModel(
+            SwinConfig(image_size=32, patch_size=4, window_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2])
+        )
     else:  # a BEiT encoder as maskvision exports it
         model, _ = stock_encoder()
     model.save_pretrained(path)
@@ -200,8 +275,24 @@ def _stock(kind: str, path: str) -> str:
 @pytest.mark.parametrize("kind", ["vit", "dinov2", "beit"])
 def test_visualize_attention_draws_each_heads_cls_attention(kind, tmp_path, demo):
     path = _stock(kind, str(tmp_path / kind))
-    assert cli_main(["visualize", "attention", path, "--dataset", "demo", "--split", "test", "--num_images", "3",
-                     "--tile", str(TILE)]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "visualize",
+                "attention",
+                path,
+                "--dataset",
+                "demo",
+                "--split",
+                "test",
+                "--num_images",
+                "3",
+                "--tile",
+                str(TILE),
+            ]
+        )
+        == 0
+    )
     grid = tiles(os.path.join(path, "attention.png"), 4, 3)  # input, mean, 2 heads
     assert all(not_blank(tile) for row in grid for tile in row)
 
@@ -216,8 +307,26 @@ def test_visualize_pca_maps_the_patch_features_to_colours(tmp_path):
     for kind in ("vit", "swin"):  # Swin: no [CLS], its last stage's patches
         path = _stock(kind, str(tmp_path / kind))
         output = str(tmp_path / f"{kind}.png")
-        assert cli_main(["visualize", "pca", path, "--dataset", "demo", "--split", "test", "--num_images", "3",
-                         "--tile", str(TILE), "--output", output]) == 0  # fmt: skip
+        assert (
+            cli_main(
+                [
+                    "visualize",
+                    "pca",
+                    path,
+                    "--dataset",
+                    "demo",
+                    "--split",
+                    "test",
+                    "--num_images",
+                    "3",
+                    "--tile",
+                    str(TILE),
+                    "--output",
+                    output,
+                ]
+            )
+            == 0
+        )
         grid = tiles(output, 2, 3)
         assert all(not_blank(row[1]) for row in grid)
         colours = np.stack([row[1] for row in grid]).reshape(-1, 3)
@@ -232,11 +341,20 @@ def test_attention_of_a_swin_is_refused_naming_pca(tmp_path):
 
 # -- training curves ----------------------------------------------------------------------------------------------
 LOG_HISTORY = [
-    {"step": step, "epoch": step / 10, "loss": 6 - step / 5, "learning_rate": 1e-3 * step / 10, "grad_norm": 2.0,
-     "codebook_perplexity": 10.0 + step, "images_per_second": float("nan")}
+    {
+        "step": step,
+        "epoch": step / 10,
+        "loss": 6 - step / 5,
+        "learning_rate": 1e-3 * step / 10,
+        "grad_norm": 2.0,
+        "codebook_perplexity": 10.0 + step,
+        "images_per_second": float("nan"),
+    }
     for step in range(1, 11)
-] + [{"step": 10, "eval_loss": 3.0, "eval_runtime": 1.0},
-     {"step": 10, "train_runtime": 9.0, "train_loss": 5.0, "total_flos": 1.0}]  # fmt: skip
+] + [
+    {"step": 10, "eval_loss": 3.0, "eval_runtime": 1.0},
+    {"step": 10, "train_runtime": 9.0, "train_loss": 5.0, "total_flos": 1.0},
+]
 
 
 def test_training_curves_draw_a_panel_per_logged_scalar(tmp_path):
@@ -260,6 +378,7 @@ def test_every_run_flow_writes_its_training_curves(tmp_path):
 
     assert write_training_curves(Trainer()) == str(tmp_path / "training_curves.png")
     assert os.path.isfile(tmp_path / "training_curves.png")
+
     def source(name):
         with open(os.path.join(ROOT, "maskvision", "training", name), encoding="utf-8") as handle:
             return handle.read()

@@ -5,19 +5,21 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_vqkd_config
 from transformers import AutoModel, BeitConfig, BeitModel
 
-from conftest import tiny_vqkd_config
 from maskvision import VQKDConfig, VQKDTokenizer
 from maskvision.modeling.modeling_vqkd import load_teacher, spherical_kmeans, teacher_patch_tokens
 from maskvision.modeling.tokenizer_utils import CodebookStep
+
 
 @pytest.fixture(scope="module")
 def teacher_path(tmp_path_factory):
     """A stock BeitModel saved to disk (no image processor: ImageNet normalisation applies)."""
     path = tmp_path_factory.mktemp("teacher")
-    config = BeitConfig(image_size=16, patch_size=4, hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=48)
+    config = BeitConfig(
+        image_size=16, patch_size=4, hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=48
+    )
     BeitModel(config, add_pooling_layer=False).save_pretrained(path)
     return str(path)
 
@@ -51,13 +53,21 @@ def test_a_clip_teacher_gives_its_projected_tokens_as_beit_v2(tmp_path, architec
     # BEiT v2 regresses ln_post(x) @ visual.proj of every patch token (512-d for ViT-B/16), not last_hidden_state
     import transformers
 
-    vision = dict(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                  intermediate_size=64, projection_dim=24)  # fmt: skip
+    vision = dict(
+        image_size=16,
+        patch_size=4,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        projection_dim=24,
+    )
     if architecture == "CLIPModel":
         config = transformers.CLIPConfig(
-            vision_config=vision, projection_dim=24,
+            vision_config=vision,
+            projection_dim=24,
             text_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32),
-        )  # fmt: skip
+        )
     else:
         config = transformers.CLIPVisionConfig(**vision)
     torch.manual_seed(0)
@@ -118,9 +128,7 @@ def test_teacher_is_referenced_not_saved(tmp_path, teacher_path):
     with pytest.raises(ValueError, match="no teacher"):
         reloaded(pixel_values)
     assert reloaded(pixel_values, return_loss=False).loss is None
-    assert os.path.getsize(tmp_path / "model.safetensors") < 2 * sum(
-        t.numel() * 4 for t in model.state_dict().values()
-    )
+    assert os.path.getsize(tmp_path / "model.safetensors") < 2 * sum(t.numel() * 4 for t in model.state_dict().values())
 
 
 def test_teacher_patch_tokens_drop_prefix_tokens_and_resize():

@@ -44,7 +44,9 @@ def balanced_subset(table, per_class: int, rng: np.random.Generator) -> Dataset:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default="/work/shared/data/cifar10", help="folder with CIFAR-10 {train,test}.parquet")
+    parser.add_argument(
+        "--source", default="/work/shared/data/cifar10", help="folder with CIFAR-10 {train,test}.parquet"
+    )
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
     parser.add_argument("--per-class", type=int, default=200, help="train images per class")
     parser.add_argument("--test-per-class", type=int, default=50, help="test images per class")

@@ -42,8 +42,24 @@ VIT_TINY = ["--model_size", "tiny", "--image_size", "32", "--patch_size", "4", "
 # Shared by every method's pretraining: nothing below follows a recipe default. The cosine schedule decays to 0.
 # bf16 autocast on the CPU too: about 1.8x faster steps on this project's AMD EPYC (AVX512-BF16), losses in fp32.
 BF16 = ["--bf16", "true"] + ([] if torch.cuda.is_available() else ["--use_cpu", "true"])
-COMMON = ["--lr_scheduler_type", "cosine", "--dataloader_drop_last", "true", "--augment_on_device", "true",
-          "--images_on_device", "true", *BF16, "--logging_steps", "50", "--disable_tqdm", "true", "--seed", "0"]
+COMMON = [
+    "--lr_scheduler_type",
+    "cosine",
+    "--dataloader_drop_last",
+    "true",
+    "--augment_on_device",
+    "true",
+    "--images_on_device",
+    "true",
+    *BF16,
+    "--logging_steps",
+    "50",
+    "--disable_tqdm",
+    "true",
+    "--seed",
+    "0",
+]
+
 
 # Every method's own settings, passed explicitly (lr, schedule, regularisation, heads, masks, momentum), on top of
 # its backbone's flags. Learning rates: the CPU budget's were found fastest in short runs (README, "CIFAR-10
@@ -75,11 +91,39 @@ FINETUNE = ["--warmup_steps", "0.1", "--weight_decay", "0.05", "--drop_path_rate
             "--cutmix_alpha", "0", "--label_smoothing_factor", "0.1", "--min_crop_scale", "0.35", "--max_grad_norm",
             "0"]  # fmt: skip
 
-SMALL_VIT = ["--model_size", "tiny", "--image_size", "32", "--patch_size", "4", "--hidden_size", "128",
-             "--num_hidden_layers", "6", "--num_attention_heads", "2"]
+SMALL_VIT = [
+    "--model_size",
+    "tiny",
+    "--image_size",
+    "32",
+    "--patch_size",
+    "4",
+    "--hidden_size",
+    "128",
+    "--num_hidden_layers",
+    "6",
+    "--num_attention_heads",
+    "2",
+]
 # MoBY's Swin of the demo: 32 px in 4-pixel patches, windows of 4, two stages (8x8 tokens of width 48, 4x4 of 96).
-SMALL_SWIN = ["--backbone", "swin", "--image_size", "32", "--patch_size", "4", "--window_size", "4", "--embed_dim",
-              "48", "--depths", "2", "6", "--num_heads", "3", "6"]
+SMALL_SWIN = [
+    "--backbone",
+    "swin",
+    "--image_size",
+    "32",
+    "--patch_size",
+    "4",
+    "--window_size",
+    "4",
+    "--embed_dim",
+    "48",
+    "--depths",
+    "2",
+    "6",
+    "--num_heads",
+    "3",
+    "6",
+]
 
 # Per profile: the batch, each method's epochs and flags, the fine-tuning budget and learning rate.
 PROFILES = {
@@ -136,8 +180,9 @@ def settings(profile: str | None = None) -> dict:
         sys.exit(f"METHODS: unknown {unknown}; choose among {list(METHODS)}.")
     data = _env("DATA", "../shared/data/cifar10")
     out = _env("RUNS", "runs/cifar10")
-    epochs = {m: _env("EPOCHS_" + m.upper().replace("-", "_"), _env("EPOCHS", float(profile["epochs"][m])))
-              for m in methods}  # fmt: skip
+    epochs = {
+        m: _env("EPOCHS_" + m.upper().replace("-", "_"), _env("EPOCHS", float(profile["epochs"][m]))) for m in methods
+    }
     plan = {
         "profile": profile_name,
         "smoke": smoke,
@@ -165,9 +210,17 @@ def settings(profile: str | None = None) -> dict:
         "eval_limits": [],
     }
     if smoke:  # every step, a few iterations, tiny encoders
-        plan.update(batch=16, tokenizer_steps=3, ft_epochs=1, ft_batch=16, ft_samples=64, pretrain_samples=48,
-                    curve_every=_env("CURVE_EVERY", 1.0), epochs={m: 1.0 for m in methods},
-                    eval_limits=["--max_train_samples", "128", "--max_eval_samples", "64"])  # fmt: skip
+        plan.update(
+            batch=16,
+            tokenizer_steps=3,
+            ft_epochs=1,
+            ft_batch=16,
+            ft_samples=64,
+            pretrain_samples=48,
+            curve_every=_env("CURVE_EVERY", 1.0),
+            epochs={m: 1.0 for m in methods},
+            eval_limits=["--max_train_samples", "128", "--max_eval_samples", "64"],
+        )
         plan["method_flags"] = {m: _shrink(flags) for m, flags in plan["method_flags"].items()}
     return plan
 
@@ -212,8 +265,10 @@ class Results:
         cpu = os.times()
         self.data["wall_seconds"] = round(time.perf_counter() - self.started, 1)
         self.data["cpu_seconds"] = round(cpu.user + cpu.system + cpu.children_user + cpu.children_system, 1)
-        for path, text in ((self.plan["results"], json.dumps(self.data, indent=2)), (self.plan["results_md"],
-                                                                                       self.markdown())):
+        for path, text in (
+            (self.plan["results"], json.dumps(self.data, indent=2)),
+            (self.plan["results_md"], self.markdown()),
+        ):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             with open(path + ".tmp", "w", encoding="utf-8") as handle:
                 handle.write(text + "\n")
@@ -266,11 +321,17 @@ class Results:
             )
         tokenizer = data["tokenizer"]
         if "used_fraction" in tokenizer:
-            origin = (f"{self.plan['tokenizer']}, reused" if self.plan["tokenizer"]
-                      else f"tiny dVAE, {self.plan['tokenizer_steps']} steps of 64 images")
-            lines += ["", f"BEiT's tokenizer ({origin}): {100 * tokenizer['used_fraction']:.0f}% of its codes used on "
-                      f"test images, perplexity {tokenizer['perplexity']:.0f}, reconstruction PSNR "
-                      f"{tokenizer.get('reconstruction_psnr', float('nan')):.1f} dB."]  # fmt: skip
+            origin = (
+                f"{self.plan['tokenizer']}, reused"
+                if self.plan["tokenizer"]
+                else f"tiny dVAE, {self.plan['tokenizer_steps']} steps of 64 images"
+            )
+            lines += [
+                "",
+                f"BEiT's tokenizer ({origin}): {100 * tokenizer['used_fraction']:.0f}% of its codes used on "
+                f"test images, perplexity {tokenizer['perplexity']:.0f}, reconstruction PSNR "
+                f"{tokenizer.get('reconstruction_psnr', float('nan')):.1f} dB.",
+            ]
         if data["curve"]:
             epochs = sorted({float(e) for points in data["curve"].values() for e in points})
             lines += ["", "k-NN top-1 (k = 20) against pretraining epochs:", "",
@@ -323,27 +384,72 @@ def _top1(path: str, protocol: str, **settings) -> float | None:
     """The top-1 accuracy a `maskvision eval` / `finetune` results file holds for ``protocol`` (and ``settings``)."""
     if not os.path.exists(path):
         return None
-    values = [r["value"] for r in _read_json(path)["results"] if r["protocol"] == protocol
-              and r["metric"] == "top1_accuracy" and all(r["settings"].get(k) == v for k, v in settings.items())]
-    return max(values) if values else None  # fmt: skip
+    values = [
+        r["value"]
+        for r in _read_json(path)["results"]
+        if r["protocol"] == protocol
+        and r["metric"] == "top1_accuracy"
+        and all(r["settings"].get(k) == v for k, v in settings.items())
+    ]
+    return max(values) if values else None
 
 
 def train_tokenizer(plan: dict, results: Results) -> str:
     """Stage 1 of BEiT: the tiny dVAE (8x8 codes of 32 px images, 512 codes), or the TOKENIZER given."""
     path = plan["tokenizer"] or os.path.join(plan["out"], "tokenizer")
     if not plan["tokenizer"]:
-        maskvision("tokenizer", "train", *train_data(plan), "--output_dir", path, "--model_size", "tiny",
-                   "--max_steps", str(plan["tokenizer_steps"]), "--per_device_train_batch_size", "64",
-                   "--learning_rate", "1e-3", "--warmup_steps", "0.05", "--lr_scheduler_type", "cosine",
-                   "--weight_decay", "1e-4", "--config_overrides", "straight_through=true", "--temperature_end", "0.5",
-                   "--min_crop_scale", "0.35", "--save_strategy", "no", "--images_on_device", "true",
-                   "--disable_tqdm", "true", "--seed", "0",
-                   *(["--max_train_samples", "256", "--eval_images", "64"] if plan["smoke"] else []))
-    maskvision("tokenizer", "inspect", path, "--dataset", plan["test_source"], "--split", "test",
-               "--max-images", "64" if plan["smoke"] else "2000")
+        maskvision(
+            "tokenizer",
+            "train",
+            *train_data(plan),
+            "--output_dir",
+            path,
+            "--model_size",
+            "tiny",
+            "--max_steps",
+            str(plan["tokenizer_steps"]),
+            "--per_device_train_batch_size",
+            "64",
+            "--learning_rate",
+            "1e-3",
+            "--warmup_steps",
+            "0.05",
+            "--lr_scheduler_type",
+            "cosine",
+            "--weight_decay",
+            "1e-4",
+            "--config_overrides",
+            "straight_through=true",
+            "--temperature_end",
+            "0.5",
+            "--min_crop_scale",
+            "0.35",
+            "--save_strategy",
+            "no",
+            "--images_on_device",
+            "true",
+            "--disable_tqdm",
+            "true",
+            "--seed",
+            "0",
+            *(["--max_train_samples", "256", "--eval_images", "64"] if plan["smoke"] else []),
+        )
+    maskvision(
+        "tokenizer",
+        "inspect",
+        path,
+        "--dataset",
+        plan["test_source"],
+        "--split",
+        "test",
+        "--max-images",
+        "64" if plan["smoke"] else "2000",
+    )
     health = _read_json(os.path.join(path, "inspect.json"))  # on test images
-    results.data["tokenizer"] = {"path": path, **{k: health[k] for k in ("used_fraction", "perplexity",
-                                                                         "reconstruction_psnr") if k in health}}
+    results.data["tokenizer"] = {
+        "path": path,
+        **{k: health[k] for k in ("used_fraction", "perplexity", "reconstruction_psnr") if k in health},
+    }
     return path
 
 
@@ -353,16 +459,34 @@ def pretrain(plan: dict, results: Results, method: str, tokenizer: str | None) -
     images = 48 if plan["smoke"] else 50_000
     steps_per_epoch = images // plan["batch"]  # the last incomplete batch is dropped
     epochs = plan["epochs"][method]
-    argv = ["pretrain", "moby" if method == "moby" else "extrema" if method == "extrema" else "beit",
-            *train_data(plan), "--output_dir", output_dir, *plan["method_flags"][method], *COMMON,
-            "--per_device_train_batch_size", str(plan["batch"]), "--max_steps", str(round(epochs * steps_per_epoch))]
+    argv = [
+        "pretrain",
+        "moby" if method == "moby" else "extrema" if method == "extrema" else "beit",
+        *train_data(plan),
+        "--output_dir",
+        output_dir,
+        *plan["method_flags"][method],
+        *COMMON,
+        "--per_device_train_batch_size",
+        str(plan["batch"]),
+        "--max_steps",
+        str(round(epochs * steps_per_epoch)),
+    ]
     if method == "beit":
         argv += ["--tokenizer", tokenizer, "--target", "tokens"]
     elif method == "beit-pixels":
         argv += ["--target", "pixels"]
     if plan["curve_every"]:
-        argv += ["--save_strategy", "steps", "--save_steps", str(max(1, round(plan["curve_every"] * steps_per_epoch))),
-                 "--save_only_model", "true", "--save_total_limit", "1000"]
+        argv += [
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            str(max(1, round(plan["curve_every"] * steps_per_epoch))),
+            "--save_only_model",
+            "true",
+            "--save_total_limit",
+            "1000",
+        ]
     else:
         argv += ["--save_strategy", "no"]
     if plan["pretrain_samples"]:
@@ -377,11 +501,13 @@ def pretrain(plan: dict, results: Results, method: str, tokenizer: str | None) -
     state = _read_json(os.path.join(output_dir, "trainer_state.json"))
     runtime = next(entry["train_runtime"] for entry in state["log_history"] if "train_runtime" in entry)
     results.encoder(method).update(
-        backbone=_backbone(plan["method_flags"][method]), epochs=round(state["epoch"], 2),
-        steps=state["global_step"], pretrain_seconds=round(seconds, 1),
+        backbone=_backbone(plan["method_flags"][method]),
+        epochs=round(state["epoch"], 2),
+        steps=state["global_step"],
+        pretrain_seconds=round(seconds, 1),
         pretrain_images_per_s=round(state["global_step"] * plan["batch"] / runtime, 1),
         command="maskvision " + " ".join(argv),
-    )  # fmt: skip
+    )
 
 
 def _backbone(flags: list[str]) -> str:
@@ -422,12 +548,19 @@ def random_init(plan: dict, results: Results, name: str, method: str) -> None:
 def evaluate(plan: dict, results: Results, name: str) -> None:
     """k-NN and linear probe of the frozen encoder (features cached once for both), then its model card."""
     encoder = os.path.join(plan["out"], name, "encoder")
-    common = [*labelled_data(plan), *plan["eval_limits"], "--batch_size", "512",
-              "--cache_dir", os.path.join(plan["out"], "feature_cache")]
+    common = [
+        *labelled_data(plan),
+        *plan["eval_limits"],
+        "--batch_size",
+        "512",
+        "--cache_dir",
+        os.path.join(plan["out"], "feature_cache"),
+    ]
     maskvision("eval", "knn", "--model", encoder, *common, "--k", "20", "200")
     results_file = os.path.join(encoder, "eval_results.json")
-    results.encoder(name).update(knn_top1=_top1(results_file, "knn", k=20),
-                                 knn_top1_k200=_top1(results_file, "knn", k=200))
+    results.encoder(name).update(
+        knn_top1=_top1(results_file, "knn", k=20), knn_top1_k200=_top1(results_file, "knn", k=200)
+    )
     results.write()
     maskvision("eval", "linear", "--model", encoder, *common, *(["--epochs", "5"] if plan["smoke"] else []))
     results.encoder(name)["linear_top1"] = _top1(results_file, "linear")
@@ -460,8 +593,16 @@ def card(plan: dict, results: Results, name: str) -> None:
     """The encoder's model card, from its files and its evaluation and fine-tuning results."""
     encoder = os.path.join(plan["out"], name, "encoder")
     repo = f"cifar10-{name}-{_slug(results.encoder(name)['backbone'])}"
-    maskvision("card", encoder, "--results", os.path.join(plan["out"], name, "finetuned", "eval_results.json"),
-               "--repo-id", f"{plan['hub_org']}/{repo}", "--output", os.path.join(plan["cards"], f"{repo}-encoder.md"))
+    maskvision(
+        "card",
+        encoder,
+        "--results",
+        os.path.join(plan["out"], name, "finetuned", "eval_results.json"),
+        "--repo-id",
+        f"{plan['hub_org']}/{repo}",
+        "--output",
+        os.path.join(plan["cards"], f"{repo}-encoder.md"),
+    )
     results.encoder(name)["card"] = f"{repo}-encoder.md"
 
 
@@ -474,8 +615,22 @@ def curve(plan: dict, results: Results, method: str) -> None:
         path = os.path.join(run, checkpoint)
         epoch = _read_json(os.path.join(path, "trainer_state.json"))["epoch"]
         output = os.path.join(path, "knn.json")
-        maskvision("eval", "knn", "--model", path, *labelled_data(plan), *plan["eval_limits"],
-                   "--batch_size", "512", "--no_cache", "true", "--k", "20", "--output_file", output)
+        maskvision(
+            "eval",
+            "knn",
+            "--model",
+            path,
+            *labelled_data(plan),
+            *plan["eval_limits"],
+            "--batch_size",
+            "512",
+            "--no_cache",
+            "true",
+            "--k",
+            "20",
+            "--output_file",
+            output,
+        )
         points[f"{epoch:g}"] = _top1(output, "knn", k=20)
         results.write()
 

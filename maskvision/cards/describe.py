@@ -183,6 +183,7 @@ def eval_results(records: list[dict]) -> list[EvalResult]:
 
 def result_rows(records: list[dict]) -> list[dict]:
     """The card's results table: one row per protocol, data and setting, top-1 and top-5 side by side (in %)."""
+
     def row_of(record: dict) -> dict:
         return {
             "protocol": PROTOCOL_NAMES[record["protocol"]],

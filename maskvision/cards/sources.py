@@ -109,7 +109,7 @@ def read_result_files(paths: list[str]) -> list[dict]:
             )
         content = _read_json(file)
         if not isinstance(content, dict) or not isinstance(content.get("results"), list):
-            raise ValueError(f"{file!r} is not a maskvision results file: expected {{\"results\": [records...]}}.")
+            raise ValueError(f'{file!r} is not a maskvision results file: expected {{"results": [records...]}}.')
         records += content["results"]
     return records
 

@@ -57,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         return dispatch("maskvision", handlers, argv, usage())
     except UsageError as error:  # one line naming the mistake, one saying where the flags are listed
         prog = error.prog or "maskvision"
-        print(f"{prog}: {error}\n({prog} --help for {'the flags' if prog != 'maskvision' else 'the commands'})",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{prog}: {error}\n({prog} --help for {'the flags' if prog != 'maskvision' else 'the commands'})",
+            file=sys.stderr,
+        )
         return 2
     except Exception as error:
-        from ..training.checkpoints import IncompleteCheckpointError  # here: `maskvision --help` imports no torch
+        from ..training.loop.checkpoints import IncompleteCheckpointError  # here: `maskvision --help` imports no torch
 
         if not isinstance(error, IncompleteCheckpointError):
             raise
@@ -104,8 +106,11 @@ def _main_in_one_line(argv: list[str]) -> int:
     except Exception as error:  # noqa: BLE001 (every library error becomes one line and a log)
         command = " ".join(["maskvision", *argv[:1]])
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"{command}: {type(error).__name__}: {message}\nfull traceback: {_error_log(argv)} "
-              f"(or run with maskvision --debug ...)", file=sys.stderr)  # fmt: skip
+        print(
+            f"{command}: {type(error).__name__}: {message}\nfull traceback: {_error_log(argv)} "
+            f"(or run with maskvision --debug ...)",
+            file=sys.stderr,
+        )
         return 1
 
 

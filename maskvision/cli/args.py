@@ -117,8 +117,10 @@ def focused_help(parser: argparse.ArgumentParser, dataclass_types: tuple) -> str
             formatter.add_arguments(group)
             formatter.end_section()
     if hidden:
-        formatter.add_text(f"{hidden} more flags of transformers' TrainingArguments (evaluation, distribution, "
-                           f"compilation...): {parser.prog} --help-all lists every flag.")  # fmt: skip
+        formatter.add_text(
+            f"{hidden} more flags of transformers' TrainingArguments (evaluation, distribution, "
+            f"compilation...): {parser.prog} --help-all lists every flag."
+        )
     return formatter.format_help()
 
 

@@ -22,8 +22,10 @@ class ConvertArguments:
     output_dir: str = field(metadata={"help": "Folder the maskvision checkpoint (and its encoder/) is written to."})
     tokenizer: str | None = field(
         default=None,
-        metadata={"help": "BEiT pretraining: the visual tokenizer its targets came from (recorded in the config), "
-                          "e.g. a `maskvision convert vqkd` output."},  # fmt: skip
+        metadata={
+            "help": "BEiT pretraining: the visual tokenizer its targets came from (recorded in the config), "
+            "e.g. a `maskvision convert vqkd` output."
+        },
     )
     image_size: int | None = field(default=None, metadata={"help": "Only when the weights do not tell it."})
     num_attention_heads: int | None = field(
@@ -32,9 +34,11 @@ class ConvertArguments:
     )
     config_overrides: str | None = field(
         default=None,
-        metadata={"help": "Settings the weights do not hold, e.g. mask_ratio=0.9,num_masks=8 for ExtreMA's "
-                          "release with 8 masks at ratio 0.9 (the defaults are the official ones: 5 masks at 0.8, "
-                          "BYOL...)."},  # fmt: skip
+        metadata={
+            "help": "Settings the weights do not hold, e.g. mask_ratio=0.9,num_masks=8 for ExtreMA's "
+            "release with 8 masks at ratio 0.9 (the defaults are the official ones: 5 masks at 0.8, "
+            "BYOL...)."
+        },
     )
 
 
@@ -45,8 +49,15 @@ def convert(kind: str, argv: list[str]) -> int:
     check_source("FILE", path, "file")
     from ..official import convert_release
 
-    conversion = convert_release(kind, path, args.output_dir, tokenizer=args.tokenizer, image_size=args.image_size,
-                                 num_attention_heads=args.num_attention_heads, config_overrides=args.config_overrides)
+    conversion = convert_release(
+        kind,
+        path,
+        args.output_dir,
+        tokenizer=args.tokenizer,
+        image_size=args.image_size,
+        num_attention_heads=args.num_attention_heads,
+        config_overrides=args.config_overrides,
+    )
     print(conversion.summary())
     return 0
 

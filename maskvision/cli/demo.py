@@ -16,7 +16,7 @@ from .args import parse_arguments
 # (name, "module:function") in pipeline order.
 STAGES: list[tuple[str, str]] = [
     ("preview", "maskvision.visualization.preview:demo_stage"),
-    ("tokenizer", "maskvision.training.tokenizer:demo_stage"),  # after "preview"; the BEiT stage loads its output
+    ("tokenizer", "maskvision.training.runs.tokenizer:demo_stage"),  # after "preview"; the BEiT stage loads its output
     ("beit", "maskvision.training.recipes.beit:demo_stage"),  # after "tokenizer": loads its output
     ("extrema", "maskvision.training.recipes.extrema:demo_stage"),
     ("moby", "maskvision.training.recipes.moby:demo_stage"),  # after "extrema"
@@ -79,8 +79,11 @@ def format_results(results: dict) -> str:
     width = [max(len(row[index]) for row in rows) for index in range(2)]
     lines = [f"{row[0].ljust(width[0])}  {row[1].rjust(width[1])}  {row[2]}" for row in rows]
     lines.insert(1, f"{'-' * width[0]}  {'-' * width[1]}  {'-' * 7}")
-    knn = {key.removeprefix("knn_top1_"): value for key, value in results.get("evaluate", {}).items()
-           if key.startswith("knn_top1_")}  # fmt: skip
+    knn = {
+        key.removeprefix("knn_top1_"): value
+        for key, value in results.get("evaluate", {}).items()
+        if key.startswith("knn_top1_")
+    }
     if knn:
         lines += ["", "k-NN top-1 on the demo test split (k = 20):"]
         lines += [f"  {name.ljust(max(map(len, knn)))}  {100 * value:5.1f}%" for name, value in knn.items()]

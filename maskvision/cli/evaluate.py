@@ -54,8 +54,10 @@ def demo_stage(context) -> dict:
     encoders = {method: context.path(method, "encoder") for method in DEMO_METHODS}
     encoders = {method: path for method, path in encoders.items() if os.path.isdir(path)}
     reference = encoders.get("beit") or next(iter(encoders.values()), None)
-    encoders = {"random_init": save_random_init(reference, context.path("random_init", "encoder"), context.seed),
-                **encoders}
+    encoders = {
+        "random_init": save_random_init(reference, context.path("random_init", "encoder"), context.seed),
+        **encoders,
+    }
     limits = {"max_train_samples": 200, "max_eval_samples": 100} if context.quick else {}
     results = {}
     for name, path in encoders.items():

@@ -12,7 +12,7 @@ for evaluation (``--holdout_fraction``). Flags or a YAML/JSON file followed by o
 """
 
 from ..data.labelled import LabelledDataArguments
-from ..training.finetune_arguments import FinetuneArguments, FinetuneModelArguments
+from ..training.runs.finetune_arguments import FinetuneArguments, FinetuneModelArguments
 from .args import exit_status, parse_arguments
 
 
@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
         description=__doc__.split("\n\n")[0],
     )
     from ..evaluation.results import command_line
-    from ..training.finetune import run_finetuning  # the models and the Trainer: after --help
+    from ..training.runs.finetune import run_finetuning  # the models and the Trainer: after --help
 
     trainer, metrics = run_finetuning(
         model_args, data_args, training_args, command=command_line("maskvision finetune", argv)

@@ -33,7 +33,7 @@ def load_arguments(method: str):
 
 
 def pretrain(method: str, argv: list[str]) -> int:
-    from ..training.arguments import DataArguments
+    from ..training.runs.arguments import DataArguments
 
     arguments = load_arguments(method)
     data_args, model_args, training_args = parse_arguments(
@@ -42,7 +42,7 @@ def pretrain(method: str, argv: list[str]) -> int:
         prog=f"maskvision pretrain {method}",
         description=(arguments.__doc__ or "").split("\n\n")[0],
     )
-    from ..training.pretrain import run_pretraining
+    from ..training.runs.pretrain import run_pretraining
 
     trainer = run_pretraining(load_recipe(method), data_args, model_args, training_args)
     return exit_status(trainer, training_args)

@@ -10,7 +10,7 @@ The method's model flags are those of `maskvision pretrain <method>` (image and 
 
 from dataclasses import dataclass, field
 
-from ..training.pretrain import DataArguments
+from ..training.runs.pretrain import DataArguments
 from ..visualization.preview import write_preview
 from .args import ANY_HELP_FLAG, CommandParser, UsageError, normalise_flags, parse_arguments
 from .pretrain import RECIPES, load_recipe
@@ -30,8 +30,10 @@ def main(argv: list[str]) -> int:
     known, rest = method_parser.parse_known_args(normalise_flags(argv))
     if known.method is None:
         if any(flag in argv for flag in ANY_HELP_FLAG):
-            print(f"usage: maskvision preview --dataset SOURCE --method METHOD [method flags]  "
-                  f"(METHOD: {', '.join(RECIPES)})\n")
+            print(
+                f"usage: maskvision preview --dataset SOURCE --method METHOD [method flags]  "
+                f"(METHOD: {', '.join(RECIPES)})\n"
+            )
             print(__doc__)
             return 0
         raise UsageError(f"--method is required: one of {', '.join(RECIPES)}", "maskvision preview")
@@ -41,7 +43,14 @@ def main(argv: list[str]) -> int:
         (DataArguments, PreviewArguments, recipe.model_arguments), rest, prog=prog, description=__doc__.split("\n")[0]
     )
     path = preview_args.output or f"preview_{recipe.name}.png"
-    report = write_preview(recipe, data_args.load(preview_args.seed), model_args, path, preview_args.num_images,
-                           preview_args.seed, preview_args.tile)  # fmt: skip
+    report = write_preview(
+        recipe,
+        data_args.load(preview_args.seed),
+        model_args,
+        path,
+        preview_args.num_images,
+        preview_args.seed,
+        preview_args.tile,
+    )
     print(f"preview: {report['path']} ({report['images']} images: {', '.join(report['columns'])})")
     return 0

@@ -1,9 +1,9 @@
 """`maskvision tokenizer train|inspect|import-dalle`: BEiT's visual tokenizers.
 
-    maskvision tokenizer train --dataset SOURCE --output_dir DIR [--model_size tiny] [--tokenizer_type vqkd
-        --teacher PATH] [...]                      (or a YAML/JSON file of the same arguments, then flags)
-    maskvision tokenizer inspect DIR --dataset SOURCE [--split test] [--max-images N]
-    maskvision tokenizer import-dalle ENCODER_PKL [--decoder DECODER_PKL] --output-dir DIR
+maskvision tokenizer train --dataset SOURCE --output_dir DIR [--model_size tiny] [--tokenizer_type vqkd
+    --teacher PATH] [...]                      (or a YAML/JSON file of the same arguments, then flags)
+maskvision tokenizer inspect DIR --dataset SOURCE [--split test] [--max-images N]
+maskvision tokenizer import-dalle ENCODER_PKL [--decoder DECODER_PKL] --output-dir DIR
 """
 
 import json
@@ -38,14 +38,16 @@ class ImportDalleArguments:
 
 
 def train(argv: list[str]) -> int:
-    from ..training.arguments import DataArguments
-    from ..training.tokenizer_arguments import TokenizerArguments, TokenizerTrainingArguments
+    from ..training.runs.arguments import DataArguments
+    from ..training.runs.tokenizer_arguments import TokenizerArguments, TokenizerTrainingArguments
 
     data_args, model_args, training_args = parse_arguments(
-        (DataArguments, TokenizerArguments, TokenizerTrainingArguments), argv, prog="maskvision tokenizer train",
+        (DataArguments, TokenizerArguments, TokenizerTrainingArguments),
+        argv,
+        prog="maskvision tokenizer train",
         description="Train a visual tokenizer (DALL-E's dVAE or BEiT v2's VQ-KD) for BEiT.",
     )
-    from ..training.tokenizer import train_tokenizer  # the models and the Trainer: after --help
+    from ..training.runs.tokenizer import train_tokenizer  # the models and the Trainer: after --help
 
     trainer, report = train_tokenizer(data_args, model_args, training_args)
     if report:
@@ -55,7 +57,7 @@ def train(argv: list[str]) -> int:
 
 def inspect(argv: list[str]) -> int:
     """Codebook health (perplexity, used fraction, dead codes) of a trained tokenizer on a dataset, its reconstruction
-    error and a PNG of originals above reconstructions."""
+    error and a PNG of originals beside reconstructions."""
     usage = "usage: maskvision tokenizer inspect DIR --dataset SOURCE [flags]"
     (path,), rest = leading_arguments(argv, ("DIR",), usage)
     (args,) = parse_arguments((InspectArguments,), rest, "maskvision tokenizer inspect", inspect.__doc__, usage)
@@ -64,8 +66,8 @@ def inspect(argv: list[str]) -> int:
     import torch
     from transformers import AutoModel
 
-    from ..training.arguments import DataArguments
-    from ..training.tokenizer import write_report
+    from ..training.runs.arguments import DataArguments
+    from ..training.runs.tokenizer import write_report
 
     model = AutoModel.from_pretrained(path)
     if not hasattr(model, "get_codebook_indices"):
@@ -76,9 +78,13 @@ def inspect(argv: list[str]) -> int:
     output_dir = args.output_dir or path
     os.makedirs(output_dir, exist_ok=True)
     report = write_report(
-        model, dataset, os.path.join(output_dir, "inspect.json"),
-        os.path.join(output_dir, "inspect_reconstructions.png"), max_images=args.max_images,
-        batch_size=args.batch_size, progress=args.progress,
+        model,
+        dataset,
+        os.path.join(output_dir, "inspect.json"),
+        os.path.join(output_dir, "inspect_reconstructions.png"),
+        max_images=args.max_images,
+        batch_size=args.batch_size,
+        progress=args.progress,
     )
     print(json.dumps(report, indent=2))
     return 0
@@ -89,8 +95,9 @@ def import_dalle(argv: list[str]) -> int:
     pickles. ENCODER_PKL: encoder.pkl (torch.save of dall_e.encoder.Encoder)."""
     usage = "usage: maskvision tokenizer import-dalle ENCODER_PKL [--decoder DECODER_PKL] --output_dir DIR"
     (encoder,), rest = leading_arguments(argv, ("ENCODER_PKL",), usage)
-    (args,) = parse_arguments((ImportDalleArguments,), rest, "maskvision tokenizer import-dalle", import_dalle.__doc__,
-                              usage)  # fmt: skip
+    (args,) = parse_arguments(
+        (ImportDalleArguments,), rest, "maskvision tokenizer import-dalle", import_dalle.__doc__, usage
+    )
     check_source("ENCODER_PKL", encoder, "file")
 
     from ..dalle_weights import convert_dalle
@@ -98,11 +105,14 @@ def import_dalle(argv: list[str]) -> int:
     model = convert_dalle(encoder, args.decoder, image_size=args.image_size)
     model.save_pretrained(args.output_dir)
     model.image_processor().save_pretrained(args.output_dir)
-    print(f"DALL-E dVAE (vocabulary {model.config.vocab_size}, {'with' if args.decoder else 'without'} decoder) "
-          f"saved to {args.output_dir}")
+    print(
+        f"DALL-E dVAE (vocabulary {model.config.vocab_size}, {'with' if args.decoder else 'without'} decoder) "
+        f"saved to {args.output_dir}"
+    )
     return 0
 
 
 def main(argv: list[str]) -> int:
-    return dispatch("maskvision tokenizer", {"train": train, "inspect": inspect, "import-dalle": import_dalle}, argv,
-                    USAGE)  # fmt: skip
+    return dispatch(
+        "maskvision tokenizer", {"train": train, "inspect": inspect, "import-dalle": import_dalle}, argv, USAGE
+    )

@@ -29,9 +29,7 @@ DEFAULT_NAMES = {"beit": "beit_predictions.png", "attention": "attention.png", "
 
 @dataclass
 class PictureArguments:
-    dataset: str = field(
-        metadata={"help": "Images: an image folder, a parquet file or glob, a Hub dataset or 'demo'."}
-    )
+    dataset: str = field(metadata={"help": "Images: an image folder, a parquet file or glob, a Hub dataset or 'demo'."})
     split: str = field(default="train", metadata={"help": "Dataset split."})
     output: str | None = field(default=None, metadata={"help": "PNG to write (default: see the command's help)."})
     num_images: int = field(default=4, metadata={"help": "Images shown, one row each, spread through the dataset."})
@@ -93,8 +91,9 @@ def picture_of(picture: str, argv: list[str]) -> int:
         if args.device:
             model = model.to(args.device)
         output = args.output or _default_output(path, picture)
-        report = write_beit_predictions(model, load_image_dataset(args.dataset, split=args.split), output,
-                                        args.num_images, args.seed, args.tile)  # fmt: skip
+        report = write_beit_predictions(
+            model, load_image_dataset(args.dataset, split=args.split), output, args.num_images, args.seed, args.tile
+        )
         print(f"beit: {report['path']} ({report['caption']})")
         return 0
 
@@ -104,8 +103,9 @@ def picture_of(picture: str, argv: list[str]) -> int:
     check_source("PATH", path, "model")
     encoder = load_visual_encoder(path, device=args.device)
     output = args.output or _default_output(path, picture)
-    report = write_encoder_picture(picture, encoder, load_image_dataset(args.dataset, split=args.split), output,
-                                   args.num_images, args.tile)  # fmt: skip
+    report = write_encoder_picture(
+        picture, encoder, load_image_dataset(args.dataset, split=args.split), output, args.num_images, args.tile
+    )
     print(f"{picture}: {report['path']} ({report['images']} images: {', '.join(report['columns'][:4])}...)")
     return 0
 

@@ -52,8 +52,15 @@ class DVAEConfig(PreTrainedConfig):
     straight_through: bool = False
 
     def __post_init__(self, **kwargs):
-        for name in ("vocab_size", "hidden_size", "num_groups", "blocks_per_group", "code_embedding_size",
-                     "num_channels", "image_size"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_groups",
+            "blocks_per_group",
+            "code_embedding_size",
+            "num_channels",
+            "image_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"DVAEConfig.{name} must be a positive integer, got {getattr(self, name)}.")
         if self.vocab_size < 2:

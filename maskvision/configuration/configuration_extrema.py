@@ -165,9 +165,7 @@ class ExtremaConfig(PreTrainedConfig):
             raise ValueError(f"num_masks must be at least 1, got {self.num_masks}.")
         visible, patches = self.num_visible_patches, self.num_patches
         if visible < 1:
-            raise ValueError(
-                f"mask_ratio {self.mask_ratio} leaves no visible patch of {patches}: lower mask_ratio."
-            )
+            raise ValueError(f"mask_ratio {self.mask_ratio} leaves no visible patch of {patches}: lower mask_ratio.")
         if self.num_masks * visible > patches:
             raise ValueError(
                 f"num_masks ({self.num_masks}) x visible patches ({visible}) must be <= {patches} patches: the masks' "

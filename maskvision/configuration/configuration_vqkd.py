@@ -69,8 +69,15 @@ class VQKDConfig(PreTrainedConfig):
     teacher_image_std: list[float] | tuple[float, ...] = (0.229, 0.224, 0.225)
 
     def __post_init__(self, **kwargs):
-        for name in ("vocab_size", "codebook_dim", "image_size", "patch_size", "num_channels", "teacher_hidden_size",
-                     "teacher_image_size"):
+        for name in (
+            "vocab_size",
+            "codebook_dim",
+            "image_size",
+            "patch_size",
+            "num_channels",
+            "teacher_hidden_size",
+            "teacher_image_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"VQKDConfig.{name} must be a positive integer, got {getattr(self, name)}.")
         if self.vocab_size < 2:
@@ -78,9 +85,7 @@ class VQKDConfig(PreTrainedConfig):
         if not 0.0 <= self.codebook_decay < 1.0:
             raise ValueError(f"VQKDConfig.codebook_decay must be in [0, 1), got {self.codebook_decay}.")
         if self.image_size % self.patch_size:
-            raise ValueError(
-                f"VQKDConfig.patch_size ({self.patch_size}) must divide image_size ({self.image_size})."
-            )
+            raise ValueError(f"VQKDConfig.patch_size ({self.patch_size}) must divide image_size ({self.image_size}).")
         for name in ("image_mean", "image_std", "teacher_image_mean", "teacher_image_std"):
             if len(getattr(self, name)) != self.num_channels:
                 raise ValueError(f"VQKDConfig.{name} needs num_channels ({self.num_channels}) values.")

@@ -110,8 +110,13 @@ def drop_bad_images(
     errors = checked.with_format("arrow")["error"]
     bad = np.flatnonzero(pc.is_valid(errors).to_numpy(zero_copy_only=False))
     checked_part = source if split is None else f"{source}, split {split!r}"
-    logger.info("%s: %d images found, %d kept, %d skipped (cannot be decoded).", checked_part, len(dataset),
-                len(dataset) - len(bad), len(bad))  # fmt: skip
+    logger.info(
+        "%s: %d images found, %d kept, %d skipped (cannot be decoded).",
+        checked_part,
+        len(dataset),
+        len(dataset) - len(bad),
+        len(bad),
+    )
     if len(bad) == 0:
         return dataset
 

@@ -81,9 +81,7 @@ def find_image_column(dataset: Dataset | IterableDataset, source: str = "the dat
     for name in IMAGE_COLUMN_NAMES:
         if name in candidates:
             return name
-    raise ValueError(
-        f"{source} has several image columns ({', '.join(candidates)}): pass image_column= to choose one."
-    )
+    raise ValueError(f"{source} has several image columns ({', '.join(candidates)}): pass image_column= to choose one.")
 
 
 def find_label_column(dataset: Dataset | IterableDataset, exclude: str | None = None) -> str | None:

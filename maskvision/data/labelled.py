@@ -30,17 +30,21 @@ class LabelledData:
 @dataclass
 class LabelledDataArguments(StreamingArguments):
     dataset: str = field(
-        metadata={"help": "Labelled training images (fine-tuning set, k-NN memory bank, probe training set): 'demo', "
-                  "an image folder, a parquet file or glob, WebDataset .tar shards, or a Hub dataset."}
+        metadata={
+            "help": "Labelled training images (fine-tuning set, k-NN memory bank, probe training set): 'demo', "
+            "an image folder, a parquet file or glob, WebDataset .tar shards, or a Hub dataset."
+        }
     )
     split: str = field(default="train", metadata={"help": "Split of --dataset to train on."})
     eval_dataset: str | None = field(default=None, metadata={"help": "Images to evaluate on (default: --dataset)."})
     eval_split: str = field(default="test", metadata={"help": "Split of the evaluation dataset."})
     holdout_fraction: float = field(
         default=0.15,
-        metadata={"help": "When the evaluation images would be the training images (no --eval_dataset on a parquet "
-                  "file, or the same source and split twice): the share of them held out for evaluation, drawn by "
-                  "--seed, disjoint from the training rows. 0: refuse instead."},
+        metadata={
+            "help": "When the evaluation images would be the training images (no --eval_dataset on a parquet "
+            "file, or the same source and split twice): the share of them held out for evaluation, drawn by "
+            "--seed, disjoint from the training rows. 0: refuse instead."
+        },
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use N training images drawn at random (fixed by --seed)."}

@@ -99,9 +99,7 @@ def load_image_dataset(
     available = [str(name) for name in builder.config.data_files or builder.info.splits or {}]
     unknown = [name for name in split_names if available and name not in available]
     if unknown:
-        raise ValueError(
-            f"Split {unknown[0]!r} not found in {source}; its splits: {', '.join(map(repr, available))}."
-        )
+        raise ValueError(f"Split {unknown[0]!r} not found in {source}; its splits: {', '.join(map(repr, available))}.")
     if streaming:
         if builder.name == "parquet" and builder.config.batch_size is None:
             builder.config.batch_size = STREAM_PARQUET_BATCH
@@ -183,8 +181,11 @@ def _folder_builder(path: str, source: str, cache_dir: str | None, builder_kwarg
         if unused:
             logger.warning(
                 "%s: using its split folders (%s); %d other entries at its top are in no split and not used: %s.",
-                source, ", ".join(entry.name + "/" for entry in split_folders), len(unused), ", ".join(unused[:5]),
-            )  # fmt: skip
+                source,
+                ", ".join(entry.name + "/" for entry in split_folders),
+                len(unused),
+                ", ".join(unused[:5]),
+            )
         return datasets.load_dataset_builder(path, data_files=data_files, cache_dir=cache_dir, **builder_kwargs)
 
     builder = datasets.load_dataset_builder(path, data_files={"train": "**"}, cache_dir=cache_dir, **builder_kwargs)
@@ -204,7 +205,8 @@ def _looks_like_a_path(source: str) -> bool:
         source.startswith((".", "/", "~", "\\"))
         or source.endswith(PARQUET_SUFFIX)
         or source.count("/") > 1
-        or os.sep != "/" and os.sep in source
+        or os.sep != "/"
+        and os.sep in source
     )
 
 

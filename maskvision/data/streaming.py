@@ -105,8 +105,17 @@ class ImageStream(torch.utils.data.IterableDataset):
 
     def for_training(self, seed: int, shuffle_buffer: int, rank: int = 0, world_size: int = 1) -> "ImageStream":
         """This stream as a run trains on it: this rank's part, repeating epoch after epoch, shuffled."""
-        return ImageStream(self.dataset, self.source, self.on_bad_image, seed=seed, shuffle_buffer=shuffle_buffer,
-                           rank=rank, world_size=world_size, repeat=True, transform=self.transform)  # fmt: skip
+        return ImageStream(
+            self.dataset,
+            self.source,
+            self.on_bad_image,
+            seed=seed,
+            shuffle_buffer=shuffle_buffer,
+            rank=rank,
+            world_size=world_size,
+            repeat=True,
+            transform=self.transform,
+        )
 
     def with_transform(self, transform) -> "ImageStream":
         """This stream with ``transform`` applied to each row, given as a batch of one (``{"image": [...],
@@ -138,14 +147,22 @@ class ImageStream(torch.utils.data.IterableDataset):
             logger.info(
                 "%s has %d shard(s) for %d streams (processes x data-loader workers): every stream reads all of them "
                 "and keeps one image in %d. Store the data in a multiple of %d shards to spread the reading.",
-                self.source, self.num_shards, streams, streams, streams,
-            )  # fmt: skip
+                self.source,
+                self.num_shards,
+                streams,
+                streams,
+                streams,
+            )
         # The workers' seeds come from a generator of the loader's own, not from torch's global one: a resumed run
         # restores that one before it starts the loader, and a draw from it would shift every later random number.
         return torch.utils.data.DataLoader(
-            self, batch_size=batch_size, num_workers=num_workers, collate_fn=PositionedCollator(collate_fn, self),
-            generator=torch.Generator().manual_seed(self.seed), **loader_kwargs,
-        )  # fmt: skip
+            self,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=PositionedCollator(collate_fn, self),
+            generator=torch.Generator().manual_seed(self.seed),
+            **loader_kwargs,
+        )
 
     def __iter__(self):
         worker = torch.utils.data.get_worker_info()
@@ -212,11 +229,18 @@ class ImageStream(torch.utils.data.IterableDataset):
         if self.on_bad_image == "raise":
             raise BadImageError(
                 f"Cannot decode {where} of {self.source} (epoch {position['epoch']}): {reason}. Fix or remove it, or "
-                "pass on_bad_image='skip' to skip such images.", path=path, reason=reason,
-            )  # fmt: skip
+                "pass on_bad_image='skip' to skip such images.",
+                path=path,
+                reason=reason,
+            )
         if position["skipped"] == 0:
-            logger.warning("Skipping images of %s that cannot be decoded (first: %s: %s); the training logs count "
-                           "them (skipped_images).", self.source, where, reason)  # fmt: skip
+            logger.warning(
+                "Skipping images of %s that cannot be decoded (first: %s: %s); the training logs count "
+                "them (skipped_images).",
+                self.source,
+                where,
+                reason,
+            )
         position["skipped"] += 1
 
     def _row(self, row: dict, image: Image.Image, index: int) -> dict:
@@ -266,8 +290,13 @@ class ImageStream(torch.utils.data.IterableDataset):
                 "The stream positions were saved by rank %d of %d processes with %d data-loader worker(s); this is "
                 "rank %d of %d with %d: the streams are cut differently, so they restart at the beginning of epoch %d "
                 "(some of its images are seen twice). Resume with the same processes and --dataloader_num_workers to "
-                "continue exactly.", *saved, self.rank, self.world_size, self.num_workers, epoch,
-            )  # fmt: skip
+                "continue exactly.",
+                *saved,
+                self.rank,
+                self.world_size,
+                self.num_workers,
+                epoch,
+            )
             self._resume, self._consumed, self._last_worker = {"restart_epoch": epoch}, {}, None
 
 

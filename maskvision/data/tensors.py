@@ -2,7 +2,7 @@
 
 Small images of one size (CIFAR-10: 50 000 x 3 x 32 x 32 = 150 MB) fit in an accelerator's memory many times over.
 Held there, a pretraining step needs no decoding and no data-loader worker: the collators crop the rows' tensors with
-`maskvision.training.transforms` on the device (``--images_on_device``), and the colour augmentation and the
+`maskvision.training.inputs.transforms` on the device (``--images_on_device``), and the colour augmentation and the
 normalisation follow there too (``--augment_on_device``).
 """
 
@@ -18,7 +18,7 @@ class TensorImages(torch.utils.data.Dataset):
 
     Build it from a `datasets.Dataset` with an ``image`` column (`maskvision.data.load_image_dataset`) with
     `from_dataset`, or from a tensor. The collators accept these rows as they accept PIL images (see
-    `maskvision.training.collators`).
+    `maskvision.training.inputs.collators`).
     """
 
     def __init__(self, images: torch.Tensor):

@@ -21,14 +21,18 @@ class FeatureArguments(LabelledDataArguments):
     )
     pooling: list[str] | None = field(
         default=None,
-        metadata={"help": "One or more of cls, mean, class_attention (ExtreMA pretraining checkpoints). Default: the "
-                  "model's own pooling (mean for Beit with mean pooling and Swin, class_attention for ExtreMA, "
-                  "else cls)."},
+        metadata={
+            "help": "One or more of cls, mean, class_attention (ExtreMA pretraining checkpoints). Default: the "
+            "model's own pooling (mean for Beit with mean pooling and Swin, class_attention for ExtreMA, "
+            "else cls)."
+        },
     )
     layers: list[str] = field(
         default_factory=lambda: ["last"],
-        metadata={"help": "Blocks whose features to evaluate: 'last', 'all' (every block, as BEiT's paper probes) or "
-                  "block numbers from 1 (negative: from the end)."},
+        metadata={
+            "help": "Blocks whose features to evaluate: 'last', 'all' (every block, as BEiT's paper probes) or "
+            "block numbers from 1 (negative: from the end)."
+        },
     )
     batch_size: int = field(default=128, metadata={"help": "Images per forward pass of the encoder."})
     num_workers: int = field(default=0, metadata={"help": "Data-loader worker processes for image decoding."})
@@ -44,8 +48,10 @@ class FeatureArguments(LabelledDataArguments):
     device: str | None = field(default=None, metadata={"help": "cuda, cpu, ... (default: cuda when available)."})
     output_file: str | None = field(
         default=None,
-        metadata={"help": "JSON file the results are merged into (default: <model>/eval_results.json for a local "
-                  "model, else ./eval_results.json)."},
+        metadata={
+            "help": "JSON file the results are merged into (default: <model>/eval_results.json for a local "
+            "model, else ./eval_results.json)."
+        },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the sample subsets and of the linear probe."})
     progress: bool = field(

@@ -81,8 +81,15 @@ def extract_features(
         logger.info("Features of %s for %s read from %s.", encoder.name, description, cache.directory)
         return FeatureSet(features={key: value["features"] for key, value in cached.items()}, labels=labels)
 
-    computed = compute_features(encoder, dataset, keys, batch_size=batch_size, num_workers=num_workers,
-                                progress=progress, description=description)  # fmt: skip
+    computed = compute_features(
+        encoder,
+        dataset,
+        keys,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+        description=description,
+    )
     labels = {} if computed.labels is None else {"labels": computed.labels}
     for key in cache_keys:
         metadata = {"model": encoder.name, "pooling": key[0], "layer": str(key[1]), "dataset": dataset_fingerprint}

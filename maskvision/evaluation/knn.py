@@ -9,8 +9,8 @@ training features with the highest cosine similarity vote for their class with w
 import logging
 
 import torch
-import torch.nn.functional as F
 
+from ..modeling.losses import l2_normalize
 from ..progress import progress_bar
 from .arguments import DEFAULT_KS, DEFAULT_TEMPERATURE
 from .metrics import accuracy_from_scores
@@ -67,12 +67,12 @@ def knn_scores(
     if used[-1] < max(ks):
         logger.warning("k=%d exceeds the %d training features: using k=%d.", max(ks), num_train, num_train)
 
-    train = F.normalize(train_features.float(), dim=1)
+    train = l2_normalize(train_features)
     labels = train_labels.to(train.device)
     votes = {k: [] for k in used}
     with progress_bar(total=test_features.shape[0], unit="image", desc="k-NN", enabled=progress) as bar:
         for start in range(0, test_features.shape[0], chunk_size):
-            test = F.normalize(test_features[start : start + chunk_size].float().to(train.device), dim=1)
+            test = l2_normalize(test_features[start : start + chunk_size].to(train.device))
             similarity = test @ train.T  # (b, num_train)
             top_similarity, top_index = similarity.topk(used[-1], dim=1)  # sorted, best first
             weights = (top_similarity / temperature).exp()  # (b, k_max)

@@ -29,9 +29,7 @@ class LinearProbeResult:
     classifier: nn.Linear | None = None  # applies to the raw features (the standardisation is folded in)
 
 
-def _train_heads(
-    features, labels, num_classes, learning_rates, epochs, batch_size, weight_decay, generator, bar: dict
-):
+def _train_heads(features, labels, num_classes, learning_rates, epochs, batch_size, weight_decay, generator, bar: dict):
     """One linear head per learning rate, trained on the same shuffled mini-batches; ``bar``: the keyword arguments
     of the `progress_bar` over the epochs."""
     heads = nn.ModuleList(nn.Linear(features.shape[1], num_classes) for _ in learning_rates).to(features.device)

@@ -61,8 +61,11 @@ def result_records(
         settings=settings,
         command=command,
     )
-    return [EvalResult(metric=metric, value=float(value), **record) for metric, value in metrics.items()
-            if value is not None]  # fmt: skip
+    return [
+        EvalResult(metric=metric, value=float(value), **record)
+        for metric, value in metrics.items()
+        if value is not None
+    ]
 
 
 def command_line(prog: str, argv: list[str]) -> str:
@@ -106,6 +109,7 @@ def side_by_side(records: list[dict], row_of) -> list[dict]:
 def results_table(results: list[EvalResult]) -> tuple[list[dict], list[str]]:
     """The rows and columns ``maskvision eval`` prints: one row per setting (the sample counts left out), top-1 and
     top-5 side by side."""
+
     def row_of(record: dict) -> dict:
         settings = {key: value for key, value in record["settings"].items() if not key.endswith("_samples")}
         return {"protocol": record["protocol"], **settings}
@@ -117,6 +121,7 @@ def results_table(results: list[EvalResult]) -> tuple[list[dict], list[str]]:
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
     """A plain-text table; floats in [0, 1] under accuracy columns are shown as percentages."""
+
     def cell(column, value):
         if value is None:
             return ""

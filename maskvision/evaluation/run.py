@@ -71,18 +71,32 @@ def evaluate_encoder(
         base = dict(pooling=pooling, layer=layer, train_samples=len(train_labels), eval_samples=len(test_labels))
         if protocol == "knn":
             per_k = knn_evaluate(
-                train_features, train_labels, test_features, test_labels, num_classes,
-                ks=protocol_args.k, temperature=protocol_args.temperature, progress=args.progress,
+                train_features,
+                train_labels,
+                test_features,
+                test_labels,
+                num_classes,
+                ks=protocol_args.k,
+                temperature=protocol_args.temperature,
+                progress=args.progress,
             )
             for k, metrics in per_k.items():
                 settings = base | {"k": k, "temperature": protocol_args.temperature}
                 results += result_records(metrics=metrics, settings=settings, **measured)
         else:
             probe = linear_probe(
-                train_features, train_labels, test_features, test_labels, num_classes,
-                learning_rates=protocol_args.learning_rates, epochs=protocol_args.epochs,
-                batch_size=protocol_args.probe_batch_size, weight_decay=protocol_args.weight_decay,
-                validation_fraction=protocol_args.validation_fraction, seed=args.seed, device=args.device,
+                train_features,
+                train_labels,
+                test_features,
+                test_labels,
+                num_classes,
+                learning_rates=protocol_args.learning_rates,
+                epochs=protocol_args.epochs,
+                batch_size=protocol_args.probe_batch_size,
+                weight_decay=protocol_args.weight_decay,
+                validation_fraction=protocol_args.validation_fraction,
+                seed=args.seed,
+                device=args.device,
                 progress=args.progress,
             )
             settings = base | {"learning_rate": probe.learning_rate, "epochs": protocol_args.epochs}

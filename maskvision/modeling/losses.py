@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from .distributed import all_gather_no_grad, rank_and_world_size
 
-
 NORMALIZE_EPS = 1e-6  # the floor of the norm: a zero vector stays zero instead of becoming NaN
 
 

@@ -34,7 +34,6 @@ from .modeling_utils import MaskVisionPreTrainedModel
 from .pretrained_backbone import EncoderPlan, SourceEncoder, method_config
 
 
-
 def _trunc_normal_(tensor: torch.Tensor, std: float) -> None:
     """Normal(0, std) truncated to [-std, std], unilm/beit's initialisation, by inverse-CDF sampling (torch's
     rejection sampler is ~10x slower at these bounds). Leaves weights loaded from a checkpoint alone, like
@@ -154,7 +153,8 @@ class BeitMimForPreTraining(MaskVisionPreTrainedModel):
             unused += ["lm_head.weight", "lm_head.bias"]
             notes.append(
                 f"the checkpoint's lm_head predicts {lm_head.shape[0]} tokens, the model "
-                + (f"{config.vocab_size}" if config.target == "tokens" else "pixels") + ": its lm_head is new"
+                + (f"{config.vocab_size}" if config.target == "tokens" else "pixels")
+                + ": its lm_head is new"
             )
             head = {name: tensor for name, tensor in head.items() if not name.startswith("lm_head.")}
         tensors = {f"beit.{name}": tensor for name, tensor in source.tensors.items()}

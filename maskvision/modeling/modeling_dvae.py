@@ -14,7 +14,7 @@ Each residual block adds ``post_gain * res_path(x)`` to its identity path, with 
 
 Training (DALL-E, appendix A.2) maximises the ELBO with a Gumbel-softmax relaxation of the codes: the temperature
 is annealed from 1 to 1/16 and the weight of the KL term (to a uniform prior) ramped from 0 to 6.6, both set each
-optimizer step by `maskvision.training.tokenizer_callbacks.RelaxationScheduleCallback`. The loss is divided by
+optimizer step by `maskvision.training.runs.tokenizer_callbacks.RelaxationScheduleCallback`. The loss is divided by
 the number of pixel values, so the KL term (summed over the grid) weighs ``kl_weight / (C * f**2)`` per position.
 """
 
@@ -73,8 +73,13 @@ class DVAEResidualBlock(nn.Module):
         return self.id_path(hidden_states) + self.post_gain * self.res_path(hidden_states)
 
 
-def _group(in_channels: int, out_channels: int, config: DVAEConfig, kernel_sizes: tuple[int, ...],
-           resample: tuple[str, nn.Module] | None) -> nn.Sequential:
+def _group(
+    in_channels: int,
+    out_channels: int,
+    config: DVAEConfig,
+    kernel_sizes: tuple[int, ...],
+    resample: tuple[str, nn.Module] | None,
+) -> nn.Sequential:
     post_gain = 1.0 / config.num_layers**2
     layers = OrderedDict()
     for index in range(config.blocks_per_group):
@@ -126,7 +131,10 @@ class DVAEDecoder(nn.Module):
         for index, width in enumerate(widths):
             last = index == config.num_groups - 1
             blocks[f"group_{index + 1}"] = _group(
-                config.code_embedding_size if index == 0 else widths[index - 1], width, config, (1, 3, 3, 3),
+                config.code_embedding_size if index == 0 else widths[index - 1],
+                width,
+                config,
+                (1, 3, 3, 3),
                 None if last else ("upsample", nn.Upsample(scale_factor=2, mode="nearest")),
             )
         blocks["output"] = nn.Sequential(OrderedDict(relu=nn.ReLU(), conv=nn.Conv2d(widths[-1], out_channels, 1)))
@@ -217,8 +225,13 @@ class DVAETokenizer(DVAEPreTrainedModel):
         if self.config.reconstruction_loss == "logit_laplace":
             log_scale = stats[:, self.config.num_channels :]
             # -log of the logit-Laplace density 1 / (2b x (1 - x)) * exp(-|logit(x) - mu| / b)
-            nll = (math.log(2.0) + log_scale + torch.log(target) + torch.log1p(-target)
-                   + (torch.logit(target) - location).abs() * torch.exp(-log_scale))
+            nll = (
+                math.log(2.0)
+                + log_scale
+                + torch.log(target)
+                + torch.log1p(-target)
+                + (torch.logit(target) - location).abs() * torch.exp(-log_scale)
+            )
             reconstruction_loss = nll.mean()
         else:
             eps = self.config.logit_laplace_eps

@@ -214,12 +214,17 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
                 "an encoder with absolute position embeddings (ViT, DeiT, DINOv2, a BeitModel without relative "
                 "bias) or none."
             )
-        unused = [f"embeddings.{name}" for name in ("cls_token", "mask_token") if source.tensors.pop(
-            f"embeddings.{name}", None) is not None]  # fmt: skip
+        unused = [
+            f"embeddings.{name}"
+            for name in ("cls_token", "mask_token")
+            if source.tensors.pop(f"embeddings.{name}", None) is not None
+        ]
         unused += [source.final_norm_prefix + name for name in source.pop(source.final_norm_prefix)]
         unused += list(source.head)
-        notes = ["ExtreMA feeds no [CLS] to its encoder and pools with class attention: the checkpoint's [CLS] "
-                 "embedding and final LayerNorm are not used"]  # fmt: skip
+        notes = [
+            "ExtreMA feeds no [CLS] to its encoder and pools with class attention: the checkpoint's [CLS] "
+            "embedding and final LayerNorm are not used"
+        ]
         if "embeddings.position_embeddings" in source.tensors:
             notes.append("the checkpoint's position embeddings are kept fixed, as ExtreMA keeps its sin-cos table")
         else:
@@ -267,7 +272,7 @@ class ExtremaForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         if fewest != most or fewest == 0:
             raise ValueError(
                 "Every mask in bool_masked_pos must leave the same, non-zero number of patches visible; got between "
-                f"{fewest} and {most}. Use maskvision.training.masking.RandomMaskGenerator."
+                f"{fewest} and {most}. Use maskvision.training.inputs.masking.RandomMaskGenerator."
             )
         num_masks = visible.shape[1]
         # Visible patches first, in ascending patch order (stable sort), then keep V of them: (B, M, V).

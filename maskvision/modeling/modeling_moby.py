@@ -86,13 +86,19 @@ class MobyForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
         # Online branch: encoder (drop path from the backbone config) → projector → predictor.
         self.encoder = _build_encoder(config.backbone_config)
         self.projector = MLPHead(
-            config.encoder_hidden_size, config.projector_hidden_size, config.projection_dim,
-            num_layers=config.projector_num_layers, **head,
-        )  # fmt: skip
+            config.encoder_hidden_size,
+            config.projector_hidden_size,
+            config.projection_dim,
+            num_layers=config.projector_num_layers,
+            **head,
+        )
         self.predictor = MLPHead(
-            config.projection_dim, config.predictor_hidden_size, config.projection_dim,
-            num_layers=config.predictor_num_layers, **head,
-        )  # fmt: skip
+            config.projection_dim,
+            config.predictor_hidden_size,
+            config.projection_dim,
+            num_layers=config.predictor_num_layers,
+            **head,
+        )
 
         # Target branch: the same encoder and projector without drop path, an EMA of the online ones.
         target_backbone = copy.deepcopy(config.backbone_config)
@@ -249,8 +255,9 @@ class MobyForPreTraining(MomentumTeacherMixin, MaskVisionPreTrainedModel):
                 unused.append("embeddings.mask_token")
             backbone.use_mask_token = False
             if "layernorm.weight" in source.head:  # BeitForMaskedImageModeling: its final LayerNorm is the head's
-                source.tensors.update({f"pooler.{name}": source.head[name] for name in ("layernorm.weight",
-                                                                                        "layernorm.bias")})
+                source.tensors.update(
+                    {f"pooler.{name}": source.head[name] for name in ("layernorm.weight", "layernorm.bias")}
+                )
                 unused = ["lm_head.weight", "lm_head.bias"]
                 notes.append("the head's LayerNorm of the BeitForMaskedImageModeling normalises the pooled feature")
         config = method_config(MobyConfig, config, backbone, DROP_PATH_RATE)

@@ -8,7 +8,7 @@ Loss: ``(1 - cos(reconstruction, teacher)) + ||z - sg(code)||²`` (reconstructio
 codebook receives no gradient: it is an exponential moving average (decay 0.99) of the l2-normalised mean of the
 encoder outputs assigned to each code, initialised by spherical k-means on the first step's outputs. Unlike the
 official code, which updates the codebook inside ``forward``, the update is applied once per optimizer step by
-`maskvision.training.tokenizer_callbacks.CodebookCallback` from statistics summed over micro-batches and processes,
+`maskvision.training.runs.tokenizer_callbacks.CodebookCallback` from statistics summed over micro-batches and processes,
 which also restarts dead codes from encoder outputs (Dhariwal et al. 2020) when asked.
 
 The teacher (`load_teacher`: any transformers image encoder by name or path) is attached with `set_teacher` and
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 import transformers
+from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, BeitModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput
@@ -31,8 +31,9 @@ from .losses import l2_normalize
 from .tokenizer_utils import CodebookRecorder, CodebookStep, VisualTokenizerModel, code_counts, perplexity
 
 
-def spherical_kmeans(samples: torch.Tensor, num_clusters: int, generator: torch.Generator, iterations: int = 10,
-                     chunk_size: int = 4096) -> torch.Tensor:
+def spherical_kmeans(
+    samples: torch.Tensor, num_clusters: int, generator: torch.Generator, iterations: int = 10, chunk_size: int = 4096
+) -> torch.Tensor:
     """k-means under cosine similarity of unit vectors (n, d) → (num_clusters, d) unit centroids; clusters left
     empty keep their previous centroid. Initial centroids are samples drawn with ``generator``."""
     picks = torch.randint(samples.shape[0], (num_clusters,), generator=generator).to(samples.device)
@@ -315,6 +316,11 @@ BIBTEX = {
 
 
 __all__ = [
-    "ProjectedImageTower", "VQKDConfig", "VQKDPreTrainedModel", "VQKDTokenizer", "VQKDTokenizerOutput", "image_tower",
+    "ProjectedImageTower",
+    "VQKDConfig",
+    "VQKDPreTrainedModel",
+    "VQKDTokenizer",
+    "VQKDTokenizerOutput",
+    "image_tower",
     "load_teacher",
 ]

@@ -3,7 +3,7 @@
 A teacher is an exponential moving average of a student (MoCo, He et al. 2020; BYOL, Grill et al. 2020):
 ``teacher = m * teacher + (1 - m) * student``, applied once per optimizer step, with ``m`` following BYOL's
 cosine schedule from a base value to 1. Models with a teacher subclass `MomentumTeacherMixin` and list their
-(student, teacher) module pairs; `maskvision.training.callbacks.MomentumTeacherCallback` calls
+(student, teacher) module pairs; `maskvision.training.loop.callbacks.MomentumTeacherCallback` calls
 `update_teacher` after each optimizer step, so gradient accumulation never updates the teacher on a micro-step.
 
 The update walks the two modules' parameters in the same order, so it also holds shard by shard when both are

@@ -3,7 +3,9 @@
 import torch
 
 
-def sincos_2d_position_embedding(grid_height: int, grid_width: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+def sincos_2d_position_embedding(
+    grid_height: int, grid_width: int, dim: int, temperature: float = 10000.0
+) -> torch.Tensor:
     """(grid_height * grid_width, dim) embeddings, row-major like the patch order of a ViT.
 
     A quarter of the channels each holds sin(y), cos(y), sin(x), cos(x) at geometrically spaced frequencies.

@@ -41,10 +41,16 @@ VIT_FAMILY = ("beit", "vit", "deit", "dinov2")
 STOCK_ENCODERS = (*VIT_FAMILY, "swin")
 # The fields that make an encoder's shape: a config must agree with the checkpoint on every one.
 _SHAPE_FIELDS = {
-    BeitConfig: ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "patch_size",
-                 "num_channels"),
+    BeitConfig: (
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "patch_size",
+        "num_channels",
+    ),
     SwinConfig: ("embed_dim", "depths", "num_heads", "window_size", "mlp_ratio", "patch_size", "num_channels"),
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -193,8 +199,12 @@ def encoder_config(config: PreTrainedConfig) -> BeitConfig | SwinConfig:
                 "Architecture: this DINOv2 uses a SwiGLU MLP, which Beit's layers (GELU MLP) cannot hold. Use a "
                 "DINOv2 checkpoint with the standard MLP (ViT-S/B/L)."
             )
-        return _beit_config_from(config, use_mask_token=True, layer_scale_init_value=config.layerscale_value,
-                                 intermediate_size=int(config.hidden_size * config.mlp_ratio))  # fmt: skip
+        return _beit_config_from(
+            config,
+            use_mask_token=True,
+            layer_scale_init_value=config.layerscale_value,
+            intermediate_size=int(config.hidden_size * config.mlp_ratio),
+        )
     return _beit_config_from(config, use_mask_token=False, layer_scale_init_value=0.0)
 
 
@@ -237,8 +247,11 @@ def load_stock_encoder(name_or_path: str, **hub_options) -> SourceEncoder:
     head = {}
     if "BeitForMaskedImageModeling" in architectures:
         model, info = BeitForMaskedImageModeling.from_pretrained(name_or_path, output_loading_info=True, **hub_options)
-        head = {f"{part}.{name}": tensor for part in ("layernorm", "lm_head")
-                for name, tensor in getattr(model, part).state_dict().items()}  # fmt: skip
+        head = {
+            f"{part}.{name}": tensor
+            for part in ("layernorm", "lm_head")
+            for name, tensor in getattr(model, part).state_dict().items()
+        }
         encoder, prefix = model.beit, "beit."
     else:
         extra = {"add_pooling_layer": False} if model_type in ("vit", "deit") else {}  # ViT's tanh pooler: unused
@@ -350,7 +363,9 @@ def _continue(model_class, name_or_path: str, config, hub_options: dict):
             model.load_state_dict(state)
             notes.append(f"position tables resampled from {old} px to {image_size} px")
     model.init_report = InitReport(
-        source=str(name_or_path), kind=model_class.config_class.model_type, initialised=list(model.state_dict()),
+        source=str(name_or_path),
+        kind=model_class.config_class.model_type,
+        initialised=list(model.state_dict()),
         notes=notes,
     )
     return model
@@ -375,8 +390,10 @@ def initialise_from(model_class, name_or_path, config=None, **hub_options):
     plan = model_class.plan_from_encoder(source, config)
     normalisation = checkpoint_normalisation(name_or_path, **hub_options)
     if normalisation is None:
-        plan.notes.append("the checkpoint has no image processor: the method's normalisation is used "
-                          f"(mean {list(plan.config.image_mean)}, std {list(plan.config.image_std)})")  # fmt: skip
+        plan.notes.append(
+            "the checkpoint has no image processor: the method's normalisation is used "
+            f"(mean {list(plan.config.image_mean)}, std {list(plan.config.image_std)})"
+        )
     elif normalisation != (list(plan.config.image_mean), list(plan.config.image_std)):
         plan.config.image_mean, plan.config.image_std = normalisation  # the inputs the encoder was trained on
         plan.notes.append(f"the checkpoint's normalisation (mean {normalisation[0]}, std {normalisation[1]})")
@@ -386,8 +403,10 @@ def initialise_from(model_class, name_or_path, config=None, **hub_options):
     plan.tensors = {name: tensor for name, tensor in plan.tensors.items() if name in own}
     for name, tensor in plan.tensors.items():
         if tuple(own[name].shape) != tuple(tensor.shape):
-            raise ValueError(f"{name}: shape {tuple(tensor.shape)} from {name_or_path!r}, {tuple(own[name].shape)} "
-                             "expected: the checkpoint does not fit this model.")  # fmt: skip
+            raise ValueError(
+                f"{name}: shape {tuple(tensor.shape)} from {name_or_path!r}, {tuple(own[name].shape)} "
+                "expected: the checkpoint does not fit this model."
+            )
     model.load_state_dict(plan.tensors, strict=False)
     teachers = _teacher_prefixes(model)
     if teachers:

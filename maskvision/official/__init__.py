@@ -68,14 +68,22 @@ def overridden(config, overrides: str):
     shapes = ("backbone_config", "vocab_size", "projection_size", "projection_dim", "queue_size")
     touched = [key.split("=")[0].strip() for key in overrides.split(",")]
     if any(key.endswith("_size") or key.endswith("_layers") or key in shapes for key in touched):
-        raise ValueError(f"config overrides {touched} would change the converted tensors' shapes: only settings are "
-                         "overridden (masking, loss, temperature, momentum...).")  # fmt: skip
+        raise ValueError(
+            f"config overrides {touched} would change the converted tensors' shapes: only settings are "
+            "overridden (masking, loss, temperature, momentum...)."
+        )
     return type(config).from_dict(changed.to_dict())  # the config's own checks run again
 
 
-def convert_release(kind: str, path: str | os.PathLike, output_dir: str | os.PathLike, tokenizer: str | None = None,
-                    image_size: int | None = None, num_attention_heads: int | None = None,
-                    config_overrides: str | None = None) -> Conversion:
+def convert_release(
+    kind: str,
+    path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    tokenizer: str | None = None,
+    image_size: int | None = None,
+    num_attention_heads: int | None = None,
+    config_overrides: str | None = None,
+) -> Conversion:
     """Convert an official ``.pth`` of ``kind`` (see `KINDS`) and save it under ``output_dir``. ``tokenizer`` is
     recorded in a BEiT pretraining checkpoint's config; ``image_size`` and ``num_attention_heads`` are needed only
     when the weights do not tell them (no position table; a width that is not 64 per head). ``config_overrides``

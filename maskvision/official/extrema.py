@@ -26,15 +26,18 @@ DERIVED = ("backbone.embeddings.cls_token", "teacher_backbone.embeddings.cls_tok
 
 def _linears(reader: StateReader, prefix: str) -> list[str]:
     """The indices of the Linear layers of an ``nn.Sequential`` under ``prefix`` (2-D weights), in order."""
-    indices = {key[len(prefix):].split(".")[0] for key in reader.keys(rf"{prefix}\d+\.weight$")}
+    indices = {key[len(prefix) :].split(".")[0] for key in reader.keys(rf"{prefix}\d+\.weight$")}
     return sorted((i for i in indices if reader.peek(f"{prefix}{i}.weight").ndim == 2), key=int)
 
 
 def _mlp(reader: StateReader, prefix: str, target: str) -> dict[str, torch.Tensor]:
     """An ``nn.Sequential`` of Linear / LayerNorm / GELU: the same indices in maskvision's `MLPHead`."""
-    indices = sorted({key[len(prefix):].split(".")[0] for key in reader.keys(rf"{prefix}\d+\.")}, key=int)
-    return {f"{target}.layers.{i}.{name}": reader.take(f"{prefix}{i}.{name}") for i in indices
-            for name in ("weight", "bias")}  # fmt: skip
+    indices = sorted({key[len(prefix) :].split(".")[0] for key in reader.keys(rf"{prefix}\d+\.")}, key=int)
+    return {
+        f"{target}.layers.{i}.{name}": reader.take(f"{prefix}{i}.{name}")
+        for i in indices
+        for name in ("weight", "bias")
+    }
 
 
 def _class_attention(reader: StateReader, prefix: str, target: str, depth: int) -> dict[str, torch.Tensor]:
@@ -86,21 +89,31 @@ def convert_extrema(reader: StateReader, arch: str | None = None, num_attention_
     predictor = _linears(reader, "predictor.")
     predictor_sizes = [reader.peek(f"predictor.{i}.weight").shape[0] for i in predictor]
     tensors.update(_mlp(reader, "predictor.", "predictor"))
-    backbone = BeitConfig(**{
-        **EXTREMA_BACKBONE_DEFAULTS, "hidden_size": hidden, "num_hidden_layers": num_layers,
-        "num_attention_heads": heads, "intermediate_size": tensors["backbone.layers.0.mlp.fc1.weight"].shape[0],
-        "patch_size": projection.shape[-1], "num_channels": projection.shape[1],
-        "image_size": round(positions**0.5) * projection.shape[-1],
-        "layer_scale_init_value": 0.1 if "backbone.layers.0.lambda_1" in tensors else 0.0,
-    })  # fmt: skip
+    backbone = BeitConfig(
+        **{
+            **EXTREMA_BACKBONE_DEFAULTS,
+            "hidden_size": hidden,
+            "num_hidden_layers": num_layers,
+            "num_attention_heads": heads,
+            "intermediate_size": tensors["backbone.layers.0.mlp.fc1.weight"].shape[0],
+            "patch_size": projection.shape[-1],
+            "num_channels": projection.shape[1],
+            "image_size": round(positions**0.5) * projection.shape[-1],
+            "layer_scale_init_value": 0.1 if "backbone.layers.0.lambda_1" in tensors else 0.0,
+        }
+    )
     grid = backbone.image_size // backbone.patch_size
     visible = num_visible_patches(grid * grid, ExtremaConfig.mask_ratio)
     config = ExtremaConfig(
-        backbone_config=backbone, pooling_depth=depth, num_masks=min(ExtremaConfig.num_masks, grid * grid // visible),
-        projector_num_layers=len(projector), projector_hidden_size=tensors["projector.layers.0.weight"].shape[0],
+        backbone_config=backbone,
+        pooling_depth=depth,
+        num_masks=min(ExtremaConfig.num_masks, grid * grid // visible),
+        projector_num_layers=len(projector),
+        projector_hidden_size=tensors["projector.layers.0.weight"].shape[0],
         projection_size=tensors[f"projector.layers.{projector[-1]}.weight"].shape[0],
-        predictor_num_layers=len(predictor), predictor_hidden_size=predictor_sizes[0],
-    )  # fmt: skip
+        predictor_num_layers=len(predictor),
+        predictor_hidden_size=predictor_sizes[0],
+    )
     model = ExtremaForPreTraining(config)
     load_exactly(model, tensors, reader.source, derived=DERIVED)
     return model.eval()

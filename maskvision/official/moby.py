@@ -35,21 +35,26 @@ def _swin_window(table_rows: int) -> int:
 def swin_encoder(reader: StateReader, prefix: str, image_size: int | None) -> tuple[dict, dict[str, torch.Tensor]]:
     """The official Swin under ``prefix`` as (`SwinConfig` keyword arguments, `SwinModel` tensors)."""
     if reader.keys(rf"{re.escape(prefix)}layers\.\d+\.blocks\.\d+\.norm2\.running_mean$"):
-        raise ValueError(f"{reader.source}: this Swin normalises with BatchNorm before its MLPs (NORM_BEFORE_MLP: "
-                         "bn), which transformers' Swin cannot hold.")  # fmt: skip
+        raise ValueError(
+            f"{reader.source}: this Swin normalises with BatchNorm before its MLPs (NORM_BEFORE_MLP: "
+            "bn), which transformers' Swin cannot hold."
+        )
     projection = reader.peek(f"{prefix}patch_embed.proj.weight")
     embed_dim, channels, patch = projection.shape[0], projection.shape[1], projection.shape[-1]
     stages = reader.count(rf"{re.escape(prefix)}layers\.(\d+)\.")
     depths = [reader.count(rf"{re.escape(prefix)}layers\.{stage}\.blocks\.(\d+)\.") for stage in range(stages)]
-    tables = [reader.peek(f"{prefix}layers.{stage}.blocks.0.attn.relative_position_bias_table") for stage in
-              range(stages)]  # fmt: skip
+    tables = [
+        reader.peek(f"{prefix}layers.{stage}.blocks.0.attn.relative_position_bias_table") for stage in range(stages)
+    ]
     window = _swin_window(tables[0].shape[0])
     masks = reader.keys(rf"{re.escape(prefix)}layers\.0\.blocks\.\d+\.attn_mask$")
     if image_size is None and masks:  # (windows, w², w²) of the first stage: (image / patch / w)² windows
         image_size = round(reader.peek(masks[0]).shape[0] ** 0.5) * window * patch
     if image_size is None:
-        raise ValueError(f"{reader.source}: neither the checkpoint's config nor its weights tell the image size: "
-                         "give it (--image-size).")  # fmt: skip
+        raise ValueError(
+            f"{reader.source}: neither the checkpoint's config nor its weights tell the image size: "
+            "give it (--image-size)."
+        )
     tensors = {
         "embeddings.patch_embeddings.projection.weight": reader.take(f"{prefix}patch_embed.proj.weight"),
         "embeddings.patch_embeddings.projection.bias": reader.take(f"{prefix}patch_embed.proj.bias"),
@@ -61,8 +66,10 @@ def swin_encoder(reader: StateReader, prefix: str, image_size: int | None) -> tu
     ape = reader.take_optional(f"{prefix}absolute_pos_embed")
     if ape is not None:
         tensors["embeddings.position_embeddings"] = ape
-    reader.drop(rf"{re.escape(prefix)}layers\..*\.(attn_mask|relative_position_index)$",
-                "buffers recomputed from the window size and the image size")  # fmt: skip
+    reader.drop(
+        rf"{re.escape(prefix)}layers\..*\.(attn_mask|relative_position_index)$",
+        "buffers recomputed from the window size and the image size",
+    )
     qkv_bias = f"{prefix}layers.0.blocks.0.attn.qkv.bias" in reader
     for stage, depth in enumerate(depths):
         dim = embed_dim * 2**stage
@@ -86,18 +93,30 @@ def swin_encoder(reader: StateReader, prefix: str, image_size: int | None) -> tu
             for name in ("weight", "bias"):
                 tensors[f"encoder.layers.{stage}.downsample.norm.{name}"] = reader.take(f"{merging}norm.{name}")
     config = dict(
-        image_size=image_size, patch_size=patch, num_channels=channels, embed_dim=embed_dim, depths=depths,
-        num_heads=[table.shape[1] for table in tables], window_size=window, qkv_bias=qkv_bias,
+        image_size=image_size,
+        patch_size=patch,
+        num_channels=channels,
+        embed_dim=embed_dim,
+        depths=depths,
+        num_heads=[table.shape[1] for table in tables],
+        window_size=window,
+        qkv_bias=qkv_bias,
         mlp_ratio=tensors["encoder.layers.0.blocks.0.mlp.fc1.weight"].shape[0] / embed_dim,
-        use_absolute_embeddings=ape is not None, layer_norm_eps=1e-5,  # timm's / Swin's nn.LayerNorm default
-    )  # fmt: skip
+        use_absolute_embeddings=ape is not None,
+        layer_norm_eps=1e-5,  # timm's / Swin's nn.LayerNorm default
+    )
     return config, tensors
 
 
 def moby_head(reader: StateReader, prefix: str, target: str) -> dict[str, torch.Tensor]:
     """A ``MoBYMLP`` as `MLPHead` tensors: Linear (its bias folded into the next BatchNorm), BatchNorm, ReLU, ..."""
-    hidden = sorted({int(key.split(".")[-2]) for key in reader.keys(rf"{re.escape(prefix)}linear_hidden\.\d+\.weight$")
-                     if reader.peek(key).ndim == 2})  # fmt: skip
+    hidden = sorted(
+        {
+            int(key.split(".")[-2])
+            for key in reader.keys(rf"{re.escape(prefix)}linear_hidden\.\d+\.weight$")
+            if reader.peek(key).ndim == 2
+        }
+    )
     tensors = {}
     for index, linear in enumerate(hidden):
         bias = reader.take(f"{prefix}linear_hidden.{linear}.bias")
@@ -112,8 +131,11 @@ def moby_head(reader: StateReader, prefix: str, target: str) -> dict[str, torch.
 
 
 def _linear_count(tensors: dict[str, torch.Tensor], prefix: str) -> int:
-    return sum(1 for name, tensor in tensors.items() if name.startswith(prefix) and name.endswith(".weight")
-               and tensor.ndim == 2)  # fmt: skip
+    return sum(
+        1
+        for name, tensor in tensors.items()
+        if name.startswith(prefix) and name.endswith(".weight") and tensor.ndim == 2
+    )
 
 
 def _record(config, *path, default=None):
@@ -125,8 +147,9 @@ def _record(config, *path, default=None):
     return config
 
 
-def convert_moby(reader: StateReader, training_config=None, image_size: int | None = None,
-                 num_attention_heads: int | None = None) -> MobyForPreTraining:
+def convert_moby(
+    reader: StateReader, training_config=None, image_size: int | None = None, num_attention_heads: int | None = None
+) -> MobyForPreTraining:
     """MoBY's online and target branches, heads and queues → `MobyForPreTraining`. ``training_config`` (the
     checkpoint's ``"config"``, when it has one) gives the image size, temperature, momentum and drop path rates."""
     image_size = image_size or _record(training_config, "DATA", "IMG_SIZE")
@@ -137,14 +160,19 @@ def convert_moby(reader: StateReader, training_config=None, image_size: int | No
         else:
             backbones[branch], encoder = vit_encoder(reader, branch, num_attention_heads, image_size)
         tensors.update({f"{target}{name}": tensor for name, tensor in encoder.items()})
-    for prefix, target in (("projector.", "projector"), ("projector_k.", "target_projector"),
-                           ("predictor.", "predictor")):  # fmt: skip
+    for prefix, target in (
+        ("projector.", "projector"),
+        ("projector_k.", "target_projector"),
+        ("predictor.", "predictor"),
+    ):
         tensors.update(moby_head(reader, prefix, target))
     queues = [reader.take(name).T.contiguous() for name in ("queue1", "queue2")]  # (256, K) → K keys (K, 256)
     tensors.update(queue_1=queues[0], queue_2=queues[1], queue_ptr=reader.take("queue_ptr"))
-    moby = {"momentum": _record(training_config, "MODEL", "MOBY", "CONTRAST_MOMENTUM", default=0.99),
-            "temperature": _record(training_config, "MODEL", "MOBY", "CONTRAST_TEMPERATURE", default=0.2),
-            "target_drop_path_rate": _record(training_config, "MODEL", "MOBY", "TARGET_DROP_PATH_RATE", default=0.0)}
+    moby = {
+        "momentum": _record(training_config, "MODEL", "MOBY", "CONTRAST_MOMENTUM", default=0.99),
+        "temperature": _record(training_config, "MODEL", "MOBY", "CONTRAST_TEMPERATURE", default=0.2),
+        "target_drop_path_rate": _record(training_config, "MODEL", "MOBY", "TARGET_DROP_PATH_RATE", default=0.0),
+    }
     online_drop_path = _record(training_config, "MODEL", "MOBY", "ONLINE_DROP_PATH_RATE", default=0.2)
     shape = backbones["encoder."]
     if "embed_dim" in shape:
@@ -152,12 +180,15 @@ def convert_moby(reader: StateReader, training_config=None, image_size: int | No
     else:
         backbone = moby_vit_backbone_config(**{**shape, "use_mean_pooling": False, "drop_path_rate": online_drop_path})
     config = MobyConfig(
-        backbone_config=backbone, projection_dim=queues[0].shape[1], queue_size=queues[0].shape[0],
+        backbone_config=backbone,
+        projection_dim=queues[0].shape[1],
+        queue_size=queues[0].shape[0],
         projector_hidden_size=tensors["projector.layers.0.weight"].shape[0],
         projector_num_layers=_linear_count(tensors, "projector."),
         predictor_num_layers=_linear_count(tensors, "predictor."),
-        predictor_hidden_size=tensors["predictor.layers.0.weight"].shape[0], **moby,
-    )  # fmt: skip
+        predictor_hidden_size=tensors["predictor.layers.0.weight"].shape[0],
+        **moby,
+    )
     model = MobyForPreTraining(config)
     load_exactly(model, tensors, reader.source)
     return model.eval()

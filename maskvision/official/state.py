@@ -138,8 +138,9 @@ def vit_layers(reader: StateReader, prefix: str, hidden_size: int, target: str =
     return tensors
 
 
-def vit_encoder(reader: StateReader, prefix: str, num_attention_heads: int | None = None,
-                image_size: int | None = None) -> tuple[dict, dict[str, torch.Tensor]]:
+def vit_encoder(
+    reader: StateReader, prefix: str, num_attention_heads: int | None = None, image_size: int | None = None
+) -> tuple[dict, dict[str, torch.Tensor]]:
     """An official ViT encoder under ``prefix`` (patch embedding, [CLS] / [MASK] tokens, absolute position table,
     shared relative position table, blocks, final ``norm`` or ``fc_norm``) as ``(BeitConfig keyword arguments,
     BeitModel tensors)``. ``image_size`` is needed only when no position table tells it."""
@@ -149,8 +150,11 @@ def vit_encoder(reader: StateReader, prefix: str, num_attention_heads: int | Non
         "embeddings.patch_embeddings.projection.weight": reader.take(f"{prefix}patch_embed.proj.weight"),
         "embeddings.patch_embeddings.projection.bias": reader.take(f"{prefix}patch_embed.proj.bias"),
     }
-    for official, ours in (("cls_token", "cls_token"), ("mask_token", "mask_token"),
-                           ("pos_embed", "position_embeddings")):  # fmt: skip
+    for official, ours in (
+        ("cls_token", "cls_token"),
+        ("mask_token", "mask_token"),
+        ("pos_embed", "position_embeddings"),
+    ):
         if f"{prefix}{official}" in reader:
             tensors[f"embeddings.{ours}"] = reader.take(f"{prefix}{official}")
     grids = []
@@ -158,8 +162,9 @@ def vit_encoder(reader: StateReader, prefix: str, num_attention_heads: int | Non
         grids.append(round((tensors["embeddings.position_embeddings"].shape[1] - 1) ** 0.5))
     heads = heads_of(reader, prefix, hidden, num_attention_heads)
     shared = reader.take_optional(f"{prefix}rel_pos_bias.relative_position_bias_table")
-    reader.drop(rf"{re.escape(prefix)}rel_pos_bias\.relative_position_index$",
-                "an index buffer recomputed from the grid")
+    reader.drop(
+        rf"{re.escape(prefix)}rel_pos_bias\.relative_position_index$", "an index buffer recomputed from the grid"
+    )
     if shared is not None:
         tensors["shared_position_bias.relative_position_bias_table"] = shared
         grids.append(grid_of_table(shared.shape[0]))
@@ -177,14 +182,21 @@ def vit_encoder(reader: StateReader, prefix: str, num_attention_heads: int | Non
             tensors[f"{ours}.weight"] = reader.take(f"{prefix}{official}.weight")
             tensors[f"{ours}.bias"] = reader.take(f"{prefix}{official}.bias")
     config = dict(
-        hidden_size=hidden, num_hidden_layers=reader_layers(tensors), num_attention_heads=heads,
-        intermediate_size=tensors["layers.0.mlp.fc1.weight"].shape[0], patch_size=patch, num_channels=channels,
-        image_size=image_size, layer_norm_eps=1e-6,  # the official norm_layer: partial(nn.LayerNorm, eps=1e-6)
+        hidden_size=hidden,
+        num_hidden_layers=reader_layers(tensors),
+        num_attention_heads=heads,
+        intermediate_size=tensors["layers.0.mlp.fc1.weight"].shape[0],
+        patch_size=patch,
+        num_channels=channels,
+        image_size=image_size,
+        layer_norm_eps=1e-6,  # the official norm_layer: partial(nn.LayerNorm, eps=1e-6)
         use_mask_token="embeddings.mask_token" in tensors,
         use_absolute_position_embeddings="embeddings.position_embeddings" in tensors,
-        use_shared_relative_position_bias=shared is not None, use_relative_position_bias=table is not None,
-        layer_scale_init_value=0.1 if "layers.0.lambda_1" in tensors else 0.0, use_mean_pooling=mean_pooling,
-    )  # fmt: skip
+        use_shared_relative_position_bias=shared is not None,
+        use_relative_position_bias=table is not None,
+        layer_scale_init_value=0.1 if "layers.0.lambda_1" in tensors else 0.0,
+        use_mean_pooling=mean_pooling,
+    )
     return config, tensors
 
 
@@ -199,8 +211,11 @@ def load_exactly(model, tensors: dict[str, torch.Tensor], source: str, derived: 
     own = model.state_dict()
     missing = [name for name in own if name not in tensors and not name.startswith(derived)]
     unexpected = [name for name in tensors if name not in own]
-    wrong = [f"{name} {tuple(tensors[name].shape)} vs {tuple(own[name].shape)}" for name in tensors
-             if name in own and tensors[name].shape != own[name].shape]  # fmt: skip
+    wrong = [
+        f"{name} {tuple(tensors[name].shape)} vs {tuple(own[name].shape)}"
+        for name in tensors
+        if name in own and tensors[name].shape != own[name].shape
+    ]
     if missing or unexpected or wrong:
         raise ValueError(
             f"{source}: the converted weights do not fit {type(model).__name__}: missing {missing[:5]}, unexpected "

@@ -1,6 +1,8 @@
 """Where `LabelledDataArguments` was first imported from: it lives in `maskvision.data.labelled` (the data layer,
 so that the evaluation flow uses it without importing training)."""
 
-from ..data.labelled import LabelledData, LabelledDataArguments
+import sys
 
-__all__ = ["LabelledData", "LabelledDataArguments"]
+from ..data import labelled
+
+sys.modules[__name__] = labelled

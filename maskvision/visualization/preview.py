@@ -20,7 +20,7 @@ import torch
 from accelerate import init_empty_weights
 
 from ..data import load_image_dataset, to_rgb
-from ..training.pretrain import PretrainingRecipe
+from ..training.runs.pretrain import PretrainingRecipe
 from .images import colour_visible, image_grid, save_png, shade, thumbnails, unnormalize
 
 logger = logging.getLogger(__name__)
@@ -51,8 +51,11 @@ def _view_columns(method: str, batch: dict, mean, std) -> tuple[dict[str, torch.
         masked = masks.float().sum(1).mean().item()
         return columns, f"BEiT: {size} px, patch {patch}, {masked:.0f} of {patches} patches masked (mean)"
     count = masks.shape[1]
-    columns = {"mask 1": shade(view, masks[:, 0]), f"{count} masks": colour_visible(view, masks),
-               "teacher": unnormalize(batch["teacher_pixel_values"], mean, std)}  # fmt: skip
+    columns = {
+        "mask 1": shade(view, masks[:, 0]),
+        f"{count} masks": colour_visible(view, masks),
+        "teacher": unnormalize(batch["teacher_pixel_values"], mean, std),
+    }
     share = masks.float().mean().item()
     return columns, f"ExtreMA: {size} px, patch {patch}, {count} masks of {share:.0%} each"
 

@@ -19,10 +19,10 @@ from transformers import set_seed
 from workers import Rows, differs_across_ranks, logged_losses, write_summary
 
 from maskvision import BeitMimConfig, BeitMimForPreTraining, DVAEConfig, DVAETokenizer
-from maskvision.training.collators import MaskedImageModelingCollator
-from maskvision.training.masking import BlockwiseMaskGenerator
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.inputs.collators import MaskedImageModelingCollator
+from maskvision.training.inputs.masking import BlockwiseMaskGenerator
+from maskvision.training.loop.trainer import MaskVisionTrainer
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 GLOBAL_BATCH, STEPS, IMAGE, PATCH, MASKED = 8, 3, 32, 8, 6
 
@@ -30,12 +30,31 @@ GLOBAL_BATCH, STEPS, IMAGE, PATCH, MASKED = 8, 3, 32, 8, 6
 def build_model() -> BeitMimForPreTraining:
     set_seed(0)
     config = BeitMimConfig.from_size(
-        "tiny", image_size=IMAGE, patch_size=PATCH, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, drop_path_rate=0.0, vocab_size=64, num_masking_patches=MASKED, min_num_patches=2,
-    )  # fmt: skip
+        "tiny",
+        image_size=IMAGE,
+        patch_size=PATCH,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        drop_path_rate=0.0,
+        vocab_size=64,
+        num_masking_patches=MASKED,
+        min_num_patches=2,
+    )
     model = BeitMimForPreTraining(config)
-    model.set_tokenizer(DVAETokenizer(DVAEConfig(vocab_size=64, hidden_size=16, num_groups=2, blocks_per_group=1,
-                                                 code_embedding_size=16, image_size=8 * config.grid_size)))  # fmt: skip
+    model.set_tokenizer(
+        DVAETokenizer(
+            DVAEConfig(
+                vocab_size=64,
+                hidden_size=16,
+                num_groups=2,
+                blocks_per_group=1,
+                code_embedding_size=16,
+                image_size=8 * config.grid_size,
+            )
+        )
+    )
     return model
 
 
@@ -57,11 +76,20 @@ def train(output_dir: str, per_device_batch: int):
     """A few steps of BEiT on the precomputed rows; returns the trainer."""
     model = build_model()
     args = PretrainingArguments(
-        output_dir=output_dir, per_device_train_batch_size=per_device_batch, learning_rate=3e-3, max_steps=STEPS,
-        lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no", use_cpu=True,
-        dataloader_num_workers=0, ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None,
-        ddp_find_unused_parameters=False, seed=0,
-    )  # fmt: skip
+        output_dir=output_dir,
+        per_device_train_batch_size=per_device_batch,
+        learning_rate=3e-3,
+        max_steps=STEPS,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        dataloader_num_workers=0,
+        ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None,
+        ddp_find_unused_parameters=False,
+        seed=0,
+    )
     trainer = MaskVisionTrainer(model=model, args=args, train_dataset=Rows(rows(model, GLOBAL_BATCH * STEPS)))
     trainer.train()
     return trainer
@@ -72,9 +100,14 @@ def collator_streams() -> tuple[torch.Tensor, torch.Tensor]:
     rng = np.random.default_rng(0)
     images = [{"image": Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))} for _ in range(8)]
     collator = MaskedImageModelingCollator(
-        image_size=IMAGE, patch_size=PATCH, image_mean=(0.5,) * 3, image_std=(0.5,) * 3, tokenizer_image_size=16,
-        mask_generator=BlockwiseMaskGenerator(IMAGE // PATCH, MASKED, min_num_patches=2), seed=0,
-    )  # fmt: skip
+        image_size=IMAGE,
+        patch_size=PATCH,
+        image_mean=(0.5,) * 3,
+        image_std=(0.5,) * 3,
+        tokenizer_image_size=16,
+        mask_generator=BlockwiseMaskGenerator(IMAGE // PATCH, MASKED, min_num_patches=2),
+        seed=0,
+    )
     batch = collator(images)
     return batch["bool_masked_pos"], batch["pixel_values"]
 

@@ -19,10 +19,10 @@ from workers import differs_across_ranks, identical_across_ranks, logged_losses,
 
 from maskvision import ExtremaConfig, ExtremaForPreTraining
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
-from maskvision.training.callbacks import MomentumTeacherCallback, unwrap_model
-from maskvision.training.masking import RandomMaskGenerator
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.inputs.masking import RandomMaskGenerator
+from maskvision.training.loop.callbacks import MomentumTeacherCallback, unwrap_model
+from maskvision.training.loop.trainer import MaskVisionTrainer
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 BATCH, ACCUMULATION, STEPS = 4, 2, 2  # per rank; the one-process reference runs 2 * BATCH
 
@@ -84,13 +84,24 @@ class AfterUpdate(TrainerCallback):
 def build_model() -> ExtremaForPreTraining:
     torch.manual_seed(0)
     backbone = extrema_backbone_config(
-        "tiny", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, drop_path_rate=0.0,
-    )  # fmt: skip
+        "tiny",
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        drop_path_rate=0.0,
+    )
     config = ExtremaConfig(
-        backbone_config=backbone, mask_ratio=0.75, num_masks=4, loss="infonce",
-        projector_hidden_size=64, predictor_hidden_size=64, projection_size=16,
-    )  # fmt: skip
+        backbone_config=backbone,
+        mask_ratio=0.75,
+        num_masks=4,
+        loss="infonce",
+        projector_hidden_size=64,
+        predictor_hidden_size=64,
+        projection_size=16,
+    )
     return ExtremaForPreTraining(config)
 
 
@@ -103,13 +114,24 @@ def train(output_dir: str, per_device_batch: int, model=None, callbacks=()) -> M
     # SGD, not AdamW: the class-attention key biases have no true gradient (softmax ignores them), and Adam would
     # turn the float noise of their gradients into full-size steps that differ between the runs.
     args = PretrainingArguments(
-        output_dir=output_dir, per_device_train_batch_size=per_device_batch, gradient_accumulation_steps=ACCUMULATION,
-        optim="sgd", learning_rate=0.05, max_steps=STEPS, logging_steps=1, save_strategy="no", use_cpu=True, warmup_steps=0,
-        dataloader_num_workers=0, ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None,
-        ddp_find_unused_parameters=False, seed=0,
-    )  # fmt: skip
-    trainer = MaskVisionTrainer(model=model, args=args, train_dataset=RandomViews(model.config, 64),
-                                callbacks=list(callbacks))  # fmt: skip
+        output_dir=output_dir,
+        per_device_train_batch_size=per_device_batch,
+        gradient_accumulation_steps=ACCUMULATION,
+        optim="sgd",
+        learning_rate=0.05,
+        max_steps=STEPS,
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        warmup_steps=0,
+        dataloader_num_workers=0,
+        ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None,
+        ddp_find_unused_parameters=False,
+        seed=0,
+    )
+    trainer = MaskVisionTrainer(
+        model=model, args=args, train_dataset=RandomViews(model.config, 64), callbacks=list(callbacks)
+    )
     trainer.train()
     return trainer
 

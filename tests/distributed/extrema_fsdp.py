@@ -20,7 +20,7 @@ from workers import write_summary
 from maskvision import ExtremaConfig, ExtremaForPreTraining
 from maskvision.configuration.configuration_extrema import extrema_backbone_config
 from maskvision.modeling.momentum import cosine_schedule
-from maskvision.training.masking import RandomMaskGenerator
+from maskvision.training.inputs.masking import RandomMaskGenerator
 
 GLOBAL_BATCH, STEPS = 8, 3
 
@@ -28,12 +28,25 @@ GLOBAL_BATCH, STEPS = 8, 3
 def build_model() -> ExtremaForPreTraining:
     torch.manual_seed(0)
     backbone = extrema_backbone_config(
-        "tiny", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, drop_path_rate=0.0,
-    )  # fmt: skip
-    return ExtremaForPreTraining(ExtremaConfig(backbone_config=backbone, mask_ratio=0.75, num_masks=2,
-                                               projector_hidden_size=64, predictor_hidden_size=64,
-                                               projection_size=16))  # fmt: skip
+        "tiny",
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        drop_path_rate=0.0,
+    )
+    return ExtremaForPreTraining(
+        ExtremaConfig(
+            backbone_config=backbone,
+            mask_ratio=0.75,
+            num_masks=2,
+            projector_hidden_size=64,
+            predictor_hidden_size=64,
+            projection_size=16,
+        )
+    )
 
 
 def shard(model: ExtremaForPreTraining) -> ExtremaForPreTraining:
@@ -66,8 +79,11 @@ def train(sharded: bool) -> tuple[ExtremaForPreTraining, list[float]]:
     share = slice(rank * GLOBAL_BATCH // world_size, (rank + 1) * GLOBAL_BATCH // world_size)
     losses = []
     for step in range(STEPS):
-        loss = model(pixel_values=views[step, share, 0], teacher_pixel_values=views[step, share, 1],
-                     bool_masked_pos=masks[step, share]).loss  # fmt: skip
+        loss = model(
+            pixel_values=views[step, share, 0],
+            teacher_pixel_values=views[step, share, 1],
+            bool_masked_pos=masks[step, share],
+        ).loss
         loss.backward()  # FSDP2 averages the gradients over the ranks, as DDP does
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -41,8 +41,15 @@ def _environment() -> dict:
 
 
 def _start(command: list[str], cwd: str | None) -> subprocess.Popen:
-    return subprocess.Popen(command, env=_environment(), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        command,
+        env=_environment(),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _remaining_output(process: subprocess.Popen) -> str:

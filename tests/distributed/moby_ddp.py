@@ -18,9 +18,9 @@ from workers import identical_across_ranks, logged_losses, write_summary
 from maskvision import MobyConfig, MobyForPreTraining
 from maskvision.configuration.backbones import swin_backbone_config
 from maskvision.modeling.distributed import all_gather_no_grad
-from maskvision.training.callbacks import MomentumTeacherCallback, unwrap_model
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.loop.callbacks import MomentumTeacherCallback, unwrap_model
+from maskvision.training.loop.trainer import MaskVisionTrainer
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 BATCH, ACCUMULATION, STEPS = 4, 2, 2  # per rank; the one-process reference runs 2 * BATCH
 
@@ -62,15 +62,25 @@ def identical(tensor: torch.Tensor) -> bool:
 def build_model() -> MobyForPreTraining:
     torch.manual_seed(0)
     backbone = swin_backbone_config(
-        "tiny", image_size=32, patch_size=4, embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=4,
+        "tiny",
+        image_size=32,
+        patch_size=4,
+        embed_dim=32,
+        depths=[2, 2],
+        num_heads=[2, 4],
+        window_size=4,
         drop_path_rate=0.0,
-    )  # fmt: skip
+    )
     # LayerNorm heads: BatchNorm statistics would be per process (SyncBatchNorm needs GPUs), and the run on one
     # process could not match.
     config = MobyConfig(
-        backbone_config=backbone, projection_dim=32, projector_hidden_size=64, predictor_hidden_size=64, queue_size=40,
+        backbone_config=backbone,
+        projection_dim=32,
+        projector_hidden_size=64,
+        predictor_hidden_size=64,
+        queue_size=40,
         head_norm="layer",
-    )  # fmt: skip
+    )
     return MobyForPreTraining(config)
 
 
@@ -83,11 +93,21 @@ def train(output_dir: str, per_device_batch: int, model=None, callbacks=()) -> M
     images = torch.randn(2, 64, 3, 32, 32, generator=generator)
     dataset = [{"pixel_values": a, "pixel_values_2": b} for a, b in zip(images[0], images[1])]
     args = PretrainingArguments(
-        output_dir=output_dir, per_device_train_batch_size=per_device_batch, gradient_accumulation_steps=ACCUMULATION,
-        max_steps=STEPS, learning_rate=1e-3, warmup_steps=0, use_cpu=True,
-        ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None, ddp_broadcast_buffers=False,
-        dataloader_drop_last=True, dataloader_num_workers=0, save_strategy="no", logging_steps=1, seed=0,
-    )  # fmt: skip
+        output_dir=output_dir,
+        per_device_train_batch_size=per_device_batch,
+        gradient_accumulation_steps=ACCUMULATION,
+        max_steps=STEPS,
+        learning_rate=1e-3,
+        warmup_steps=0,
+        use_cpu=True,
+        ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None,
+        ddp_broadcast_buffers=False,
+        dataloader_drop_last=True,
+        dataloader_num_workers=0,
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
+    )
     trainer = MaskVisionTrainer(model=model, args=args, train_dataset=dataset, callbacks=list(callbacks))
     trainer.train()
     return trainer
@@ -98,8 +118,9 @@ def main(summary_path: str) -> None:
     model = build_model()
     pending = PendingKeys()
     check = CheckQueues(pending)
-    trainer = train(summary_path + ".run", BATCH, model,
-                    callbacks=[pending, MomentumTeacherCallback(model.config.momentum), check])  # fmt: skip
+    trainer = train(
+        summary_path + ".run", BATCH, model, callbacks=[pending, MomentumTeacherCallback(model.config.momentum), check]
+    )
 
     target_parameters = (*model.target_encoder.parameters(), *model.target_projector.parameters())
     target = torch.cat([p.reshape(-1) for p in target_parameters])

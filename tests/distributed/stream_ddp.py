@@ -8,9 +8,9 @@ import torch
 import torch.distributed as dist
 from workers import write_summary
 
+from maskvision.cli import main as cli
 from maskvision.data import load_image_dataset
 from maskvision.data.streaming import POSITION_BITS, STREAM_POSITION
-from maskvision.cli import main as cli
 
 
 def first_epoch_ids(source: str, rank: int, world_size: int, num_workers: int, rows_per_stream: int) -> list[int]:

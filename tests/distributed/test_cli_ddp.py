@@ -36,8 +36,17 @@ def test_pretrain_command_runs_unchanged_on_two_nodes(tmp_path):
 @pytest.mark.distributed
 def test_finetune_command_runs_unchanged_under_accelerate_launch(tmp_path):
     encoder = tmp_path / "encoder"
-    BeitModel(BeitConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, use_mean_pooling=True)).save_pretrained(encoder)  # fmt: skip
+    BeitModel(
+        BeitConfig(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            use_mean_pooling=True,
+        )
+    ).save_pretrained(encoder)
     build_image_processor(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).save_pretrained(encoder)
     output = tmp_path / "classifier"
     accelerate_launch(os.path.join(ROOT, "examples", "accelerate", "ddp.yaml"), ["--num_processes", "2",

@@ -21,5 +21,6 @@ def test_queues_gather_keys_from_both_ranks_and_stay_identical(tmp_path):
     single = moby_ddp.train(str(tmp_path / "single"), per_device_batch=2 * moby_ddp.BATCH)
     # The queues hold the same keys; their order differs (per step: each rank's micro-batches in turn, against one
     # micro-batch of both ranks after the other), which no loss sees.
-    assert_same_trajectory(summary, str(summary_path) + ".safetensors", single, moby_ddp.STEPS,
-                           row_sets=("queue_1", "queue_2"))  # fmt: skip
+    assert_same_trajectory(
+        summary, str(summary_path) + ".safetensors", single, moby_ddp.STEPS, row_sets=("queue_1", "queue_2")
+    )

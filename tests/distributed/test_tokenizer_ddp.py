@@ -11,8 +11,17 @@ from transformers import BeitConfig, BeitModel
 @pytest.mark.distributed
 def test_vqkd_codebooks_stay_identical_on_every_rank(tmp_path):
     teacher = tmp_path / "teacher"
-    BeitModel(BeitConfig(image_size=16, patch_size=4, hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=48), add_pooling_layer=False).save_pretrained(teacher)  # fmt: skip
+    BeitModel(
+        BeitConfig(
+            image_size=16,
+            patch_size=4,
+            hidden_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=48,
+        ),
+        add_pooling_layer=False,
+    ).save_pretrained(teacher)
     summary_path = tmp_path / "summary.json"
     arguments = [
         "--dataset", "demo", "--max_train_samples", "64", "--output_dir", str(tmp_path / "vqkd"),

@@ -14,15 +14,16 @@ import torch.distributed as dist
 from workers import identical_across_ranks, logged_losses, write_summary
 
 from maskvision.cli.args import parse_arguments
-from maskvision.training.pretrain import DataArguments
-from maskvision.training.tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
-from maskvision.training.tokenizer_callbacks import CodebookCallback
+from maskvision.training.runs.pretrain import DataArguments
+from maskvision.training.runs.tokenizer import TokenizerArguments, TokenizerTrainingArguments, train_tokenizer
+from maskvision.training.runs.tokenizer_callbacks import CodebookCallback
 
 
 def main(summary_path: str, argv: list[str]) -> None:
     torch.set_num_threads(1)
-    arguments = parse_arguments((DataArguments, TokenizerArguments, TokenizerTrainingArguments), argv,
-                                prog="maskvision tokenizer train")  # fmt: skip
+    arguments = parse_arguments(
+        (DataArguments, TokenizerArguments, TokenizerTrainingArguments), argv, prog="maskvision tokenizer train"
+    )
     trainer, _ = train_tokenizer(*arguments)
     model = trainer.model.module if hasattr(trainer.model, "module") else trainer.model
     callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, CodebookCallback))

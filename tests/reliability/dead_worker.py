@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import ModelOutput
 
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.loop.trainer import MaskVisionTrainer
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 
 @dataclass
@@ -41,9 +41,15 @@ class Rows(torch.utils.data.Dataset):
 
 if __name__ == "__main__":
     args = PretrainingArguments(
-        output_dir=sys.argv[1], per_device_train_batch_size=4, max_steps=10, learning_rate=0.1, save_strategy="no",
-        use_cpu=True, disable_tqdm=True, dataloader_num_workers=1,
-    )  # fmt: skip
+        output_dir=sys.argv[1],
+        per_device_train_batch_size=4,
+        max_steps=10,
+        learning_rate=0.1,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        dataloader_num_workers=1,
+    )
     trainer = MaskVisionTrainer(model=Model(), args=args, train_dataset=Rows())
     trainer.get_train_dataloader = lambda: torch.utils.data.DataLoader(Rows(), batch_size=4, num_workers=1)
     trainer.train()

@@ -11,7 +11,7 @@ import sys
 from transformers import Trainer
 
 from maskvision.cli import main
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.loop.trainer import MaskVisionTrainer
 
 
 def _kill():

@@ -7,7 +7,7 @@ import signal
 import sys
 
 from maskvision.cli import main
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.loop.trainer import MaskVisionTrainer
 
 
 def arm(step: int, signum: signal.Signals) -> None:

@@ -14,12 +14,12 @@ import torch
 from safetensors.torch import load_file
 
 import maskvision
-from maskvision.training.checkpoints import (
+from maskvision.cli import main as cli
+from maskvision.training.loop.checkpoints import (
     CHECKPOINT_COMPLETE,
     incomplete_reason,
     last_complete_checkpoint,
 )
-from maskvision.cli import main as cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -108,15 +108,19 @@ def test_batches_depend_only_on_seed_epoch_and_samples():
     import threading
 
     from maskvision.data import load_image_dataset
-    from maskvision.training.collators import IndexedRows, MaskedImageModelingCollator
-    from maskvision.training.masking import BlockwiseMaskGenerator
+    from maskvision.training.inputs.collators import IndexedRows, MaskedImageModelingCollator
+    from maskvision.training.inputs.masking import BlockwiseMaskGenerator
 
     rows = IndexedRows(load_image_dataset("demo").select(range(8)))
     rows = [rows[index] for index in range(8)]
     collator = MaskedImageModelingCollator(
-        image_size=32, patch_size=4, image_mean=(0.5,) * 3, image_std=(0.5,) * 3, seed=1,
+        image_size=32,
+        patch_size=4,
+        image_mean=(0.5,) * 3,
+        image_std=(0.5,) * 3,
+        seed=1,
         mask_generator=BlockwiseMaskGenerator(8, num_masking_patches=20, min_num_patches=4),
-    )  # fmt: skip
+    )
     first = collator(rows)
     in_thread = {}
     thread = threading.Thread(target=lambda: in_thread.update(collator(rows)))
@@ -134,14 +138,16 @@ def test_batches_depend_only_on_seed_epoch_and_samples():
 def test_sample_index_is_a_view_that_keeps_dropped_rows_dropped():
     import datasets
 
-    from maskvision.training.collators import IndexedRows
+    from maskvision.training.inputs.collators import IndexedRows
 
     table = datasets.Dataset.from_dict({"image": list(range(10)), "label": list(range(10))})
     kept = table.select([0, 2, 3, 7])  # as on_bad_image="skip" leaves it: an indices mapping, nothing rewritten
     rows = IndexedRows(kept)
     assert len(rows) == 4 and rows[3] == {"image": 7, "label": 7, "sample_index": 3}
-    assert rows.__getitems__([1, 3]) == [{"image": 2, "label": 2, "sample_index": 1},
-                                         {"image": 7, "label": 7, "sample_index": 3}]  # fmt: skip
+    assert rows.__getitems__([1, 3]) == [
+        {"image": 2, "label": 2, "sample_index": 1},
+        {"image": 7, "label": 7, "sample_index": 3},
+    ]
     assert "sample_index" not in kept.column_names
     with pytest.raises(ValueError, match="already has a 'sample_index' column"):
         IndexedRows(table.rename_column("label", "sample_index"))

@@ -11,12 +11,12 @@ import sys
 import pytest
 from transformers import Trainer
 
-from maskvision.training.checkpoints import (
+from maskvision.cli import main as cli
+from maskvision.training.loop.checkpoints import (
     CHECKPOINT_COMPLETE,
     incomplete_reason,
     last_complete_checkpoint,
 )
-from maskvision.cli import main as cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -30,10 +30,14 @@ TINY_MOBY = ["pretrain", "moby", "--dataset", "demo", "--max_train_samples", "32
 
 def _run(command: list[str], timeout: int) -> tuple[int, str]:
     """Run in a session of its own, so that a hang ends with all its processes; (return code, output)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+    }
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -89,8 +93,10 @@ def test_truncated_checkpoint_is_never_picked_and_refused_by_path_in_one_line(tm
     (output_dir / "checkpoint-2" / "optimizer.pt").unlink()  # a missing file
     capsys.readouterr()
     for checkpoint, reason in (("checkpoint-4", "model.safetensors has"), ("checkpoint-2", "optimizer.pt is missing")):
-        assert cli([*TINY_MOBY, "--output_dir", str(output_dir), "--resume_from_checkpoint",
-                    str(output_dir / checkpoint)]) == 2  # fmt: skip
+        assert (
+            cli([*TINY_MOBY, "--output_dir", str(output_dir), "--resume_from_checkpoint", str(output_dir / checkpoint)])
+            == 2
+        )
         error = capsys.readouterr().err.strip()  # one line, before any data is loaded
         assert "\n" not in error and f"{checkpoint}' is incomplete: {reason}" in error, error
 

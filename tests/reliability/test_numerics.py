@@ -12,9 +12,9 @@ from transformers import PreTrainedConfig, TrainerCallback
 from transformers.modeling_outputs import ModelOutput
 
 from maskvision.modeling.momentum import MomentumTeacherMixin
-from maskvision.training.callbacks import MomentumTeacherCallback
-from maskvision.training.pretrain import PretrainingArguments
-from maskvision.training.trainer import MaskVisionTrainer
+from maskvision.training.loop.callbacks import MomentumTeacherCallback
+from maskvision.training.loop.trainer import MaskVisionTrainer
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 POISONED = 2  # the third optimizer step (batch size 4, no shuffling) sees a NaN input
 
@@ -63,14 +63,24 @@ class Snapshots(TrainerCallback):
 
 def _trainer(tmp_path, **kwargs):
     args = PretrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=5, learning_rate=0.1, warmup_steps=0,
-        logging_steps=1, save_strategy="no", use_cpu=True, disable_tqdm=True, **kwargs,
-    )  # fmt: skip
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=5,
+        learning_rate=0.1,
+        warmup_steps=0,
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        **kwargs,
+    )
     snapshots = Snapshots()
     trainer = MaskVisionTrainer(
-        model=TeacherStudent(), args=args, train_dataset=Rows(),
+        model=TeacherStudent(),
+        args=args,
+        train_dataset=Rows(),
         callbacks=[MomentumTeacherCallback(0.5), snapshots],
-    )  # fmt: skip
+    )
     trainer.get_train_dataloader = lambda: torch.utils.data.DataLoader(Rows(), batch_size=4)  # fixed order
     return trainer, snapshots
 
@@ -107,7 +117,7 @@ def test_nan_policy_and_clipping_arguments_are_validated(tmp_path):
 def test_gradient_clipping_defaults_are_the_official_ones():
     # BEiT clips at 3.0 and MoBY at 5.0 on its summed loss (2.5 on maskvision's mean); ExtreMA and VQ-KD clip nothing
     from maskvision.cli.pretrain import RECIPES, load_recipe
-    from maskvision.training.tokenizer import TokenizerTrainingArguments
+    from maskvision.training.runs.tokenizer import TokenizerTrainingArguments
 
     defaults = {name: load_recipe(name).training_arguments().max_grad_norm for name in RECIPES}
     assert defaults == {"beit": 3.0, "extrema": 0.0, "moby": 2.5}
@@ -129,14 +139,29 @@ def test_a_skipped_moby_step_enqueues_none_of_its_keys(tmp_path):
                 first = torch.full_like(first, float("inf"))
             return {"pixel_values": first, "pixel_values_2": second}
 
-    backbone = swin_backbone_config("tiny", image_size=32, patch_size=4, window_size=4, embed_dim=16, depths=[1, 1],
-                                    num_heads=[1, 2])  # fmt: skip
-    model = MobyForPreTraining(MobyConfig(backbone_config=backbone, projector_hidden_size=32, predictor_hidden_size=32,
-                                          projection_dim=16, queue_size=64, head_norm="layer"))  # fmt: skip
+    backbone = swin_backbone_config(
+        "tiny", image_size=32, patch_size=4, window_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2]
+    )
+    model = MobyForPreTraining(
+        MobyConfig(
+            backbone_config=backbone,
+            projector_hidden_size=32,
+            predictor_hidden_size=32,
+            projection_dim=16,
+            queue_size=64,
+            head_norm="layer",
+        )
+    )
     args = PretrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=5, learning_rate=1e-3, save_strategy="no",
-        use_cpu=True, disable_tqdm=True, nan_policy="skip",
-    )  # fmt: skip
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=5,
+        learning_rate=1e-3,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        nan_policy="skip",
+    )
     callbacks = [MomentumTeacherCallback(0.99)]
     trainer = MaskVisionTrainer(model=model, args=args, train_dataset=Views(), callbacks=callbacks)
     trainer.get_train_dataloader = lambda: torch.utils.data.DataLoader(Views(), batch_size=4)
@@ -165,10 +190,18 @@ def test_a_bf16_autocast_forward_gives_a_finite_fp32_loss():
     from maskvision import MobyConfig, MobyForPreTraining
     from maskvision.configuration.backbones import swin_backbone_config
 
-    backbone = swin_backbone_config("tiny", image_size=32, patch_size=4, window_size=4, embed_dim=16, depths=[1, 1],
-                                    num_heads=[1, 2])  # fmt: skip
-    model = MobyForPreTraining(MobyConfig(backbone_config=backbone, projector_hidden_size=32, predictor_hidden_size=32,
-                                          projection_dim=16, queue_size=16))  # fmt: skip
+    backbone = swin_backbone_config(
+        "tiny", image_size=32, patch_size=4, window_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2]
+    )
+    model = MobyForPreTraining(
+        MobyConfig(
+            backbone_config=backbone,
+            projector_hidden_size=32,
+            predictor_hidden_size=32,
+            projection_dim=16,
+            queue_size=16,
+        )
+    )
     views = torch.randn(2, 4, 3, 32, 32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = model(pixel_values=views[0], pixel_values_2=views[1]).loss

@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from maskvision.training.checkpoints import incomplete_reason
 from maskvision.cli import main as cli
-from maskvision.training.preemption import PreemptionCallback, parse_signals
-from maskvision.training.pretrain import PretrainingArguments
+from maskvision.training.loop.checkpoints import incomplete_reason
+from maskvision.training.loop.preemption import PreemptionCallback, parse_signals
+from maskvision.training.runs.pretrain import PretrainingArguments
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -49,8 +49,10 @@ def test_a_signalled_run_saves_a_complete_checkpoint_and_resumes_to_the_uninterr
     argv = [*TINY_MOBY, *data, "--output_dir", str(stopped)]
     process = _signalled_run(argv, step=1, signal_name=signal_name)
     assert process.returncode == exit_code, process.stderr[-3000:]
-    assert (f"Stopped by {signal_name} after optimizer step 2: {stopped}/checkpoint-2 is complete. Run the same "
-            "command with --resume_from_checkpoint last to continue.") in process.stderr  # fmt: skip
+    assert (
+        f"Stopped by {signal_name} after optimizer step 2: {stopped}/checkpoint-2 is complete. Run the same "
+        "command with --resume_from_checkpoint last to continue."
+    ) in process.stderr
     assert incomplete_reason(str(stopped / "checkpoint-2")) is None
     assert not (stopped / "encoder").exists()  # not finished: nothing exported
     if streaming:

@@ -14,8 +14,8 @@ import torch
 from transformers.trainer_pt_utils import safe_globals
 
 import maskvision
-from maskvision.training.checkpoints import CHECKPOINT_COMPLETE
 from maskvision.cli import main as cli
+from maskvision.training.loop.checkpoints import CHECKPOINT_COMPLETE
 
 PACKAGE = pathlib.Path(maskvision.__file__).parent
 PICKLE_READER = PACKAGE / "safe_pickle.py"  # RestrictedUnpickler: an allow-list of classes, no code runs
@@ -74,8 +74,9 @@ def test_the_checker_flags_each_unsafe_pattern():
 def test_no_pickle_loading_anywhere_in_the_package():
     offences = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        offences += unsafe_loading(path.read_text(encoding="utf-8"), str(path.relative_to(PACKAGE)),
-                                   pickle_reader=path == PICKLE_READER)  # fmt: skip
+        offences += unsafe_loading(
+            path.read_text(encoding="utf-8"), str(path.relative_to(PACKAGE)), pickle_reader=path == PICKLE_READER
+        )
     assert not offences, offences
 
 

@@ -25,10 +25,10 @@ from transformers import AutoModel
 
 from ...configuration.configuration_beit_mim import BeitMimConfig
 from ...modeling.modeling_beit_mim import BeitMimForPreTraining
-from ..collators import MaskedImageModelingCollator
-from ..initialization import announce, fit_to_checkpoint, vit_flags
-from ..masking import BlockwiseMaskGenerator
-from ..pretrain import DataArguments, PretrainingRecipe, run_pretraining
+from ..inputs.collators import MaskedImageModelingCollator
+from ..inputs.masking import BlockwiseMaskGenerator
+from ..runs.initialization import announce, fit_to_checkpoint, vit_flags
+from ..runs.pretrain import DataArguments, PretrainingRecipe, run_pretraining
 from .beit_arguments import BeitModelArguments, BeitTrainingArguments
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ...configuration.choices import TARGETS
-from ..arguments import PretrainingArguments
+from ..runs.arguments import PretrainingArguments
 
 if TYPE_CHECKING:  # imported by `config` when it runs: the configs cost --help half a second (`configuration.choices`)
     from ...configuration.configuration_beit_mim import BeitMimConfig
@@ -18,9 +18,11 @@ if TYPE_CHECKING:  # imported by `config` when it runs: the configs cost --help 
 class BeitModelArguments:
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Start from a checkpoint (directory or Hub id): a BEiT run (continued with its settings) or "
-                          "a stock BeitForMaskedImageModeling, BeitModel, ViTModel, DeiTModel or Dinov2Model; the "
-                          "encoder's shape comes from it."},  # fmt: skip
+        metadata={
+            "help": "Start from a checkpoint (directory or Hub id): a BEiT run (continued with its settings) or "
+            "a stock BeitForMaskedImageModeling, BeitModel, ViTModel, DeiTModel or Dinov2Model; the "
+            "encoder's shape comes from it."
+        },
     )
     tokenizer: str | None = field(
         default=None,
@@ -60,8 +62,13 @@ class BeitModelArguments:
 
         backbone = {
             name: getattr(self, name)
-            for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                         "layer_scale_init_value")
+            for name in (
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+                "layer_scale_init_value",
+            )
             if getattr(self, name) is not None
         }
         own = {

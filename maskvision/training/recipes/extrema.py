@@ -27,11 +27,11 @@ from ...configuration.configuration_extrema import (
 )
 from ...data.streaming import ImageStream
 from ...modeling.modeling_extrema import ExtremaForPreTraining
-from ..callbacks import MomentumTeacherCallback, unwrap_model
-from ..collators import MultiMaskCollator
-from ..initialization import announce, fit_to_checkpoint, vit_flags
-from ..masking import RandomMaskGenerator
-from ..pretrain import DataArguments, PretrainingRecipe, run_pretraining
+from ..inputs.collators import MultiMaskCollator
+from ..inputs.masking import RandomMaskGenerator
+from ..loop.callbacks import MomentumTeacherCallback, unwrap_model
+from ..runs.initialization import announce, fit_to_checkpoint, vit_flags
+from ..runs.pretrain import DataArguments, PretrainingRecipe, run_pretraining
 from .extrema_arguments import ExtremaModelArguments, ExtremaTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -99,8 +99,10 @@ class ExportCalibrationCallback(TrainerCallback):
         self.errors = model.calibrate_export(batch["teacher_pixel_values"], steps=self.steps)
         logger.info(
             "Export [CLS] slot calibrated on %d images: relative feature error %.4f (uncalibrated %.4f).",
-            len(rows), self.errors["export_error"], self.errors["export_error_uncalibrated"],
-        )  # fmt: skip
+            len(rows),
+            self.errors["export_error"],
+            self.errors["export_error_uncalibrated"],
+        )
 
 
 class ExtremaRecipe(PretrainingRecipe):
@@ -117,7 +119,9 @@ class ExtremaRecipe(PretrainingRecipe):
         announce(model)
         return model
 
-    def build_collator(self, model: ExtremaForPreTraining, model_args: ExtremaModelArguments, seed: int) -> MultiMaskCollator:
+    def build_collator(
+        self, model: ExtremaForPreTraining, model_args: ExtremaModelArguments, seed: int
+    ) -> MultiMaskCollator:
         config = model.config
         backbone = config.backbone_config
         grid = backbone.image_size // backbone.patch_size
@@ -146,16 +150,31 @@ def demo_stage(context) -> dict:
     output_dir = context.path("extrema")
     quick = context.quick
     model_args = ExtremaModelArguments(
-        model_size="tiny", image_size=32, patch_size=4, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
-        num_masks=4, projector_hidden_size=256, projection_size=64,
-        calibration_images=16 if quick else 64, calibration_steps=5 if quick else 50,
-    )  # fmt: skip
+        model_size="tiny",
+        image_size=32,
+        patch_size=4,
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_masks=4,
+        projector_hidden_size=256,
+        projection_size=64,
+        calibration_images=16 if quick else 64,
+        calibration_steps=5 if quick else 50,
+    )
     training_args = ExtremaTrainingArguments(
-        output_dir=output_dir, per_device_train_batch_size=16 if quick else 64, max_steps=3 if quick else 250,
-        learning_rate=1e-3, warmup_steps=0.1, logging_steps=1 if quick else 10, save_strategy="no",
-        dataloader_num_workers=0, seed=context.seed, use_cpu=not torch.cuda.is_available(),
+        output_dir=output_dir,
+        per_device_train_batch_size=16 if quick else 64,
+        max_steps=3 if quick else 250,
+        learning_rate=1e-3,
+        warmup_steps=0.1,
+        logging_steps=1 if quick else 10,
+        save_strategy="no",
+        dataloader_num_workers=0,
+        seed=context.seed,
+        use_cpu=not torch.cuda.is_available(),
         disable_tqdm=quick,
-    )  # fmt: skip
+    )
     trainer = run_pretraining(RECIPE, DataArguments(dataset=context.dataset), model_args, training_args)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     calibration = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, ExportCalibrationCallback))

@@ -7,16 +7,18 @@ recipe (`maskvision.training.recipes.extrema`): ``maskvision pretrain extrema --
 from dataclasses import dataclass, field
 
 from ...configuration.choices import LOSSES
-from ..arguments import PretrainingArguments
+from ..runs.arguments import PretrainingArguments
 
 
 @dataclass
 class ExtremaModelArguments:
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Start from a checkpoint (directory or Hub id): an ExtreMA run (continued with its "
-                          "settings) or a stock BeitModel (without relative position bias), ViTModel, DeiTModel or "
-                          "Dinov2Model; the encoder's shape comes from it."},  # fmt: skip
+        metadata={
+            "help": "Start from a checkpoint (directory or Hub id): an ExtreMA run (continued with its "
+            "settings) or a stock BeitModel (without relative position bias), ViTModel, DeiTModel or "
+            "Dinov2Model; the encoder's shape comes from it."
+        },
     )
     model_size: str = field(default="base", metadata={"help": "ViT size: tiny | small | base | large."})
     image_size: int = field(default=224, metadata={"help": "Input side in pixels."})

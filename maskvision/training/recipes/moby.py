@@ -25,10 +25,10 @@ from transformers import SwinConfig
 from ...configuration.backbones import SWIN_SIZES
 from ...configuration.configuration_moby import MobyConfig
 from ...modeling.modeling_moby import MobyForPreTraining
-from ..callbacks import MomentumTeacherCallback
-from ..collators import TwoViewCollator
-from ..initialization import announce, fit_to_checkpoint, size_name, vit_flags
-from ..pretrain import DataArguments, PretrainingRecipe, run_pretraining
+from ..inputs.collators import TwoViewCollator
+from ..loop.callbacks import MomentumTeacherCallback
+from ..runs.initialization import announce, fit_to_checkpoint, size_name, vit_flags
+from ..runs.pretrain import DataArguments, PretrainingRecipe, run_pretraining
 from .moby_arguments import SWIN_ONLY, MobyModelArguments, MobyTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -83,11 +83,18 @@ def demo_stage(context) -> dict:
     to ``context.path("moby", "encoder")``: about 2 minutes on 2 cores, a few steps with ``context.quick``."""
     output_dir = context.path("moby")
     model_args = MobyModelArguments(
-        image_size=32, patch_size=4, window_size=4, embed_dim=48, depths=[2, 6], num_heads=[3, 6],
-        drop_path_rate=0.0, projector_hidden_size=1024, predictor_hidden_size=1024,
+        image_size=32,
+        patch_size=4,
+        window_size=4,
+        embed_dim=48,
+        depths=[2, 6],
+        num_heads=[3, 6],
+        drop_path_rate=0.0,
+        projector_hidden_size=1024,
+        predictor_hidden_size=1024,
         queue_size=512,  # a quarter of the 2 000 demo images: a queue near the data size holds each image's own keys
         min_crop_scale=0.35,  # 32 px images: the official 0.08 leaves 9 px crops
-    )  # fmt: skip
+    )
     training_args = MobyTrainingArguments(
         output_dir=output_dir,
         per_device_train_batch_size=64,

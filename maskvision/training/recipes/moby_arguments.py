@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ...configuration.choices import HEAD_NORMS
-from ..arguments import PretrainingArguments
+from ..runs.arguments import PretrainingArguments
 
 if TYPE_CHECKING:  # imported by `config` when it runs: the configs cost --help half a second (`configuration.choices`)
     from ...configuration.configuration_moby import MobyConfig
@@ -22,16 +22,20 @@ VIT_ONLY = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermed
 class MobyModelArguments:
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Start from a checkpoint (directory or Hub id): a MoBY run (continued with its settings), a "
-                          "stock SwinModel, or a ViT-family encoder (BeitModel, ViTModel, DeiTModel, Dinov2Model); "
-                          "the encoder's shape comes from it."},  # fmt: skip
+        metadata={
+            "help": "Start from a checkpoint (directory or Hub id): a MoBY run (continued with its settings), a "
+            "stock SwinModel, or a ViT-family encoder (BeitModel, ViTModel, DeiTModel, Dinov2Model); "
+            "the encoder's shape comes from it."
+        },
     )
     backbone: str = field(
         default="swin", metadata={"help": "Encoder (vit: a DeiT-style ViT).", "choices": list(BACKBONES)}
     )
     model_size: str | None = field(
-        default=None, metadata={"help": "Encoder size: Swin tiny/small/base (default tiny), ViT tiny/small/base/large "
-                                        "(default small)."}  # fmt: skip
+        default=None,
+        metadata={
+            "help": "Encoder size: Swin tiny/small/base (default tiny), ViT tiny/small/base/large (default small)."
+        },
     )
     image_size: int = field(default=224, metadata={"help": "Side of the views in pixels."})
     patch_size: int | None = field(default=None, metadata={"help": "Patch size (default: 4 for Swin, 16 for ViT)."})
@@ -74,13 +78,15 @@ class MobyModelArguments:
         overrides = {name: getattr(self, name) for name in own if getattr(self, name) is not None}
         common = {"image_size": self.image_size, "patch_size": self.patch_size or patch_size}
         if self.backbone == "swin":
-            backbone = swin_backbone_config(self.model_size or size, drop_path_rate=self.drop_path_rate, **common,
-                                            **overrides)  # fmt: skip
+            backbone = swin_backbone_config(
+                self.model_size or size, drop_path_rate=self.drop_path_rate, **common, **overrides
+            )
         else:
             if "hidden_size" in overrides and "intermediate_size" not in overrides:
                 overrides["intermediate_size"] = 4 * overrides["hidden_size"]
-            backbone = moby_vit_backbone_config(self.model_size or size, drop_path_rate=self.drop_path_rate, **common,
-                                                **overrides)  # fmt: skip
+            backbone = moby_vit_backbone_config(
+                self.model_size or size, drop_path_rate=self.drop_path_rate, **common, **overrides
+            )
         return MobyConfig(
             backbone_config=backbone,
             projection_dim=self.projection_dim,

@@ -72,16 +72,19 @@ def show(value) -> str:
 def _no_decay(model) -> tuple[str, ...]:
     """The multi-dimensional trainable parameters kept out of weight decay (1-D ones and biases never decay), by the
     trainer's rule (`optim.decay_parameter_names`), as sorted last name components."""
-    from ..optim import decay_parameter_names
+    from ..loop.optim import decay_parameter_names
 
     decayed = set(decay_parameter_names(model))
-    names = {name.rsplit(".", 1)[-1] for name, parameter in model.named_parameters()
-             if parameter.requires_grad and parameter.ndim > 1 and name not in decayed}  # fmt: skip
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, parameter in model.named_parameters()
+        if parameter.requires_grad and parameter.ndim > 1 and name not in decayed
+    }
     return tuple(sorted(names))
 
 
 def _resampling(resample) -> str:
-    from ..transforms import RESAMPLING
+    from ..inputs.transforms import RESAMPLING
 
     return next(name for name, value in RESAMPLING.items() if value == resample)
 
@@ -113,8 +116,14 @@ def beit_defaults() -> SimpleNamespace:
     config = model_args.config()
     stand_in = SimpleNamespace(config=config, tokenizer=SimpleNamespace(downsample_factor=8))  # DALL-E's x8: 112 px
     tiny = BeitMimForPreTraining(BeitMimConfig.from_size("tiny", image_size=32, patch_size=4, target="pixels"))
-    return SimpleNamespace(model_args=model_args, args=args, config=config, **_optimisation(args),
-                           collator=RECIPE.build_collator(stand_in, model_args, seed=0), no_decay=_no_decay(tiny))
+    return SimpleNamespace(
+        model_args=model_args,
+        args=args,
+        config=config,
+        **_optimisation(args),
+        collator=RECIPE.build_collator(stand_in, model_args, seed=0),
+        no_decay=_no_decay(tiny),
+    )
 
 
 def extrema_defaults() -> SimpleNamespace:
@@ -123,12 +132,27 @@ def extrema_defaults() -> SimpleNamespace:
 
     model_args, args = ExtremaModelArguments(), ExtremaTrainingArguments()
     config = build_config(model_args)
-    tiny = ExtremaForPreTraining(build_config(ExtremaModelArguments(
-        model_size="tiny", image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        num_masks=2, projector_hidden_size=32, projection_size=16,
-    )))  # fmt: skip
+    tiny = ExtremaForPreTraining(
+        build_config(
+            ExtremaModelArguments(
+                model_size="tiny",
+                image_size=32,
+                patch_size=4,
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                num_masks=2,
+                projector_hidden_size=32,
+                projection_size=16,
+            )
+        )
+    )
     return SimpleNamespace(
-        model_args=model_args, args=args, config=config, **_optimisation(args), no_decay=_no_decay(tiny),
+        model_args=model_args,
+        args=args,
+        config=config,
+        **_optimisation(args),
+        no_decay=_no_decay(tiny),
         collator=RECIPE.build_collator(SimpleNamespace(config=config), model_args, seed=0),
         large=build_config(ExtremaModelArguments(model_size="large")),
     )
@@ -140,29 +164,50 @@ def moby_defaults() -> SimpleNamespace:
 
     model_args, args = MobyModelArguments(), MobyTrainingArguments()
     config = model_args.config()
-    tiny = MobyForPreTraining(MobyModelArguments(
-        image_size=32, window_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2], projector_hidden_size=32,
-        predictor_hidden_size=32, projection_dim=16, queue_size=16,
-    ).config())  # fmt: skip
-    return SimpleNamespace(model_args=model_args, args=args, config=config, **_optimisation(args),
-                           collator=RECIPE.build_collator(SimpleNamespace(config=config), model_args, seed=0),
-                           no_decay=_no_decay(tiny))
+    tiny = MobyForPreTraining(
+        MobyModelArguments(
+            image_size=32,
+            window_size=4,
+            embed_dim=16,
+            depths=[1, 1],
+            num_heads=[1, 2],
+            projector_hidden_size=32,
+            predictor_hidden_size=32,
+            projection_dim=16,
+            queue_size=16,
+        ).config()
+    )
+    return SimpleNamespace(
+        model_args=model_args,
+        args=args,
+        config=config,
+        **_optimisation(args),
+        collator=RECIPE.build_collator(SimpleNamespace(config=config), model_args, seed=0),
+        no_decay=_no_decay(tiny),
+    )
 
 
 def _tokenizer_defaults(tokenizer_type: str) -> SimpleNamespace:
-    from ..collators import TokenizerCollator
-    from ..tokenizer_arguments import TOKENIZER_INTERPOLATION, TokenizerArguments, TokenizerTrainingArguments
-    from ..tokenizer_presets import TOKENIZERS
+    from ..inputs.collators import TokenizerCollator
+    from ..runs.tokenizer_arguments import TOKENIZER_INTERPOLATION, TokenizerArguments, TokenizerTrainingArguments
+    from ..runs.tokenizer_presets import TOKENIZERS
 
     model_args = TokenizerArguments(tokenizer_type=tokenizer_type)
     args = TokenizerTrainingArguments().resolve_for(tokenizer_type)
     config_class, model_class, preset = TOKENIZERS[tokenizer_type]
     config = config_class(**preset(model_args.model_size))
-    collator = TokenizerCollator(config.image_size, model_args.min_crop_scale,
-                                 interpolation=TOKENIZER_INTERPOLATION[tokenizer_type])  # fmt: skip
+    collator = TokenizerCollator(
+        config.image_size, model_args.min_crop_scale, interpolation=TOKENIZER_INTERPOLATION[tokenizer_type]
+    )
     tiny = model_class(config_class(**preset("tiny")))
-    return SimpleNamespace(model_args=model_args, args=args, config=config, collator=collator,
-                           no_decay=_no_decay(tiny), **_optimisation(args))  # fmt: skip
+    return SimpleNamespace(
+        model_args=model_args,
+        args=args,
+        config=config,
+        collator=collator,
+        no_decay=_no_decay(tiny),
+        **_optimisation(args),
+    )
 
 
 def dvae_defaults() -> SimpleNamespace:
@@ -185,19 +230,38 @@ def finetune_defaults() -> SimpleNamespace:
     from transformers import BeitConfig, BeitForImageClassification
 
     from ...evaluation.processors import build_image_processor
-    from ..finetune import DEFAULT_LAYER_DECAY, ClassificationTransform, FinetuneArguments, FinetuneModelArguments
-    from ..finetune import TrainingAugmentation
+    from ..runs.finetune import (
+        DEFAULT_LAYER_DECAY,
+        ClassificationTransform,
+        FinetuneArguments,
+        FinetuneModelArguments,
+        TrainingAugmentation,
+    )
 
     model_args, args = FinetuneModelArguments(model="(checkpoint)"), FinetuneArguments()
     # BEiT's fine-tuning model, small: relative positions in every layer, mean pooling, layer scale
-    classifier = BeitForImageClassification(BeitConfig(
-        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        use_relative_position_bias=True, use_mean_pooling=True, layer_scale_init_value=0.1, num_labels=3,
-    ))  # fmt: skip
+    classifier = BeitForImageClassification(
+        BeitConfig(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            use_relative_position_bias=True,
+            use_mean_pooling=True,
+            layer_scale_init_value=0.1,
+            num_labels=3,
+        )
+    )
     processor = build_image_processor(224, (0.5,) * 3, (0.5,) * 3)
     return SimpleNamespace(
-        model_args=model_args, args=args, **_optimisation(args), no_decay=_no_decay(classifier),
-        layer_decay=DEFAULT_LAYER_DECAY["beit"], transform=ClassificationTransform(processor, train=True),
+        model_args=model_args,
+        args=args,
+        **_optimisation(args),
+        no_decay=_no_decay(classifier),
+        layer_decay=DEFAULT_LAYER_DECAY["beit"],
+        transform=ClassificationTransform(processor, train=True),
         augmentation=TrainingAugmentation(processor, model_args.rand_augment, model_args.random_erasing),
     )
 
@@ -498,12 +562,17 @@ def render_markdown() -> str:
         "every row, and that this file is up to date. Learning rates are given at a reference batch and scaled "
         "linearly with the effective batch (`per_device_train_batch_size x gradient_accumulation_steps x processes`), "
         "floors and warm-up starts with them. Official code: "
-        + ", ".join(f"[{name}]({url})" for name, url in OFFICIAL_REPOSITORIES.items()) + ".",
+        + ", ".join(f"[{name}]({url})" for name, url in OFFICIAL_REPOSITORIES.items())
+        + ".",
     ]
     for table in TABLES:
-        lines += ["", f"## {table.title}: `{table.command}`", "",
-                  "| setting | maskvision | official | source | deliberate difference |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"## {table.title}: `{table.command}`",
+            "",
+            "| setting | maskvision | official | source | deliberate difference |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for row in table.rows:
             cells = [row.setting, row.shown or show(row.value), row.official, row.source, row.difference or "—"]
             lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")

@@ -5,8 +5,8 @@
     → output_dir: weights, config, image processor, the run files (`maskvision.run_files.RUN_FILES`),
       codebook_health.json and reconstructions.png
 
-Arguments: `maskvision.training.tokenizer_arguments`, size presets: `tokenizer_presets`; the codebook report and its picture:
-`maskvision.training.tokenizer_report`. `maskvision tokenizer train|inspect|import-dalle`
+Arguments: `maskvision.training.runs.tokenizer_arguments`, size presets: `tokenizer_presets`; the codebook report and its picture:
+`maskvision.training.runs.tokenizer_report`. `maskvision tokenizer train|inspect|import-dalle`
 (``cli/tokenizer.py``) and the demo's ``tokenizer`` stage run these functions.
 """
 
@@ -15,19 +15,19 @@ import os
 
 import yaml
 
-from ..data.streaming import ImageStream
-from ..modeling.modeling_dvae import DVAETokenizer
-from ..modeling.modeling_vqkd import load_teacher
-from ..modeling.tokenizer_utils import VisualTokenizerModel
-from ..run_files import CODEBOOK_HEALTH, RECONSTRUCTIONS
-from .collators import TokenizerCollator
+from ...data.streaming import ImageStream
+from ...modeling.modeling_dvae import DVAETokenizer
+from ...modeling.modeling_vqkd import load_teacher
+from ...modeling.tokenizer_utils import VisualTokenizerModel
+from ...run_files import CODEBOOK_HEALTH, RECONSTRUCTIONS
+from ..inputs.collators import TokenizerCollator
 from .pretrain import DataArguments, PretrainingRecipe, PretrainingRun
 from .run import run_training
 from .tokenizer_arguments import MODEL_SIZES, TOKENIZER_INTERPOLATION, TokenizerArguments, TokenizerTrainingArguments
 from .tokenizer_callbacks import CodebookCallback, RelaxationScheduleCallback
 from .tokenizer_presets import TOKENIZERS
 from .tokenizer_report import evaluate_tokenizer, write_report
-from .trainer import MaskVisionTrainer
+from ..loop.trainer import MaskVisionTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class TokenizerRecipe(PretrainingRecipe):
 
     def build_collator(self, model, model_args: TokenizerArguments, seed: int) -> TokenizerCollator:
         return TokenizerCollator(model.config.image_size, model_args.min_crop_scale, seed=seed,
-                                 interpolation=TOKENIZER_INTERPOLATION[model_args.tokenizer_type])  # fmt: skip
+                                 interpolation=TOKENIZER_INTERPOLATION[model_args.tokenizer_type])
 
     def build_callbacks(self, model, model_args: TokenizerArguments) -> list:
         return tokenizer_callbacks(model, model_args)
@@ -120,7 +120,7 @@ class TokenizerRecipe(PretrainingRecipe):
         output_dir = training_args.output_dir
         report = write_report(model, dataset, os.path.join(output_dir, CODEBOOK_HEALTH),
                               os.path.join(output_dir, RECONSTRUCTIONS), model_args.eval_images,
-                              progress=not training_args.disable_tqdm)  # fmt: skip
+                              progress=not training_args.disable_tqdm)
         logger.info("Codebook health on %d training images: %s", report["images"], report)
         return report
 

@@ -11,9 +11,10 @@ from there instead of replaying batches.
 import json
 import logging
 import os
-from ..data.arguments import StreamingArguments
-from ..data.streaming import ImageStream
-from ..data.tensors import TensorImages
+
+from ...data.arguments import StreamingArguments
+from ...data.streaming import ImageStream
+from ...data.tensors import TensorImages
 from .collators import IndexedRows
 
 logger = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ def training_rows(dataset, data_args: StreamingArguments, training_args):
             dataset = TensorImages.from_dataset(dataset, device=training_args.device)
         return IndexedRows(dataset)
     if getattr(training_args, "images_on_device", False):
-        raise ValueError("--images_on_device holds a map-style dataset's images on the device; a stream is read as "
-                         "training goes: leave out one of --streaming and --images_on_device.")
+        raise ValueError(
+            "--images_on_device holds a map-style dataset's images on the device; a stream is read as "
+            "training goes: leave out one of --streaming and --images_on_device."
+        )
     if training_args.max_steps is None or training_args.max_steps <= 0:
         raise ValueError("--streaming true needs --max_steps: a stream has no length to count epochs in.")
     return dataset.for_training(
@@ -54,8 +57,9 @@ def load_stream_state(stream: ImageStream, checkpoint: str, rank: int) -> None:
     has none: a run that did not stream)."""
     path = os.path.join(checkpoint, STREAM_STATE_NAME.format(rank=rank))
     if not os.path.isfile(path):
-        logger.warning("%s holds no stream positions for rank %d: the stream starts from its beginning.", checkpoint,
-                       rank)  # fmt: skip
+        logger.warning(
+            "%s holds no stream positions for rank %d: the stream starts from its beginning.", checkpoint, rank
+        )
         return
     with open(path, encoding="utf-8") as handle:
         stream.load_state_dict(json.load(handle))

@@ -159,8 +159,14 @@ class RandAugment:
     """timm's RandAugment for a batch: ``num_layers`` ops per image at magnitude ``magnitude`` (of 10) with noise
     ``magnitude_std``, each applied with probability ``prob``; geometric ops fill with ``fill`` (RGB in [0, 1])."""
 
-    def __init__(self, magnitude: float = 9, num_layers: int = 2, magnitude_std: float = 0.5, prob: float = 0.5,
-                 fill=(0.5, 0.5, 0.5)):  # fmt: skip
+    def __init__(
+        self,
+        magnitude: float = 9,
+        num_layers: int = 2,
+        magnitude_std: float = 0.5,
+        prob: float = 0.5,
+        fill=(0.5, 0.5, 0.5),
+    ):
         if not 0 <= magnitude <= MAX_LEVEL or num_layers < 1 or magnitude_std < 0 or not 0 <= prob <= 1:
             raise ValueError(
                 f"RandAugment needs 0 <= magnitude <= 10, num_layers >= 1, magnitude_std >= 0 and 0 <= prob <= 1; got "
@@ -171,8 +177,9 @@ class RandAugment:
         self.ops = list(INCREASING_OPS.items())
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(m={self.magnitude}, n={self.num_layers}, mstd={self.magnitude_std}, "
-                f"p={self.prob})")  # fmt: skip
+        return (
+            f"{type(self).__name__}(m={self.magnitude}, n={self.num_layers}, mstd={self.magnitude_std}, p={self.prob})"
+        )
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Float RGB images (B, 3, H, W) in [0, 1] → augmented images of the same shape."""
@@ -243,8 +250,12 @@ class RandomErasing:
         erased = fits.any(1) & (draws[4][:, 0] < self.probability)
         rows = torch.arange(height, device=device).view(1, height, 1)
         columns = torch.arange(width, device=device).view(1, 1, width)
-        inside = ((rows >= top.view(-1, 1, 1)) & (rows < (top + box_h).view(-1, 1, 1))
-                  & (columns >= left.view(-1, 1, 1)) & (columns < (left + box_w).view(-1, 1, 1)))  # fmt: skip
+        inside = (
+            (rows >= top.view(-1, 1, 1))
+            & (rows < (top + box_h).view(-1, 1, 1))
+            & (columns >= left.view(-1, 1, 1))
+            & (columns < (left + box_w).view(-1, 1, 1))
+        )
         mask = (inside & erased.view(-1, 1, 1)).unsqueeze(1)  # (B, 1, H, W)
         return torch.where(mask, _draw(torch.randn, images.shape, generator, device).to(images.dtype), images)
 

@@ -15,10 +15,10 @@ from dataclasses import asdict
 
 from transformers import set_seed
 
-from ..data.streaming import ImageStream
-from ..run_files import DATA_ARGS
-from ..visualization.curves import write_training_curves
-from .checkpoints import resolve_checkpoint
+from ...data.streaming import ImageStream
+from ...run_files import DATA_ARGS
+from ...visualization.curves import write_training_curves
+from ..loop.checkpoints import resolve_checkpoint
 
 
 class Run:

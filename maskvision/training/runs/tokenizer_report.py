@@ -1,18 +1,17 @@
 """A trained visual tokenizer measured on images: its codebook health (used codes, perplexity), and for tokenizers
-that decode to pixels the reconstruction error and a PNG of originals above their reconstructions
+that decode to pixels the reconstruction error and a PNG of originals beside their reconstructions
 (``codebook_health.json`` and ``reconstructions.png`` after `maskvision tokenizer train`, ``maskvision tokenizer
 inspect``)."""
 
 import json
 import math
 
-import numpy as np
 import torch
-from PIL import Image
 
-from ..data import to_rgb
-from ..modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
-from ..progress import progress_bar
+from ...data import to_rgb
+from ...modeling.tokenizer_utils import VisualTokenizerModel, code_counts, codebook_health
+from ...progress import progress_bar
+from ...visualization.images import image_grid, save_png
 
 
 @torch.no_grad()
@@ -40,8 +39,7 @@ def evaluate_tokenizer(
     if total < len(dataset):
         subset = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:total]
         dataset = dataset.select(sorted(subset.tolist()))
-    for start in progress_bar(range(0, total, batch_size), enabled=progress, desc="codebook health",
-                              unit="batch"):  # fmt: skip
+    for start in progress_bar(range(0, total, batch_size), enabled=progress, desc="codebook health", unit="batch"):
         rows = dataset[start : min(start + batch_size, total)]["image"]
         pixel_values = processor([to_rgb(image) for image in rows], return_tensors="pt")["pixel_values"]
         pixel_values = pixel_values.to(device)
@@ -64,30 +62,19 @@ def evaluate_tokenizer(
     return report, grid
 
 
-def save_image_grid(images: torch.Tensor, path: str, columns: int, min_tile: int = 96) -> str:
-    """Images (N, C, H, W) in [0, 1] → a PNG of ``columns`` tiles per row (tiles enlarged to ``min_tile`` px)."""
-    rows = math.ceil(images.shape[0] / columns)
-    height, width = images.shape[2:]
-    scale = max(1, math.ceil(min_tile / max(height, width)))
-    canvas = torch.ones(3, rows * height, columns * width)
-    for index, image in enumerate(images.float().clamp(0, 1)):
-        row, column = divmod(index, columns)
-        canvas[:, row * height : (row + 1) * height, column * width : (column + 1) * width] = image[:3]
-    array = (canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    picture = Image.fromarray(array)
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
-    picture.save(path)
-    return path
-
-
 def write_report(
     model, dataset, json_path: str, png_path: str, max_images: int, batch_size: int = 256, progress: bool = True
 ) -> dict:
-    """`evaluate_tokenizer` → a JSON report, and a PNG of originals above reconstructions when the tokenizer
-    decodes to pixels (the report's ``reconstructions`` entry then gives its path)."""
+    """`evaluate_tokenizer` → a JSON report, and a PNG of originals beside reconstructions when the tokenizer
+    decodes to pixels (one row per image; the report's ``reconstructions`` entry then gives its path)."""
     report, grid = evaluate_tokenizer(model, dataset, max_images=max_images, batch_size=batch_size, progress=progress)
     if grid is not None:
-        report["reconstructions"] = save_image_grid(grid, png_path, columns=grid.shape[0] // 2)
+        half = grid.shape[0] // 2
+        picture = image_grid(
+            {"original": grid[:half], "reconstruction": grid[half:]},
+            caption=f"PSNR {report['reconstruction_psnr']:.1f} dB",
+        )
+        report["reconstructions"] = save_png(picture, png_path)
     with open(json_path, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
     return report

@@ -1,5 +1,5 @@
 """The flags of `maskvision finetune` (`FinetuneModelArguments`, and `FinetuneArguments` with BEiT-B's fine-tuning
-defaults), apart from the run (`maskvision.training.finetune`): ``maskvision finetune --help`` imports these and
+defaults), apart from the run (`maskvision.training.runs.finetune`): ``maskvision finetune --help`` imports these and
 transformers' `TrainingArguments`, not the Trainer, the data loading or the models."""
 
 from dataclasses import dataclass, field

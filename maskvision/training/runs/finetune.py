@@ -24,23 +24,23 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
-from ..data import to_rgb
-from ..data.labelled import LabelledDataArguments
-from ..data.streaming import ImageStream
-from ..evaluation.labels import class_names
-from ..evaluation.metrics import METRICS, accuracy_from_scores
-from ..evaluation.processors import load_image_processor, processor_settings, resolve_image_processor
-from ..evaluation.results import result_records, write_results
-from ..modeling.modeling_utils import MaskVisionPreTrainedModel
-from ..modeling.resolution import resize_state_dict
-from ..run_files import EVAL_RESULTS
+from ...data import to_rgb
+from ...data.labelled import LabelledDataArguments
+from ...data.streaming import ImageStream
+from ...evaluation.labels import class_names
+from ...evaluation.metrics import METRICS, accuracy_from_scores
+from ...evaluation.processors import load_image_processor, processor_settings, resolve_image_processor
+from ...evaluation.results import result_records, write_results
+from ...modeling.modeling_utils import MaskVisionPreTrainedModel
+from ...modeling.resolution import resize_state_dict
+from ...run_files import EVAL_RESULTS
 from .finetune_arguments import FinetuneArguments, FinetuneModelArguments
-from .mixup import MixupCutmix
-from .rand_augment import RandomErasing, parse_rand_augment
+from ..inputs.mixup import MixupCutmix
+from ..inputs.rand_augment import RandomErasing, parse_rand_augment
 from .run import Run, run_training
-from .streaming import training_rows
-from .trainer import MaskVisionTrainer
-from .transforms import BeitViews, normalize, to_float
+from ..inputs.streaming import training_rows
+from ..loop.trainer import MaskVisionTrainer
+from ..inputs.transforms import BeitViews, normalize, to_float
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class FinetuneRun(Run):
         for flag in ("augment_on_device", "images_on_device"):
             if getattr(training_args, flag):
                 raise ValueError(f"--{flag} applies to pretraining (maskvision pretrain, tokenizer train); "
-                                 "fine-tuning transforms each image in the data loader: leave it out.")  # fmt: skip
+                                 "fine-tuning transforms each image in the data loader: leave it out.")
 
     def num_images(self, data) -> int | None:
         return None if isinstance(data.train, ImageStream) else len(data.train)
@@ -290,7 +290,7 @@ class FinetuneRun(Run):
             settings |= {"train_samples": len(data.train), "eval_samples": len(data.evaluation)}
         accuracy = {metric: metrics.get(f"eval_{metric}") for metric in METRICS}
         results = result_records("finetune", accuracy, settings, data_args=self.data_args, data=data,
-                                 model=model_args.model, command=self.command)  # fmt: skip
+                                 model=model_args.model, command=self.command)
         write_results(os.path.join(training_args.output_dir, EVAL_RESULTS), results)
         return metrics
 

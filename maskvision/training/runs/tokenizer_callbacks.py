@@ -13,9 +13,9 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from ..modeling.momentum import cosine_schedule
-from ..modeling.tokenizer_utils import codebook_health
-from .callbacks import unwrap_model, step_skipped
+from ...modeling.momentum import cosine_schedule
+from ...modeling.tokenizer_utils import codebook_health
+from ..loop.callbacks import unwrap_model, step_skipped
 
 
 def resolve_steps(value: float, max_steps: int, name: str) -> int:
@@ -140,7 +140,7 @@ class CodebookCallback(TrainerCallback, ExportableState):
             "args": {"reseed_interval": self.reseed_interval},
             "attributes": {"reseeded_codes": self.reseeded_codes, "window_steps": self._window_steps,
                            "window_counts": None if self._window_counts is None else self._window_counts.tolist()},
-        }  # fmt: skip
+        }
 
     @property
     def window_steps(self) -> int:

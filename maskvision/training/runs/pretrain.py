@@ -3,7 +3,7 @@
 A method plugs in through a `PretrainingRecipe` (``maskvision/training/recipes/<method>.py``): its argument
 dataclasses (model/masking arguments, and a `PretrainingArguments` subclass carrying the method's official
 optimisation defaults), its builders and hooks. `run_pretraining` runs it through the one run driver
-(`maskvision.training.run.run_training`), the same way for every method and for the visual tokenizers:
+(`maskvision.training.runs.run.run_training`), the same way for every method and for the visual tokenizers:
 
     dataset rows (PIL images) → recipe collator (views + masks) → model(**batch).loss → Trainer
     → callbacks (teachers, schedules) → output_dir (checkpoint) → output_dir/encoder (stock transformers)
@@ -13,18 +13,18 @@ import os
 
 from transformers import TrainerCallback
 
-from ..run_files import ENCODER_DIR
+from ...run_files import ENCODER_DIR
 from .arguments import DataArguments, PretrainingArguments, default_num_workers
 from .run import Run, run_training
-from .streaming import training_rows
-from .trainer import MaskVisionTrainer
+from ..inputs.streaming import training_rows
+from ..loop.trainer import MaskVisionTrainer
 
 __all__ = ["DataArguments", "PretrainingArguments", "PretrainingRecipe", "default_num_workers", "run_pretraining"]
 
 
 class PretrainingRecipe:
     """One method's plug into `run_pretraining`: its argument types and builders, and the hooks where a kind of
-    pretraining differs (the visual tokenizers are a recipe too: `maskvision.training.tokenizer.TOKENIZER_RECIPE`)."""
+    pretraining differs (the visual tokenizers are a recipe too: `maskvision.training.runs.tokenizer.TOKENIZER_RECIPE`)."""
 
     name: str
     model_arguments: type

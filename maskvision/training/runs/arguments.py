@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-from ..data.arguments import ON_BAD_IMAGE, StreamingArguments
-from .preemption import PREEMPTION_SIGNALS, parse_signals
+from ...data.arguments import ON_BAD_IMAGE, StreamingArguments
+from ..loop.preemption import PREEMPTION_SIGNALS, parse_signals
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +38,12 @@ class DataArguments(StreamingArguments):
         """The images as a `datasets.Dataset` with an ``image`` column (`maskvision.data.load_image_dataset`): all of
         them, or ``max_train_samples`` drawn at random by ``seed`` (never the first rows: many datasets are stored
         sorted by class); with ``streaming``, an `ImageStream` of them."""
-        from ..data import load_image_dataset, random_subset
+        from ...data import load_image_dataset, random_subset
 
         dataset = load_image_dataset(
             self.dataset, split=self.split, on_bad_image=self.on_bad_image, image_column=self.image_column,
             streaming=self.streaming,
-        )  # fmt: skip
+        )
         return random_subset(dataset, self.max_train_samples, seed)
 
 

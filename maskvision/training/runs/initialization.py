@@ -10,8 +10,8 @@ continued with its own settings: its config wins, and a flag contradicting it is
 import dataclasses
 import os
 
-from ..configuration.backbones import VIT_SIZES
-from ..modeling.pretrained_backbone import as_list, checkpoint_encoder_config, image_size_of
+from ...configuration.backbones import VIT_SIZES
+from ...modeling.pretrained_backbone import as_list, checkpoint_encoder_config, image_size_of
 
 
 def size_name(encoder, presets: dict[str, dict]) -> str | None:

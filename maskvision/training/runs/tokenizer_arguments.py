@@ -1,5 +1,5 @@
 """The visual tokenizers' official optimisation and argument dataclasses (`maskvision tokenizer train`): what
-`maskvision.training.tokenizer.TOKENIZER_RECIPE` trains from; the size presets it builds from are in
+`maskvision.training.runs.tokenizer.TOKENIZER_RECIPE` trains from; the size presets it builds from are in
 `tokenizer_presets`. Imports no model: ``maskvision tokenizer train --help`` parses these alone."""
 
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ TOKENIZER_OPTIMISATION = {
                  max_grad_norm=1.0),
     "vqkd": dict(base_learning_rate=5e-5, lr_reference_batch=128, base_min_learning_rate=2.5e-6, adam_beta2=0.99,
                  max_grad_norm=0.0),
-}  # fmt: skip
+}
 
 
 @dataclass

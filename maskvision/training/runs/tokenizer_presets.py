@@ -1,12 +1,12 @@
 """The visual tokenizers' size presets: each type's config and model classes and the config fields of each size (what
-`maskvision.training.tokenizer.build_tokenizer` builds). Apart from the arguments (`tokenizer_arguments`): these
+`maskvision.training.runs.tokenizer.build_tokenizer` builds). Apart from the arguments (`tokenizer_arguments`): these
 import the models, which ``maskvision tokenizer train --help`` does not need."""
 
-from ..configuration.backbones import vit_backbone_config
-from ..configuration.configuration_dvae import DVAEConfig
-from ..configuration.configuration_vqkd import VQKD_VIT_DEFAULTS, VQKDConfig
-from ..modeling.modeling_dvae import DVAETokenizer
-from ..modeling.modeling_vqkd import VQKDTokenizer
+from ...configuration.backbones import vit_backbone_config
+from ...configuration.configuration_dvae import DVAEConfig
+from ...configuration.configuration_vqkd import VQKD_VIT_DEFAULTS, VQKDConfig
+from ...modeling.modeling_dvae import DVAETokenizer
+from ...modeling.modeling_vqkd import VQKDTokenizer
 
 # Size presets: "base" is the official model (DALL-E's dVAE; BEiT v2's VQ-KD with a ViT-B/16 encoder and a
 # 3-layer decoder, the config defaults); "tiny" trains on CPU in minutes: 32 px and an 8 x 8 grid of codes, the grid

@@ -19,6 +19,8 @@ CHECKPOINT_COMPLETE = "checkpoint_complete.json"
 
 class IncompleteCheckpointError(ValueError):
     """A checkpoint named to resume from that a crash or a partial copy left incomplete (the message names why)."""
+
+
 _CHECKPOINT_DIR = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 
@@ -66,8 +68,11 @@ def checkpoint_dirs(output_dir: str) -> list[tuple[int, str]]:
     """(step, path) of the ``checkpoint-N`` folders in ``output_dir``, newest first."""
     if not os.path.isdir(output_dir):
         return []
-    found = [(int(match.group(1)), os.path.join(output_dir, name))
-             for name in os.listdir(output_dir) if (match := _CHECKPOINT_DIR.match(name))]  # fmt: skip
+    found = [
+        (int(match.group(1)), os.path.join(output_dir, name))
+        for name in os.listdir(output_dir)
+        if (match := _CHECKPOINT_DIR.match(name))
+    ]
     return sorted((entry for entry in found if os.path.isdir(entry[1])), reverse=True)
 
 

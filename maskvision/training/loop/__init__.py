@@ -1,0 +1,2 @@
+"""The training loop: `MaskVisionTrainer` and what runs beside it (callbacks, optimiser groups, checkpoints,
+preemption)."""
