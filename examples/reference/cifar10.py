@@ -129,7 +129,7 @@ SMALL_SWIN = [
 PROFILES = {
     "cpu": {
         "batch": 128,
-        "epochs": {"beit": 3, "beit-pixels": 3, "extrema": 3, "moby": 16},  # about 95 minutes on 2 cores in all
+        "epochs": {"beit": 3, "beit-pixels": 3, "extrema": 3, "moby": 16},  # 99 minutes on 2 cores in all (README)
         "curve_every": 2,
         "tokenizer_steps": 400,
         "ft_epochs": 1,
