@@ -86,7 +86,7 @@ def test_device_stream_is_seeded_and_separate():
 
 def test_pretrain_command_trains_with_augmentation_on_the_device(tmp_path):
     from maskvision.cli import main
-    from maskvision.training import collators
+    from maskvision.training.inputs import collators
 
     calls = []
     augment = collators.MultiMaskCollator.augment

@@ -121,7 +121,7 @@ def test_accelerate_example_configs_load(name):
 
 @pytest.mark.parametrize(("cores", "processes", "workers"), [(64, 1, 8), (16, 2, 7), (2, 1, 1), (1, 1, 0), (8, 8, 0)])
 def test_default_data_loader_workers_share_the_cores(monkeypatch, cores, processes, workers):
-    from maskvision.training import pretrain
+    from maskvision.training.runs import pretrain
 
     monkeypatch.setattr(pretrain.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(processes))

@@ -380,7 +380,7 @@ def test_every_run_flow_writes_its_training_curves(tmp_path):
     assert os.path.isfile(tmp_path / "training_curves.png")
 
     def source(name):
-        with open(os.path.join(ROOT, "maskvision", "training", name), encoding="utf-8") as handle:
+        with open(os.path.join(ROOT, "maskvision", "training", "runs", name), encoding="utf-8") as handle:
             return handle.read()
 
     assert source("run.py").count("write_training_curves(trainer)") == 1  # the hook: once, in the one run driver

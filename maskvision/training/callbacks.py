@@ -1,4 +1,5 @@
-"""The path `maskvision.training.callbacks` had before `training/` was grouped: it is `maskvision.training.loop.callbacks`."""
+"""`maskvision.training.callbacks`, the path from before `training/` was grouped: the module
+`maskvision.training.loop.callbacks` itself."""
 
 import sys
 

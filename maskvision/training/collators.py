@@ -1,4 +1,5 @@
-"""The path `maskvision.training.collators` had before `training/` was grouped: it is `maskvision.training.inputs.collators`."""
+"""`maskvision.training.collators`, the path from before `training/` was grouped: the module
+`maskvision.training.inputs.collators` itself."""
 
 import sys
 

@@ -1,4 +1,5 @@
-"""The path `maskvision.training.masking` had before `training/` was grouped: it is `maskvision.training.inputs.masking`."""
+"""`maskvision.training.masking`, the path from before `training/` was grouped: the module
+`maskvision.training.inputs.masking` itself."""
 
 import sys
 

@@ -1,4 +1,5 @@
-"""The path `maskvision.training.trainer` had before `training/` was grouped: it is `maskvision.training.loop.trainer`."""
+"""`maskvision.training.trainer`, the path from before `training/` was grouped: the module
+`maskvision.training.loop.trainer` itself."""
 
 import sys
 

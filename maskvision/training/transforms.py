@@ -1,4 +1,5 @@
-"""The path `maskvision.training.transforms` had before `training/` was grouped: it is `maskvision.training.inputs.transforms`."""
+"""`maskvision.training.transforms`, the path from before `training/` was grouped: the module
+`maskvision.training.inputs.transforms` itself."""
 
 import sys
 
