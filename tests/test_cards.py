@@ -29,80 +29,15 @@ def run(tmp_path_factory):
     """A real (tiny) pipeline: MoBY pretraining on 16 demo images, k-NN of its encoder, fine-tuning of it."""
     root = tmp_path_factory.mktemp("cards")
     pretraining, classifier = str(root / "moby"), str(root / "classifier")
-    assert (
-        cli_main(
-            [
-                "pretrain",
-                "moby",
-                "--dataset",
-                "demo",
-                "--max_train_samples",
-                "16",
-                "--output_dir",
-                pretraining,
-                "--per_device_train_batch_size",
-                "8",
-                "--max_steps",
-                "2",
-                "--save_strategy",
-                "no",
-                "--logging_steps",
-                "1",
-                *TINY_MOBY,
-                *CPU,
-            ]
-        )
-        == 0
-    )
+    assert cli_main(["pretrain", "moby", "--dataset", "demo", "--max_train_samples", "16", "--output_dir", pretraining,
+                     "--per_device_train_batch_size", "8", "--max_steps", "2", "--save_strategy", "no",
+                     "--logging_steps", "1", *TINY_MOBY, *CPU]) == 0  # fmt: skip
     encoder = os.path.join(pretraining, "encoder")
-    assert (
-        cli_main(
-            [
-                "eval",
-                "knn",
-                "--model",
-                encoder,
-                "--dataset",
-                "demo",
-                "--max_train_samples",
-                "40",
-                "--max_eval_samples",
-                "20",
-                "--k",
-                "5",
-                "10",
-                "--no_cache",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    assert (
-        cli_main(
-            [
-                "finetune",
-                "--model",
-                encoder,
-                "--dataset",
-                "demo",
-                "--output_dir",
-                classifier,
-                "--max_train_samples",
-                "16",
-                "--max_eval_samples",
-                "16",
-                "--num_train_epochs",
-                "1",
-                "--per_device_train_batch_size",
-                "16",
-                "--save_total_limit",
-                "1",
-                *CPU,
-            ]
-        )
-        == 0
-    )
+    assert cli_main(["eval", "knn", "--model", encoder, "--dataset", "demo", "--max_train_samples", "40",
+                     "--max_eval_samples", "20", "--k", "5", "10", "--no_cache", "--device", "cpu"]) == 0  # fmt: skip
+    assert cli_main(["finetune", "--model", encoder, "--dataset", "demo", "--output_dir", classifier,
+                     "--max_train_samples", "16", "--max_eval_samples", "16", "--num_train_epochs", "1",
+                     "--per_device_train_batch_size", "16", "--save_total_limit", "1", *CPU]) == 0  # fmt: skip
     return {"root": str(root), "pretraining": pretraining, "encoder": encoder, "classifier": classifier}
 
 

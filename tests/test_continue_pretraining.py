@@ -28,29 +28,11 @@ RUN = ["--dataset", "demo", "--max_train_samples", "16", "--per_device_train_bat
        "--disable_tqdm", "true"]  # fmt: skip
 METHOD_FLAGS = {
     "beit": [],
-    "extrema": [
-        "--num_masks",
-        "4",
-        "--projector_hidden_size",
-        "64",
-        "--projection_size",
-        "16",
-        "--calibration_images",
-        "8",
-        "--calibration_steps",
-        "2",
-    ],
-    "moby": [
-        "--projector_hidden_size",
-        "32",
-        "--predictor_hidden_size",
-        "32",
-        "--projection_dim",
-        "16",
-        "--queue_size",
-        "16",
-    ],
-}
+    "extrema": ["--num_masks", "4", "--projector_hidden_size", "64", "--projection_size", "16",
+                "--calibration_images", "8", "--calibration_steps", "2"],
+    "moby": ["--projector_hidden_size", "32", "--predictor_hidden_size", "32", "--projection_dim", "16",
+             "--queue_size", "16"],
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -97,59 +97,15 @@ def test_pretrain_command_trains_with_augmentation_on_the_device(tmp_path):
 
     collators.MultiMaskCollator.augment = recording
     try:
-        assert (
-            main(
-                [
-                    "pretrain",
-                    "extrema",
-                    "--dataset",
-                    "demo",
-                    "--max_train_samples",
-                    "32",
-                    "--model_size",
-                    "tiny",
-                    "--image_size",
-                    "32",
-                    "--patch_size",
-                    "8",
-                    "--hidden_size",
-                    "32",
-                    "--num_hidden_layers",
-                    "1",
-                    "--num_attention_heads",
-                    "2",
-                    "--mask_ratio",
-                    "0.75",
-                    "--num_masks",
-                    "2",
-                    "--projector_hidden_size",
-                    "32",
-                    "--projection_size",
-                    "16",
-                    "--calibration_images",
-                    "8",
-                    "--calibration_steps",
-                    "1",
-                    "--per_device_train_batch_size",
-                    "8",
-                    "--logging_steps",
-                    "1",
-                    "--save_strategy",
-                    "no",
-                    "--use_cpu",
-                    "--dataloader_num_workers",
-                    "0",
-                    "--disable_tqdm",
-                    "true",
-                    "--max_steps",
-                    "2",
-                    "--augment_on_device",
-                    "--output_dir",
-                    str(tmp_path),
-                ]
-            )
-            == 0
-        )
+        assert main([
+            "pretrain", "extrema", "--dataset", "demo", "--max_train_samples", "32", "--model_size", "tiny",
+            "--image_size", "32", "--patch_size", "8", "--hidden_size", "32", "--num_hidden_layers", "1",
+            "--num_attention_heads", "2", "--mask_ratio", "0.75", "--num_masks", "2", "--projector_hidden_size", "32",
+            "--projection_size", "16", "--calibration_images", "8", "--calibration_steps", "1",
+            "--per_device_train_batch_size", "8", "--logging_steps", "1", "--save_strategy", "no", "--use_cpu",
+            "--dataloader_num_workers", "0", "--disable_tqdm", "true", "--max_steps", "2", "--augment_on_device",
+            "--output_dir", str(tmp_path),
+        ]) == 0  # fmt: skip
     finally:
         collators.MultiMaskCollator.augment = augment
     # each of the 2 training batches (and the export calibration's) arrived as crops and was augmented once

@@ -68,31 +68,11 @@ def _arguments(tmp_path, **overrides):
 def test_finetune_cli_result_loads_in_pipeline(tiny_beit_dir, tmp_path):
     output = tmp_path / "classifier"
     argv = [
-        "finetune",
-        "--model",
-        tiny_beit_dir,
-        "--dataset",
-        "demo",
-        "--output_dir",
-        str(output),
-        "--max_train_samples",
-        "48",
-        "--max_eval_samples",
-        "24",
-        "--num_train_epochs",
-        "2",
-        "--per_device_train_batch_size",
-        "16",
-        "--per_device_eval_batch_size",
-        "24",
-        "--learning_rate",
-        "1e-3",
-        "--use_cpu",
-        "--dataloader_pin_memory",
-        "false",
-        "--logging_steps",
-        "1",
-    ]
+        "finetune", "--model", tiny_beit_dir, "--dataset", "demo", "--output_dir", str(output),
+        "--max_train_samples", "48", "--max_eval_samples", "24", "--num_train_epochs", "2",
+        "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "24", "--learning_rate", "1e-3",
+        "--use_cpu", "--dataloader_pin_memory", "false", "--logging_steps", "1",
+    ]  # fmt: skip
     assert cli_main(argv) == 0
 
     classify = pipeline("image-classification", model=str(output))

@@ -181,26 +181,8 @@ def test_knn_of_streams_equals_knn_of_the_prepared_data(image_shards, tiny_encod
     scores = {}  # training rows
     for streamed in ("false", "true"):
         output = tmp_path / f"streamed-{streamed}.json"
-        argv = [
-            "eval",
-            "knn",
-            "--model",
-            tiny_encoder,
-            "--dataset",
-            path,
-            "--eval_dataset",
-            eval_path,
-            "--eval_split",
-            "train",
-            "--k",
-            "5",
-            "--no_cache",
-            "true",
-            "--output_file",
-            str(output),
-            "--streaming",
-            streamed,
-        ]
+        argv = ["eval", "knn", "--model", tiny_encoder, "--dataset", path, "--eval_dataset", eval_path, "--eval_split",
+                "train", "--k", "5", "--no_cache", "true", "--output_file", str(output), "--streaming", streamed]  # fmt: skip
         assert cli(argv) == 0
         scores[streamed] = {r["metric"]: r["value"] for r in json.loads(output.read_text())["results"]}
     assert scores["true"] == scores["false"]

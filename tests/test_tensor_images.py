@@ -96,56 +96,15 @@ def test_pretraining_with_images_on_the_device(tmp_path):
 
     args = MobyTrainingArguments(output_dir=str(tmp_path), images_on_device=True, dataloader_num_workers=3)
     assert (args.dataloader_num_workers, args.dataloader_pin_memory) == (0, False)  # the collator reads the device
-    assert (
-        main(
-            [
-                "pretrain",
-                "moby",
-                "--dataset",
-                "demo",
-                "--max_train_samples",
-                "32",
-                "--image_size",
-                "32",
-                "--patch_size",
-                "4",
-                "--window_size",
-                "4",
-                "--embed_dim",
-                "16",
-                "--depths",
-                "1",
-                "1",
-                "--num_heads",
-                "1",
-                "2",
-                "--projector_hidden_size",
-                "32",
-                "--predictor_hidden_size",
-                "32",
-                "--projection_dim",
-                "16",
-                "--queue_size",
-                "16",
-                "--per_device_train_batch_size",
-                "8",
-                "--logging_steps",
-                "1",
-                "--save_strategy",
-                "no",
-                "--use_cpu",
-                "--disable_tqdm",
-                "true",
-                "--max_steps",
-                "2",
-                "--images_on_device",
-                "--augment_on_device",
-                "--output_dir",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
+    assert main([
+        "pretrain", "moby", "--dataset", "demo", "--max_train_samples", "32", "--image_size", "32", "--patch_size", "4",
+        "--window_size", "4", "--embed_dim", "16", "--depths", "1", "1", "--num_heads", "1", "2",
+        "--projector_hidden_size", "32", "--predictor_hidden_size", "32", "--projection_dim", "16",
+        "--queue_size", "16",
+        "--per_device_train_batch_size", "8", "--logging_steps", "1", "--save_strategy", "no", "--use_cpu",
+        "--disable_tqdm", "true", "--max_steps", "2", "--images_on_device", "--augment_on_device",
+        "--output_dir", str(tmp_path),
+    ]) == 0  # fmt: skip
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
     losses = [entry["loss"] for entry in history if "loss" in entry]
     assert len(losses) == 2 and all(np.isfinite(losses))

@@ -19,21 +19,8 @@ from maskvision.visualization.images import HEADER
 
 # A tiny dVAE: 16 px, 4 x 4 codes of a vocabulary of 32.
 TINY = "vocab_size=32,hidden_size=16,code_embedding_size=16"
-COMMON = [
-    "--max_steps",
-    "4",
-    "--per_device_train_batch_size",
-    "8",
-    "--base_learning_rate",
-    "1e-3",
-    "--logging_steps",
-    "2",
-    "--use_cpu",
-    "--report_to",
-    "none",
-    "--disable_tqdm",
-    "true",
-]
+COMMON = ["--max_steps", "4", "--per_device_train_batch_size", "8", "--base_learning_rate", "1e-3",
+          "--logging_steps", "2", "--use_cpu", "--report_to", "none", "--disable_tqdm", "true"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -70,29 +57,9 @@ def test_train_then_inspect_dvae(parquet, tmp_path):
     output = tmp_path / "dvae"
     config = tmp_path / "run.yaml"
     config.write_text(f"dataset: {parquet}\nmodel_size: tiny\nimage_size: 16\nconfig_overrides: '{TINY}'\n")
-    assert (
-        cli(
-            [
-                "tokenizer",
-                "train",
-                str(config),
-                "--output_dir",
-                str(output),
-                "--reseed_interval",
-                "2",
-                "--temperature_steps",
-                "4",
-                "--eval_images",
-                "24",
-                "--save_strategy",
-                "steps",
-                "--save_steps",
-                "2",
-                *COMMON,
-            ]
-        )
-        == 0
-    )
+    assert cli(["tokenizer", "train", str(config), "--output_dir", str(output), "--reseed_interval", "2",
+                "--temperature_steps", "4",
+                "--eval_images", "24", "--save_strategy", "steps", "--save_steps", "2", *COMMON]) == 0  # fmt: skip
     files = set(os.listdir(output))
     assert {
         "config.json",
@@ -148,29 +115,9 @@ def test_train_then_inspect_dvae(parquet, tmp_path):
 def test_resume_restores_the_schedule(parquet, tmp_path):
     """A run interrupted after checkpoint-2 and resumed logs the same schedule values as the uninterrupted run."""
     output = tmp_path / "resume"
-    args = [
-        "tokenizer",
-        "train",
-        "--dataset",
-        parquet,
-        "--output_dir",
-        str(output),
-        "--model_size",
-        "tiny",
-        "--image_size",
-        "16",
-        "--config_overrides",
-        TINY,
-        "--temperature_steps",
-        "4",
-        "--kl_warmup_steps",
-        "4",
-        "--save_steps",
-        "2",
-        "--eval_images",
-        "8",
-        *COMMON,
-    ]
+    args = ["tokenizer", "train", "--dataset", parquet, "--output_dir", str(output), "--model_size", "tiny",
+            "--image_size", "16", "--config_overrides", TINY, "--temperature_steps", "4", "--kl_warmup_steps", "4",
+            "--save_steps", "2", "--eval_images", "8", *COMMON]  # fmt: skip
 
     def schedule_at_step_4():
         state = json.loads((output / "checkpoint-4" / "trainer_state.json").read_text())
@@ -204,34 +151,10 @@ def test_train_vqkd_with_a_teacher(parquet, tmp_path):
         add_pooling_layer=False,
     ).save_pretrained(teacher)
     output = tmp_path / "vqkd"
-    assert (
-        cli(
-            [
-                "tokenizer",
-                "train",
-                "--dataset",
-                parquet,
-                "--output_dir",
-                str(output),
-                "--tokenizer_type",
-                "vqkd",
-                "--teacher",
-                str(teacher),
-                "--model_size",
-                "tiny",
-                "--image_size",
-                "16",
-                "--config_overrides",
-                "vocab_size=32",
-                "--eval_images",
-                "16",
-                "--save_strategy",
-                "no",
-                *COMMON,
-            ]
-        )
-        == 0
-    )
+    assert cli(["tokenizer", "train", "--dataset", parquet, "--output_dir", str(output), "--tokenizer_type", "vqkd",
+                "--teacher", str(teacher), "--model_size", "tiny", "--image_size", "16",
+                "--config_overrides", "vocab_size=32", "--eval_images", "16", "--save_strategy", "no",
+                *COMMON]) == 0  # fmt: skip
     model = AutoModel.from_pretrained(output)
     assert isinstance(model, VQKDTokenizer) and model.config.teacher_name_or_path == str(teacher)
     assert bool(model.codebook_initialized)  # k-means on the first step's encoder outputs

@@ -100,28 +100,8 @@ PREVIEWS = {  # method → (extra flags, columns)
 def test_preview_draws_the_views_and_masks_of_the_methods_collator(method, tmp_path, capsys):
     flags, columns = PREVIEWS[method]
     output = str(tmp_path / f"{method}.png")
-    assert (
-        cli_main(
-            [
-                "preview",
-                "--dataset",
-                "demo",
-                "--split",
-                "test",
-                "--method",
-                method,
-                *SIZES,
-                *flags,
-                "--num_images",
-                "3",
-                "--tile",
-                str(TILE),
-                "--output",
-                output,
-            ]
-        )
-        == 0
-    )
+    assert cli_main(["preview", "--dataset", "demo", "--split", "test", "--method", method, *SIZES, *flags,
+                     "--num_images", "3", "--tile", str(TILE), "--output", output]) == 0  # fmt: skip
     assert ", ".join(columns) in capsys.readouterr().out
     grid = tiles(output, len(columns), 3)
     assert all(not_blank(tile) for row in grid for tile in row)
@@ -131,29 +111,8 @@ def test_preview_draws_the_views_and_masks_of_the_methods_collator(method, tmp_p
 
 def test_preview_of_beit_with_a_tokenizer_shows_the_tokenizers_view(tmp_path, tokenizer_dir):
     output = str(tmp_path / "beit.png")
-    assert (
-        cli_main(
-            [
-                "preview",
-                "--dataset",
-                "demo",
-                "--split",
-                "test",
-                "--method",
-                "beit",
-                *SIZES,
-                "--tokenizer",
-                tokenizer_dir,
-                "--num_images",
-                "2",
-                "--tile",
-                str(TILE),
-                "--output",
-                output,
-            ]
-        )
-        == 0
-    )
+    assert cli_main(["preview", "--dataset", "demo", "--split", "test", "--method", "beit", *SIZES, "--tokenizer",
+                     tokenizer_dir, "--num_images", "2", "--tile", str(TILE), "--output", output]) == 0  # fmt: skip
     grid = tiles(output, 4, 2)
     assert all(not_blank(row[3]) for row in grid)
 

@@ -42,23 +42,8 @@ VIT_TINY = ["--model_size", "tiny", "--image_size", "32", "--patch_size", "4", "
 # Shared by every method's pretraining: nothing below follows a recipe default. The cosine schedule decays to 0.
 # bf16 autocast on the CPU too: about 1.8x faster steps on this project's AMD EPYC (AVX512-BF16), losses in fp32.
 BF16 = ["--bf16", "true"] + ([] if torch.cuda.is_available() else ["--use_cpu", "true"])
-COMMON = [
-    "--lr_scheduler_type",
-    "cosine",
-    "--dataloader_drop_last",
-    "true",
-    "--augment_on_device",
-    "true",
-    "--images_on_device",
-    "true",
-    *BF16,
-    "--logging_steps",
-    "50",
-    "--disable_tqdm",
-    "true",
-    "--seed",
-    "0",
-]
+COMMON = ["--lr_scheduler_type", "cosine", "--dataloader_drop_last", "true", "--augment_on_device", "true",
+          "--images_on_device", "true", *BF16, "--logging_steps", "50", "--disable_tqdm", "true", "--seed", "0"]  # fmt: skip
 
 
 # Every method's own settings, passed explicitly (lr, schedule, regularisation, heads, masks, momentum), on top of
@@ -91,39 +76,11 @@ FINETUNE = ["--warmup_steps", "0.1", "--weight_decay", "0.05", "--drop_path_rate
             "--cutmix_alpha", "0", "--label_smoothing_factor", "0.1", "--min_crop_scale", "0.35", "--max_grad_norm",
             "0"]  # fmt: skip
 
-SMALL_VIT = [
-    "--model_size",
-    "tiny",
-    "--image_size",
-    "32",
-    "--patch_size",
-    "4",
-    "--hidden_size",
-    "128",
-    "--num_hidden_layers",
-    "6",
-    "--num_attention_heads",
-    "2",
-]
+SMALL_VIT = ["--model_size", "tiny", "--image_size", "32", "--patch_size", "4", "--hidden_size", "128",
+             "--num_hidden_layers", "6", "--num_attention_heads", "2"]  # fmt: skip
 # MoBY's Swin of the demo: 32 px in 4-pixel patches, windows of 4, two stages (8x8 tokens of width 48, 4x4 of 96).
-SMALL_SWIN = [
-    "--backbone",
-    "swin",
-    "--image_size",
-    "32",
-    "--patch_size",
-    "4",
-    "--window_size",
-    "4",
-    "--embed_dim",
-    "48",
-    "--depths",
-    "2",
-    "6",
-    "--num_heads",
-    "3",
-    "6",
-]
+SMALL_SWIN = ["--backbone", "swin", "--image_size", "32", "--patch_size", "4", "--window_size", "4", "--embed_dim",
+              "48", "--depths", "2", "6", "--num_heads", "3", "6"]  # fmt: skip
 
 # Per profile: the batch, each method's epochs and flags, the fine-tuning budget and learning rate.
 PROFILES = {
@@ -239,12 +196,19 @@ def _shrink(flags: list[str]) -> list[str]:
         elif flag in ("--hidden_size", "--num_attention_heads") and "--num_hidden_layers" in flags:
             flags += [flag, value]
     for flag, value in (("--depths", "1"), ("--num_heads", "1")):  # a Swin: one block and one head per stage
-        if flag in flags:
-            index = flags.index(flag) + 1
-            while index < len(flags) and not flags[index].startswith("--"):
-                flags[index] = value
-                index += 1
+        for index in _value_positions(flags, flag):
+            flags[index] = value
     return flags
+
+
+def _value_positions(flags: list[str], flag: str) -> range:
+    """The positions of ``flag``'s values in ``flags`` (a list flag such as ``--depths 2 6``); empty when absent."""
+    if flag not in flags:
+        return range(0)
+    start = end = flags.index(flag) + 1
+    while end < len(flags) and not flags[end].startswith("--"):
+        end += 1
+    return range(start, end)
 
 
 # ------------------------------------------------------------------------------------------------------ results
@@ -398,42 +362,13 @@ def train_tokenizer(plan: dict, results: Results) -> str:
     """Stage 1 of BEiT: the tiny dVAE (8x8 codes of 32 px images, 512 codes), or the TOKENIZER given."""
     path = plan["tokenizer"] or os.path.join(plan["out"], "tokenizer")
     if not plan["tokenizer"]:
-        maskvision(
-            "tokenizer",
-            "train",
-            *train_data(plan),
-            "--output_dir",
-            path,
-            "--model_size",
-            "tiny",
-            "--max_steps",
-            str(plan["tokenizer_steps"]),
-            "--per_device_train_batch_size",
-            "64",
-            "--learning_rate",
-            "1e-3",
-            "--warmup_steps",
-            "0.05",
-            "--lr_scheduler_type",
-            "cosine",
-            "--weight_decay",
-            "1e-4",
-            "--config_overrides",
-            "straight_through=true",
-            "--temperature_end",
-            "0.5",
-            "--min_crop_scale",
-            "0.35",
-            "--save_strategy",
-            "no",
-            "--images_on_device",
-            "true",
-            "--disable_tqdm",
-            "true",
-            "--seed",
-            "0",
-            *(["--max_train_samples", "256", "--eval_images", "64"] if plan["smoke"] else []),
-        )
+        maskvision("tokenizer", "train", *train_data(plan), "--output_dir", path, "--model_size", "tiny",
+                   "--max_steps", str(plan["tokenizer_steps"]), "--per_device_train_batch_size", "64",
+                   "--learning_rate", "1e-3", "--warmup_steps", "0.05", "--lr_scheduler_type", "cosine",
+                   "--weight_decay", "1e-4", "--config_overrides", "straight_through=true", "--temperature_end", "0.5",
+                   "--min_crop_scale", "0.35", "--save_strategy", "no", "--images_on_device", "true",
+                   "--disable_tqdm", "true", "--seed", "0",
+                   *(["--max_train_samples", "256", "--eval_images", "64"] if plan["smoke"] else []))  # fmt: skip
     maskvision(
         "tokenizer",
         "inspect",
@@ -517,10 +452,7 @@ def _backbone(flags: list[str]) -> str:
         return flags[flags.index(flag) + 1] if flag in flags else default
 
     if value("--backbone", "vit") == "swin":
-        start = end = flags.index("--depths") + 1
-        while end < len(flags) and not flags[end].startswith("--"):
-            end += 1
-        depths = "-".join(flags[start:end])
+        depths = "-".join(flags[index] for index in _value_positions(flags, "--depths"))
         return f"Swin {value('--embed_dim', '96')}, depths {depths}, patch {value('--patch_size', '4')}"
     width, depth = value("--hidden_size", "192"), value("--num_hidden_layers", "12")
     return f"ViT {width}x{depth}, patch {value('--patch_size', '4')}"
